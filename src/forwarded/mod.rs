@@ -1,0 +1,1 @@
+//! Forwarded-header parsers (sans-IO).

@@ -1,0 +1,1 @@
+//! Socket side: listener, acceptor, stream.
