@@ -185,6 +185,7 @@ fn protocol(c: &mut Cur<'_>) -> R<Family> {
             c.lit(b"UNKNOWN", Error::V1Protocol)?;
             match c.peek()? {
                 b' ' | b'\r' => Ok(Family::Unspec),
+                b'\n' => Err(Error::V1Crlf.into()),
                 b => Err(word_end(b).into()),
             }
         }
@@ -197,6 +198,8 @@ fn protocol(c: &mut Cur<'_>) -> R<Family> {
 fn word_end(b: u8) -> Error {
     if b.is_ascii_alphanumeric() {
         Error::V1Protocol
+    } else if b == b'\r' || b == b'\n' {
+        Error::V1Truncated
     } else {
         Error::V1Separator
     }
