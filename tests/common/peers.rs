@@ -143,18 +143,40 @@ impl fmt::Debug for PeerProcess {
     }
 }
 
-/// Addresses after `keyword` at the start of a config line
+/// Addresses after `keyword` at the start of a config statement
 /// (`bind 127.0.0.1:8080 ssl ...`, `listen [::1]:80 proxy_protocol;`).
+/// Statements end at a newline, `;`, `{` or `}`, so one-line nginx blocks work.
 fn listen_addrs(config: &str, keyword: &str) -> Vec<SocketAddr> {
-    config
-        .lines()
-        .filter_map(|line| {
-            let mut words = line.split_whitespace();
+    let addrs: Vec<SocketAddr> = config
+        .split(['\n', ';', '{', '}'])
+        .filter_map(|statement| {
+            let mut words = statement.split_whitespace();
             (words.next() == Some(keyword))
                 .then(|| words.next().and_then(parse_listen_addr))
                 .flatten()
         })
-        .collect()
+        .collect();
+    assert!(
+        !addrs.is_empty(),
+        "no numeric `{keyword} <ip>:<port>` in the config: the harness waits \
+         for those to listen\n{config}"
+    );
+    addrs
+}
+
+/// Runs a config check (`haproxy -c`, `nginx -t`); panics with its output.
+fn check_config(name: &str, cmd: &mut Command, text: &str) {
+    let check = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run the {name} config check: {e}"));
+    if !check.status.success() {
+        panic!(
+            "{name} rejected its config ({}):\n{}{}\n--- config ---\n{text}",
+            check.status,
+            String::from_utf8_lossy(&check.stdout),
+            String::from_utf8_lossy(&check.stderr),
+        );
+    }
 }
 
 /// A running `haproxy -db`, killed on drop.
@@ -196,20 +218,11 @@ impl Haproxy {
         );
         fs::write(&config, &text).expect("write haproxy config");
 
-        let check = Command::new(&binary)
-            .arg("-c")
-            .arg("-f")
-            .arg(&config)
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {} -c: {e}", binary.display()));
-        if !check.status.success() {
-            panic!(
-                "haproxy rejected its config ({}):\n{}{}\n--- config ---\n{text}",
-                check.status,
-                String::from_utf8_lossy(&check.stdout),
-                String::from_utf8_lossy(&check.stderr),
-            );
-        }
+        check_config(
+            "haproxy",
+            Command::new(&binary).arg("-c").arg("-f").arg(&config),
+            &text,
+        );
 
         let config_arg = config.to_str().expect("utf-8 temp path").to_owned();
         let mut process =
@@ -293,6 +306,20 @@ impl Nginx {
         fs::write(&config, &text).expect("write nginx config");
 
         let config_arg = config.to_str().expect("utf-8 temp path").to_owned();
+        check_config(
+            "nginx",
+            Command::new(&binary).args([
+                "-t",
+                "-q",
+                "-p",
+                &root,
+                "-e",
+                "stderr",
+                "-c",
+                &config_arg,
+            ]),
+            &text,
+        );
         let mut process = PeerProcess::spawn(
             "nginx",
             dir,
