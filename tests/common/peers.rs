@@ -37,8 +37,8 @@ struct PeerProcess {
     child: Child,
     log: PathBuf,
     config: PathBuf,
-    // Dropped after the child is reaped (field order), so the process never
-    // outlives its files.
+    // Removed only after `Drop::drop` has killed and reaped the child, so
+    // the process never outlives its files.
     dir: TempDir,
 }
 
