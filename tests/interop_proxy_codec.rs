@@ -206,6 +206,24 @@ fn haproxy_v2_crc32c_unique_id_authority() {
     );
 }
 
+#[test]
+fn haproxy_v2_unique_id_without_format_is_empty_tlv() {
+    // Without a frontend `unique-id-format`, haproxy 2.6 still writes the
+    // UNIQUE_ID TLV, with length 0: the header must parse and say "empty".
+    let capture = Capture::bind();
+    let (_haproxy, port) = haproxy_to(&capture, "", "", "send-proxy-v2 proxy-v2-options unique-id");
+    let curl = Curl::new(format!("http://127.0.0.1:{port}/empty-id"))
+        .interface(lo(18))
+        .run();
+    curl.expect_status(200);
+
+    let captured = capture.next();
+    let (header, rest) = parse_complete(&captured);
+    assert_proxied(&header, Version::V2, &curl, v4_listen(port));
+    assert_eq!(header.unique_id(), Some(&b""[..]));
+    assert_replayed(rest, &curl);
+}
+
 /// Frontend options for the TLS cases: haproxy terminates TLS (certificate
 /// for `realip.test`), offers h2 and http/1.1, asks for an optional client
 /// certificate signed by `client`.
