@@ -1,1 +1,650 @@
 //! Client-address resolution: the one decision point.
+//!
+//! A [`Policy`] is built once (invalid combinations are a [`ConfigError`]
+//! then, not a surprise per request) and [`Policy::resolve`] turns a
+//! request's socket peer, the accepted PROXY protocol source (if any) and its
+//! headers into a [`Resolution`]: the client address, its port when known,
+//! which source decided it, the hops walked and why the walk stopped.
+//!
+//! The pipeline peels one trusted hop at a time:
+//!
+//! 1. start from the socket peer;
+//! 2. a PROXY protocol source replaces it;
+//! 3. while the current address is a trusted proxy, step one entry left in
+//!    the first configured header that is present. The first untrusted
+//!    entry is the client. A malformed entry (`garbage`, `unknown`,
+//!    `_hidden`) ends the walk at the last good hop; nothing is skipped.
+//!    If every entry is trusted, the leftmost is the client.
+//!
+//! IPv4-mapped IPv6 is normalized to IPv4 everywhere; header entries with an
+//! IPv6 zone (`fe80::1%eth0`) are never trusted. The socket peer's own scope
+//! id is set by the kernel, not by the client, and does not affect trust.
+//! The walk reads at most [`Policy::hop_cap`] entries (default 32), so the
+//! work per request is bounded whatever the header holds.
+//!
+//! The default policy trusts no proxy: the client is the socket peer, or the
+//! PROXY source when the listener accepted a header.
+//!
+//! ```
+//! use http::{HeaderMap, HeaderValue};
+//! use realip::resolve::{HeaderSource, Policy, Source, Stop};
+//! use std::net::SocketAddr;
+//!
+//! let policy = Policy::builder()
+//!     .trust_private()
+//!     .header(HeaderSource::XForwardedFor)
+//!     .build()?;
+//!
+//! let mut headers = HeaderMap::new();
+//! // The client forged the first entry; 10.0.0.7 is an internal proxy.
+//! headers.insert(
+//!     "x-forwarded-for",
+//!     HeaderValue::from_static("6.6.6.6, 203.0.113.9:5123, 10.0.0.7"),
+//! );
+//! let peer: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+//! let r = policy.resolve(peer, None, &headers);
+//! assert_eq!(r.ip(), "203.0.113.9".parse::<std::net::IpAddr>().unwrap());
+//! assert_eq!(r.port(), Some(5123));
+//! assert_eq!(r.stop(), Stop::UntrustedHop);
+//! assert!(matches!(r.source(), Source::Header(h) if h == "x-forwarded-for"));
+//! assert_eq!(r.hops().len(), 3); // peer, 10.0.0.7, 203.0.113.9
+//!
+//! // Secure default: nothing is trusted, headers are ignored.
+//! let r = Policy::default().resolve(peer, None, &headers);
+//! assert_eq!(r.ip(), peer.ip());
+//! # Ok::<(), realip::trust::ConfigError>(())
+//! ```
+
+use crate::forwarded::{self, rfc7239, single, xff, Node};
+use crate::trust::TrustedProxies;
+pub use crate::trust::{ConfigError, ConfigErrorKind};
+use http::{HeaderMap, HeaderName};
+use ipnet::IpNet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+
+/// Default bound on the header entries read per request.
+pub const DEFAULT_HOP_CAP: usize = 32;
+/// Largest configurable hop cap; [`Resolution`] keeps the hops inline.
+pub const MAX_HOP_CAP: usize = 64;
+/// Peer + PROXY source + header entries.
+const HOPS: usize = MAX_HOP_CAP + 2;
+
+/// Which input decided the client address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The TCP peer.
+    Socket,
+    /// The source address of an accepted PROXY protocol header.
+    ProxyProtocol,
+    /// An entry of this request header.
+    Header(HeaderName),
+}
+
+/// Why the walk stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The current address is not a trusted proxy: it is the client. Also
+    /// the reason when the peer itself is not trusted (the default).
+    UntrustedHop,
+    /// The next entry did not parse (or was `unknown`/obfuscated); the
+    /// client is the last good hop.
+    Malformed,
+    /// Every entry was trusted; the leftmost is the client.
+    Exhausted,
+    /// The hop cap was reached with entries left; the client is the last
+    /// hop read (fail closed: entries further left are never believed).
+    HopCap,
+    /// The peer is trusted but none of the configured headers was sent.
+    HeaderAbsent,
+    /// A single-address header had several lines; the client is the hop
+    /// that sent them.
+    Ambiguous,
+    /// Non-recursive mode took its one step onto a trusted address.
+    SingleStep,
+    /// Hop-count mode reached the Nth entry from the right.
+    HopCount,
+    /// Hop-count mode: fewer entries than trusted proxies; the client is
+    /// the nearest hop (the peer or PROXY source).
+    TooShort,
+}
+
+/// The outcome of [`Policy::resolve`].
+///
+/// Holds the addresses walked inline (no heap allocation): the socket
+/// peer, the PROXY source if any, then each header entry read, nearest
+/// first. Except for [`Stop::TooShort`], the last hop is the client.
+#[derive(Clone)]
+pub struct Resolution {
+    ip: IpAddr,
+    port: Option<u16>,
+    source: Source,
+    stop: Stop,
+    len: u8,
+    hops: [IpAddr; HOPS],
+}
+
+impl Resolution {
+    fn new(peer: SocketAddr) -> Self {
+        let ip = peer.ip().to_canonical();
+        let mut hops = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); HOPS];
+        hops[0] = ip;
+        Resolution {
+            ip,
+            port: Some(peer.port()),
+            source: Source::Socket,
+            stop: Stop::UntrustedHop,
+            len: 1,
+            hops,
+        }
+    }
+
+    #[inline]
+    fn step(&mut self, ip: IpAddr, port: Option<u16>) {
+        let ip = ip.to_canonical();
+        self.ip = ip;
+        self.port = port;
+        // The walk reads at most MAX_HOP_CAP entries, so this always fits.
+        if let Some(slot) = self.hops.get_mut(usize::from(self.len)) {
+            *slot = ip;
+            self.len += 1;
+        }
+    }
+
+    /// The client address (IPv4-mapped IPv6 normalized to IPv4).
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+
+    /// The client port, when the deciding source carried one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The client address with its port, when the port is known.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.port.map(|p| SocketAddr::new(self.ip, p))
+    }
+
+    /// Which input decided the address.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Why the walk stopped.
+    pub fn stop(&self) -> Stop {
+        self.stop
+    }
+
+    /// The addresses walked, nearest first (socket peer first).
+    pub fn hops(&self) -> &[IpAddr] {
+        &self.hops[..usize::from(self.len)]
+    }
+}
+
+impl fmt::Debug for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolution")
+            .field("ip", &self.ip)
+            .field("port", &self.port)
+            .field("source", &self.source)
+            .field("stop", &self.stop)
+            .field("hops", &self.hops())
+            .finish()
+    }
+}
+
+/// A header the policy may read, tried in the order configured.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderSource {
+    /// `X-Forwarded-For` list.
+    XForwardedFor,
+    /// RFC 7239 `Forwarded` list.
+    Forwarded,
+    /// `X-Real-IP` (single address).
+    XRealIp,
+    /// `CF-Connecting-IP` (single address).
+    CfConnectingIp,
+    /// `True-Client-IP` (single address).
+    TrueClientIp,
+    /// `Fly-Client-IP` (single address).
+    FlyClientIp,
+    /// `X-Envoy-External-Address` (single address).
+    XEnvoyExternalAddress,
+    /// `CloudFront-Viewer-Address` (`ip:port`, IPv6 unbracketed).
+    CloudFrontViewerAddress,
+    /// A custom single-address header.
+    Single(HeaderName),
+    /// A custom header in `X-Forwarded-For` list syntax.
+    List(HeaderName),
+}
+
+impl HeaderSource {
+    /// The header name read.
+    pub fn name(&self) -> HeaderName {
+        match self {
+            HeaderSource::XForwardedFor => forwarded::X_FORWARDED_FOR,
+            HeaderSource::Forwarded => forwarded::FORWARDED,
+            HeaderSource::XRealIp => forwarded::X_REAL_IP,
+            HeaderSource::CfConnectingIp => forwarded::CF_CONNECTING_IP,
+            HeaderSource::TrueClientIp => forwarded::TRUE_CLIENT_IP,
+            HeaderSource::FlyClientIp => forwarded::FLY_CLIENT_IP,
+            HeaderSource::XEnvoyExternalAddress => forwarded::X_ENVOY_EXTERNAL_ADDRESS,
+            HeaderSource::CloudFrontViewerAddress => forwarded::CLOUDFRONT_VIEWER_ADDRESS,
+            HeaderSource::Single(n) | HeaderSource::List(n) => n.clone(),
+        }
+    }
+
+    fn kind(&self) -> Kind {
+        match self {
+            HeaderSource::XForwardedFor | HeaderSource::List(_) => Kind::List,
+            HeaderSource::Forwarded => Kind::Forwarded,
+            HeaderSource::CloudFrontViewerAddress => Kind::CloudFront,
+            _ => Kind::Single,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    List,
+    Forwarded,
+    Single,
+    CloudFront,
+}
+
+#[derive(Clone, Debug)]
+struct Spec {
+    name: HeaderName,
+    kind: Kind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Ranges { recursive: bool },
+    Count(usize),
+}
+
+#[derive(Debug)]
+struct Inner {
+    trusted: TrustedProxies,
+    specs: Vec<Spec>,
+    mode: Mode,
+    cap: usize,
+}
+
+/// A validated resolution policy. Cheap to clone (shared), `Send + Sync`.
+///
+/// Modes:
+/// - **trusted ranges, recursive** (default once ranges are given): walk
+///   left while the current address is trusted (nginx
+///   `real_ip_recursive on`);
+/// - **trusted ranges, non-recursive**: one step at most (nginx
+///   `real_ip_recursive off`);
+/// - **hop count** (`trusted_hops(n)`): `n` proxies stand in front of the
+///   app, the socket peer (or PROXY source) being the first; the client is
+///   the `n`th entry from the right, and a shorter chain fails closed to the
+///   nearest hop.
+///
+/// Configuration rules, checked by [`PolicyBuilder::build`]:
+/// - trust (ranges or a hop count) without any header is an error, and so
+///   is a header without any trust: such a header could never be believed,
+///   which is almost always a forgotten `trust_*` call. The secure default
+///   (no trust, no header) is [`Policy::default`];
+/// - hop count 0, hop count with recursion off, hop count together with
+///   trusted ranges, hop count above the hop cap: errors;
+/// - hop cap 0 or above [`MAX_HOP_CAP`]: error;
+/// - a header name containing `_` (look-alike of a dashed name, which some
+///   servers conflate) or the same header twice: error.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    inner: Arc<Inner>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            inner: Arc::new(Inner {
+                trusted: TrustedProxies::new(),
+                specs: Vec::new(),
+                mode: Mode::Ranges { recursive: true },
+                cap: DEFAULT_HOP_CAP,
+            }),
+        }
+    }
+}
+
+impl Policy {
+    /// The secure default: trusts no proxy and reads no header.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts a policy configuration.
+    pub fn builder() -> PolicyBuilder {
+        PolicyBuilder::default()
+    }
+
+    /// The trusted ranges.
+    pub fn trusted_proxies(&self) -> &TrustedProxies {
+        &self.inner.trusted
+    }
+
+    /// The most header entries read per request.
+    pub fn hop_cap(&self) -> usize {
+        self.inner.cap
+    }
+
+    /// Resolves the client of one request.
+    ///
+    /// `proxy_source` is the accepted PROXY header's source address (`None`
+    /// when there was no header, or it was LOCAL/UNKNOWN/AF_UNSPEC).
+    pub fn resolve(
+        &self,
+        peer: SocketAddr,
+        proxy_source: Option<SocketAddr>,
+        headers: &HeaderMap,
+    ) -> Resolution {
+        let inner = &*self.inner;
+        let mut r = Resolution::new(peer);
+        if let Some(src) = proxy_source {
+            r.step(src.ip(), Some(src.port()));
+            r.source = Source::ProxyProtocol;
+        }
+        let anchor_trusted = match inner.mode {
+            Mode::Ranges { .. } => inner.trusted.contains(r.ip),
+            Mode::Count(_) => true,
+        };
+        if !anchor_trusted || inner.specs.is_empty() {
+            r.stop = Stop::UntrustedHop;
+            return r;
+        }
+        for spec in &inner.specs {
+            let lines = headers.get_all(&spec.name);
+            match spec.kind {
+                Kind::List | Kind::Forwarded => {
+                    if lines.iter().next().is_none() {
+                        continue;
+                    }
+                    if spec.kind == Kind::List {
+                        self.walk(&mut r, &spec.name, xff::Entries::new(lines));
+                    } else {
+                        self.walk(&mut r, &spec.name, rfc7239::Entries::new(lines));
+                    }
+                    return r;
+                }
+                Kind::Single | Kind::CloudFront => {
+                    let parser = if spec.kind == Kind::Single {
+                        single::parse
+                    } else {
+                        single::parse_cloudfront
+                    };
+                    match single::read(lines, parser) {
+                        single::Single::Absent => continue,
+                        single::Single::Ambiguous => r.stop = Stop::Ambiguous,
+                        single::Single::One(node) => {
+                            self.walk(&mut r, &spec.name, std::iter::once(node));
+                        }
+                    }
+                    return r;
+                }
+            }
+        }
+        r.stop = Stop::HeaderAbsent;
+        r
+    }
+
+    #[inline]
+    fn walk(&self, r: &mut Resolution, name: &HeaderName, mut entries: impl Iterator<Item = Node>) {
+        let inner = &*self.inner;
+        match inner.mode {
+            Mode::Ranges { recursive } => {
+                let mut read = 0;
+                loop {
+                    let Some(node) = entries.next() else {
+                        r.stop = Stop::Exhausted;
+                        return;
+                    };
+                    if read == inner.cap {
+                        r.stop = Stop::HopCap;
+                        return;
+                    }
+                    let Node::Ip(a) = node else {
+                        r.stop = Stop::Malformed;
+                        return;
+                    };
+                    if read == 0 {
+                        r.source = Source::Header(name.clone());
+                    }
+                    read += 1;
+                    r.step(a.ip, a.port);
+                    if a.zoned || !inner.trusted.contains(a.ip) {
+                        r.stop = Stop::UntrustedHop;
+                        return;
+                    }
+                    if !recursive {
+                        r.stop = Stop::SingleStep;
+                        return;
+                    }
+                }
+            }
+            Mode::Count(n) => {
+                let anchor = (r.ip, r.port, r.source.clone());
+                for k in 1..=n {
+                    match entries.next() {
+                        Some(Node::Ip(a)) => {
+                            if k == 1 {
+                                r.source = Source::Header(name.clone());
+                            }
+                            r.step(a.ip, a.port);
+                            if k == n {
+                                r.stop = Stop::HopCount;
+                                return;
+                            }
+                        }
+                        Some(_) => {
+                            r.stop = Stop::Malformed;
+                            return;
+                        }
+                        None => break,
+                    }
+                }
+                (r.ip, r.port, r.source) = anchor;
+                r.stop = Stop::TooShort;
+            }
+        }
+    }
+}
+
+/// Builds a [`Policy`]; every mistake surfaces in [`PolicyBuilder::build`].
+///
+/// ```
+/// use realip::resolve::{HeaderSource, Policy};
+/// use realip::trust::ConfigErrorKind;
+///
+/// // A CDN in front of a load balancer: two proxies, count them.
+/// let p = Policy::builder().trusted_hops(2).header(HeaderSource::XForwardedFor).build();
+/// assert!(p.is_ok());
+///
+/// let err = Policy::builder().header(HeaderSource::XRealIp).build().unwrap_err();
+/// assert_eq!(err.kind(), ConfigErrorKind::HeaderWithoutTrust);
+/// ```
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct PolicyBuilder {
+    trusted: TrustedProxies,
+    error: Option<ConfigError>,
+    sources: Vec<HeaderSource>,
+    recursive: Option<bool>,
+    trusted_hops: Option<usize>,
+    hop_cap: Option<usize>,
+}
+
+impl PolicyBuilder {
+    /// Trusts one network (a mapped-form range fails at `build`).
+    pub fn trust(mut self, net: IpNet) -> Self {
+        if let Err(e) = self.trusted.add(net) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Trusts many networks.
+    pub fn trust_all<I: IntoIterator<Item = IpNet>>(mut self, nets: I) -> Self {
+        if let Err(e) = self.trusted.extend(nets) {
+            self.error.get_or_insert(e);
+        }
+        self
+    }
+
+    /// Trusts every network of a prepared set.
+    pub fn trusted_proxies(mut self, set: &TrustedProxies) -> Self {
+        self.trusted.merge(set);
+        self
+    }
+
+    /// Trusts loopback ([`TrustedProxies::loopback`]).
+    pub fn trust_loopback(self) -> Self {
+        self.trusted_proxies(&TrustedProxies::loopback())
+    }
+
+    /// Trusts private and internal networks ([`TrustedProxies::private`]).
+    pub fn trust_private(self) -> Self {
+        self.trusted_proxies(&TrustedProxies::private())
+    }
+
+    /// Adds a header to try, after those already added.
+    pub fn header(mut self, source: HeaderSource) -> Self {
+        self.sources.push(source);
+        self
+    }
+
+    /// Walks left while hops are trusted (`true`, the default) or takes at
+    /// most one step (`false`).
+    pub fn recursive(mut self, on: bool) -> Self {
+        self.recursive = Some(on);
+        self
+    }
+
+    /// Hop-count mode: `n` trusted proxies in front of the app.
+    pub fn trusted_hops(mut self, n: usize) -> Self {
+        self.trusted_hops = Some(n);
+        self
+    }
+
+    /// Most header entries read per request (default
+    /// [`DEFAULT_HOP_CAP`], at most [`MAX_HOP_CAP`]).
+    pub fn hop_cap(mut self, cap: usize) -> Self {
+        self.hop_cap = Some(cap);
+        self
+    }
+
+    /// Validates the configuration.
+    ///
+    /// # Errors
+    /// See [`Policy`] for the rules.
+    pub fn build(self) -> Result<Policy, ConfigError> {
+        use ConfigErrorKind as K;
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        let cap = self.hop_cap.unwrap_or(DEFAULT_HOP_CAP);
+        if cap == 0 || cap > MAX_HOP_CAP {
+            return Err(ConfigError::new(
+                K::HopCap,
+                format!("hop cap must be between 1 and {MAX_HOP_CAP}, got {cap}"),
+            ));
+        }
+        let has_ranges = !self.trusted.is_empty();
+        let mode = match self.trusted_hops {
+            Some(0) => {
+                return Err(ConfigError::new(
+                    K::ZeroHopCount,
+                    "trusted_hops(0) trusts no proxy; use Policy::default() for that",
+                ))
+            }
+            Some(_) if self.recursive == Some(false) => {
+                return Err(ConfigError::new(
+                    K::HopCountWithoutRecursion,
+                    "trusted_hops counts proxies and cannot be combined with recursive(false)",
+                ))
+            }
+            Some(_) if has_ranges => {
+                return Err(ConfigError::new(
+                    K::HopCountWithRanges,
+                    "choose either trusted ranges or trusted_hops, not both",
+                ))
+            }
+            Some(n) if n > cap => {
+                return Err(ConfigError::new(
+                    K::HopCountAboveCap,
+                    format!("trusted_hops({n}) exceeds the hop cap ({cap})"),
+                ))
+            }
+            Some(n) => Mode::Count(n),
+            None => Mode::Ranges {
+                recursive: self.recursive.unwrap_or(true),
+            },
+        };
+        let mut specs: Vec<Spec> = Vec::with_capacity(self.sources.len());
+        for source in &self.sources {
+            let name = source.name();
+            if name.as_str().contains('_') {
+                return Err(ConfigError::new(
+                    K::UnderscoreHeaderName,
+                    format!(
+                        "header name `{name}` contains `_`; use dashes (underscore \
+                         look-alikes are never read)"
+                    ),
+                ));
+            }
+            if specs.iter().any(|s| s.name == name) {
+                return Err(ConfigError::new(
+                    K::DuplicateSource,
+                    format!("header `{name}` is configured twice"),
+                ));
+            }
+            specs.push(Spec {
+                name,
+                kind: source.kind(),
+            });
+        }
+        let has_trust = has_ranges || self.trusted_hops.is_some();
+        if specs.is_empty() && (has_trust || self.recursive.is_some()) {
+            return Err(ConfigError::new(
+                K::NoHeaderSource,
+                "proxies are trusted but no header is configured to read the client from",
+            ));
+        }
+        if !specs.is_empty() && !has_trust {
+            return Err(ConfigError::new(
+                K::HeaderWithoutTrust,
+                "a header is configured but no proxy is trusted to send it; add trusted \
+                 ranges (trust_private, trust) or trusted_hops",
+            ));
+        }
+        Ok(Policy {
+            inner: Arc::new(Inner {
+                trusted: self.trusted,
+                specs,
+                mode,
+                cap,
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_is_send_sync_clone() {
+        fn check<T: Send + Sync + Clone + fmt::Debug>() {}
+        check::<Policy>();
+        check::<Resolution>();
+    }
+}

@@ -1,1 +1,510 @@
 //! Trusted proxy ranges.
+//!
+//! [`TrustedProxies`] is the set of networks whose forwarded headers are
+//! believed. It starts empty (trusts nobody); ranges are added one by one,
+//! from presets, or parsed from a list.
+//!
+//! Lookups cost the same for ten ranges and for a cloud provider's ten
+//! thousand: ranges are merged into sorted disjoint intervals, and a small
+//! bucket index over the high bits of the address narrows each lookup to the
+//! few intervals of one bucket before a binary search. The index has about
+//! four buckets per interval (at most 65,536), so a lookup is two index
+//! reads plus a search over a handful of intervals whatever the set size.
+//! A prefix trie crate was not needed: this is a few dozen lines and a
+//! lookup is a couple of cache lines.
+//!
+//! IPv4-mapped IPv6 addresses (`::ffff:a.b.c.d`) are looked up as IPv4;
+//! a range written in mapped form is refused, since it would silently
+//! never match.
+//!
+//! ```
+//! use realip::trust::TrustedProxies;
+//!
+//! let mut trusted = TrustedProxies::private();
+//! trusted.add("203.0.113.0/24".parse().unwrap())?;
+//! assert!(trusted.contains("10.1.2.3".parse().unwrap()));
+//! assert!(trusted.contains("::ffff:203.0.113.7".parse().unwrap()));
+//! assert!(!trusted.contains("198.51.100.1".parse().unwrap()));
+//!
+//! let parsed: TrustedProxies = "10.0.0.0/8, 2001:db8::/32 192.0.2.1".parse()?;
+//! assert_eq!(parsed.len(), 3);
+//! assert!("::ffff:10.0.0.0/104".parse::<TrustedProxies>().is_err());
+//! # Ok::<(), realip::trust::ConfigError>(())
+//! ```
+
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::str::FromStr;
+
+/// What kind of configuration mistake a [`ConfigError`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConfigErrorKind {
+    /// A trusted range is written in IPv4-mapped IPv6 form.
+    MappedRange,
+    /// A trusted range (or list) does not parse.
+    InvalidRange,
+    /// `trusted_hops(0)`.
+    ZeroHopCount,
+    /// Hop-count mode combined with recursion turned off.
+    HopCountWithoutRecursion,
+    /// Hop-count mode combined with trusted ranges.
+    HopCountWithRanges,
+    /// More trusted hops than the hop cap allows.
+    HopCountAboveCap,
+    /// `hop_cap(0)` or a cap above [`crate::resolve::MAX_HOP_CAP`].
+    HopCap,
+    /// Trust was configured but no header to read.
+    NoHeaderSource,
+    /// A header is configured but no proxy is trusted to send it.
+    HeaderWithoutTrust,
+    /// A header name contains `_` (a look-alike of a dashed name).
+    UnderscoreHeaderName,
+    /// The same header appears twice in the source list.
+    DuplicateSource,
+}
+
+/// A policy or trusted-range configuration that cannot work, reported when
+/// it is built rather than on each request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+    message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(kind: ConfigErrorKind, message: impl Into<String>) -> Self {
+        ConfigError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// What was wrong.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Sorted disjoint intervals with a bucket index over the high bits.
+#[derive(Clone, Default)]
+struct Intervals<T> {
+    starts: Vec<T>,
+    ends: Vec<T>,
+    /// `index[b]` = first interval whose end reaches bucket `b`.
+    index: Vec<u32>,
+    base: u128,
+    shift: u32,
+}
+
+impl<T: Copy + Ord + Into<u128>> Intervals<T> {
+    fn build(mut raw: Vec<(T, T)>) -> Self {
+        raw.sort_unstable();
+        let mut starts: Vec<T> = Vec::with_capacity(raw.len());
+        let mut ends: Vec<T> = Vec::with_capacity(raw.len());
+        for (s, e) in raw {
+            if let Some(last) = ends.last_mut() {
+                // Merge overlapping or touching intervals.
+                let last_u: u128 = (*last).into();
+                if s.into() <= last_u.saturating_add(1) {
+                    if e > *last {
+                        *last = e;
+                    }
+                    continue;
+                }
+            }
+            starts.push(s);
+            ends.push(e);
+        }
+        let n = starts.len();
+        if n == 0 {
+            return Intervals {
+                starts,
+                ends,
+                index: Vec::new(),
+                base: 0,
+                shift: 0,
+            };
+        }
+        let min: u128 = starts[0].into();
+        let max: u128 = ends[n - 1].into();
+        let target = (n.next_power_of_two() * 4).clamp(16, 1 << 16) as u128;
+        let mut shift = 0u32;
+        while shift < 127 && (max >> shift) - (min >> shift) >= target {
+            shift += 1;
+        }
+        let base = min >> shift;
+        let buckets = ((max >> shift) - base + 1) as usize;
+        let mut index = Vec::with_capacity(buckets + 1);
+        for b in 0..buckets {
+            let bucket_start = (base + b as u128) << shift;
+            let first = ends.partition_point(|&e| e.into() < bucket_start);
+            index.push(first as u32);
+        }
+        index.push(n as u32);
+        Intervals {
+            starts,
+            ends,
+            index,
+            base,
+            shift,
+        }
+    }
+
+    #[inline]
+    fn contains(&self, x: T) -> bool {
+        let (Some(&first), Some(&last)) = (self.starts.first(), self.ends.last()) else {
+            return false;
+        };
+        if x < first || x > last {
+            return false;
+        }
+        let b = ((x.into() >> self.shift) - self.base) as usize;
+        let lo = self.index[b] as usize;
+        let hi = (self.index[b + 1] as usize + 1).min(self.starts.len());
+        let k = self.starts[lo..hi].partition_point(|&s| s <= x);
+        k > 0 && self.ends[lo + k - 1] >= x
+    }
+
+    fn len(&self) -> usize {
+        self.starts.len()
+    }
+}
+
+/// A set of trusted proxy networks with sub-linear lookup.
+///
+/// Cheap to query, built once: adding a range rebuilds the lookup
+/// structure, so add ranges in bulk with [`TrustedProxies::from_nets`] or
+/// [`TrustedProxies::extend`] when there are many.
+#[derive(Clone, Default)]
+pub struct TrustedProxies {
+    nets: Vec<IpNet>,
+    v4: Intervals<u32>,
+    v6: Intervals<u128>,
+}
+
+impl fmt::Debug for TrustedProxies {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const SHOWN: usize = 8;
+        let mut d = f.debug_struct("TrustedProxies");
+        d.field("len", &self.nets.len());
+        if self.nets.len() <= SHOWN {
+            d.field("nets", &self.nets);
+        } else {
+            d.field("first", &&self.nets[..SHOWN]);
+        }
+        d.finish()
+    }
+}
+
+const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+const PRIVATE: [&str; 7] = [
+    "10.0.0.0/8",
+    "172.16.0.0/12",
+    "192.168.0.0/16",
+    "100.64.0.0/10",
+    "169.254.0.0/16",
+    "fc00::/7",
+    "fe80::/10",
+];
+
+fn preset(list: &'static [&'static str]) -> impl Iterator<Item = IpNet> {
+    list.iter()
+        .map(|s| s.parse().expect("preset ranges are valid"))
+}
+
+fn check(net: IpNet) -> Result<IpNet, ConfigError> {
+    if let IpNet::V6(v6) = net {
+        let mapped =
+            Ipv6Net::new(Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96).expect("valid prefix");
+        if mapped.contains(&v6) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::MappedRange,
+                format!(
+                    "trusted range {net} is in IPv4-mapped IPv6 form; addresses are \
+                     normalized to IPv4 before matching, so write the IPv4 range instead"
+                ),
+            ));
+        }
+    }
+    Ok(net.trunc())
+}
+
+impl TrustedProxies {
+    /// An empty set: trusts nobody.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Loopback: `127.0.0.0/8` and `::1`.
+    pub fn loopback() -> Self {
+        Self::from_valid(preset(&LOOPBACK))
+    }
+
+    /// Private and internal networks: RFC 1918 (`10/8`, `172.16/12`,
+    /// `192.168/16`), CGNAT `100.64/10`, IPv4 link-local `169.254/16`,
+    /// IPv6 ULA `fc00::/7` and link-local `fe80::/10`, plus both loopbacks.
+    pub fn private() -> Self {
+        Self::from_valid(preset(&PRIVATE).chain(preset(&LOOPBACK)))
+    }
+
+    fn from_valid(nets: impl Iterator<Item = IpNet>) -> Self {
+        let mut t = Self::new();
+        t.nets.extend(nets);
+        t.rebuild();
+        t
+    }
+
+    /// Builds a set from many networks at once.
+    pub fn from_nets<I: IntoIterator<Item = IpNet>>(nets: I) -> Result<Self, ConfigError> {
+        let mut t = Self::new();
+        t.extend(nets)?;
+        Ok(t)
+    }
+
+    /// Adds one network (host bits are cleared: `10.1.2.3/8` is `10.0.0.0/8`).
+    ///
+    /// # Errors
+    /// A range inside `::ffff:0:0/96` (IPv4-mapped form).
+    pub fn add(&mut self, net: IpNet) -> Result<&mut Self, ConfigError> {
+        self.extend([net])
+    }
+
+    /// Adds many networks, rebuilding the lookup structure once.
+    ///
+    /// # Errors
+    /// As [`TrustedProxies::add`]; nothing is added if any range is refused.
+    pub fn extend<I: IntoIterator<Item = IpNet>>(
+        &mut self,
+        nets: I,
+    ) -> Result<&mut Self, ConfigError> {
+        let start = self.nets.len();
+        for net in nets {
+            match check(net) {
+                Ok(n) => self.nets.push(n),
+                Err(e) => {
+                    self.nets.truncate(start);
+                    return Err(e);
+                }
+            }
+        }
+        self.rebuild();
+        Ok(self)
+    }
+
+    /// Adds every network of `other`.
+    pub fn merge(&mut self, other: &TrustedProxies) -> &mut Self {
+        self.nets.extend_from_slice(&other.nets);
+        self.rebuild();
+        self
+    }
+
+    fn rebuild(&mut self) {
+        let mut v4 = Vec::new();
+        let mut v6 = Vec::new();
+        for net in &self.nets {
+            match net {
+                IpNet::V4(n) => v4.push((u32::from(n.network()), u32::from(n.broadcast()))),
+                IpNet::V6(n) => v6.push((u128::from(n.network()), u128::from(n.broadcast()))),
+            }
+        }
+        self.v4 = Intervals::build(v4);
+        self.v6 = Intervals::build(v6);
+    }
+
+    /// Whether `ip` is inside a trusted range. IPv4-mapped IPv6 is looked
+    /// up as IPv4.
+    #[inline]
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => self.contains_v4(v4),
+            IpAddr::V6(v6) => self.v6.contains(u128::from(v6)),
+        }
+    }
+
+    #[inline]
+    fn contains_v4(&self, ip: Ipv4Addr) -> bool {
+        self.v4.contains(u32::from(ip))
+    }
+
+    /// Number of networks added (before merging overlaps).
+    pub fn len(&self) -> usize {
+        self.nets.len()
+    }
+
+    /// Whether no network was added (the set trusts nobody).
+    pub fn is_empty(&self) -> bool {
+        self.nets.is_empty()
+    }
+
+    /// Number of disjoint intervals after merging overlaps, IPv4 and IPv6.
+    pub fn interval_count(&self) -> (usize, usize) {
+        (self.v4.len(), self.v6.len())
+    }
+
+    /// The networks as added (host bits cleared).
+    pub fn iter(&self) -> impl Iterator<Item = &IpNet> + '_ {
+        self.nets.iter()
+    }
+}
+
+impl FromStr for TrustedProxies {
+    type Err = ConfigError;
+
+    /// Parses networks or single addresses separated by commas and/or
+    /// whitespace: `"10.0.0.0/8, 192.0.2.1 2001:db8::/32"`.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let mut nets = Vec::new();
+        for part in s
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|p| !p.is_empty())
+        {
+            let net = match part.parse::<IpNet>() {
+                Ok(n) => n,
+                Err(_) => match part.parse::<IpAddr>() {
+                    Ok(IpAddr::V4(a)) => IpNet::V4(Ipv4Net::from(a)),
+                    Ok(IpAddr::V6(a)) => IpNet::V6(Ipv6Net::from(a)),
+                    Err(_) => {
+                        return Err(ConfigError::new(
+                            ConfigErrorKind::InvalidRange,
+                            format!("`{part}` is neither a network (a.b.c.d/n) nor an address"),
+                        ))
+                    }
+                },
+            };
+            nets.push(net);
+        }
+        Self::from_nets(nets)
+    }
+}
+
+impl TryFrom<Vec<IpNet>> for TrustedProxies {
+    type Error = ConfigError;
+
+    fn try_from(nets: Vec<IpNet>) -> Result<Self, ConfigError> {
+        Self::from_nets(nets)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(list: &[&str]) -> TrustedProxies {
+        TrustedProxies::from_nets(list.iter().map(|s| s.parse().unwrap())).unwrap()
+    }
+
+    fn has(t: &TrustedProxies, ip: &str) -> bool {
+        t.contains(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn empty_trusts_nobody() {
+        let t = TrustedProxies::new();
+        assert!(!has(&t, "127.0.0.1"));
+        assert!(!has(&t, "::1"));
+    }
+
+    #[test]
+    fn boundaries_and_merging() {
+        let t = set(&["10.0.0.0/24", "10.0.1.0/24", "10.0.0.128/25", "0.0.0.0/32"]);
+        assert_eq!(t.interval_count(), (2, 0));
+        assert!(has(&t, "10.0.0.0"));
+        assert!(has(&t, "10.0.1.255"));
+        assert!(!has(&t, "10.0.2.0"));
+        assert!(!has(&t, "9.255.255.255"));
+        assert!(has(&t, "0.0.0.0"));
+        assert!(!has(&t, "0.0.0.1"));
+        let all = set(&["0.0.0.0/0", "::/0"]);
+        assert!(has(&all, "255.255.255.255"));
+        assert!(has(&all, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"));
+    }
+
+    #[test]
+    fn presets() {
+        let p = TrustedProxies::private();
+        for ip in [
+            "10.9.8.7",
+            "172.31.255.255",
+            "192.168.0.1",
+            "100.127.0.1",
+            "169.254.1.1",
+            "fd00::1",
+            "fe80::1",
+            "::1",
+            "127.0.0.1",
+        ] {
+            assert!(has(&p, ip), "{ip}");
+        }
+        for ip in ["172.32.0.1", "100.128.0.1", "8.8.8.8", "2001:db8::1"] {
+            assert!(!has(&p, ip), "{ip}");
+        }
+        let l = TrustedProxies::loopback();
+        assert!(has(&l, "127.255.0.1") && has(&l, "::1") && !has(&l, "10.0.0.1"));
+    }
+
+    #[test]
+    fn mapped_ranges_refused_and_mapped_addresses_normalized() {
+        let mut t = TrustedProxies::new();
+        let err = t.add("::ffff:10.0.0.0/104".parse().unwrap()).unwrap_err();
+        assert_eq!(err.kind(), ConfigErrorKind::MappedRange);
+        assert!(err.to_string().contains("IPv4-mapped"));
+        assert!(t.is_empty());
+        t.add("10.0.0.0/8".parse().unwrap()).unwrap();
+        assert!(has(&t, "::ffff:10.1.1.1"));
+        // Supersets of the mapped block are allowed (and do not match mapped
+        // addresses, which are IPv4 by then).
+        assert!(TrustedProxies::from_nets(["::/0".parse().unwrap()]).is_ok());
+    }
+
+    #[test]
+    fn agrees_with_linear_scan() {
+        // Deterministic pseudo-random ranges of many lengths.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut nets = Vec::new();
+        for _ in 0..3000 {
+            let r = next();
+            let len = 8 + (r % 25) as u8;
+            nets.push(IpNet::V4(
+                Ipv4Net::new(Ipv4Addr::from((r >> 32) as u32), len)
+                    .unwrap()
+                    .trunc(),
+            ));
+            let len6 = 16 + (r % 100) as u8;
+            let hi = (u128::from(next()) << 64) | u128::from(next());
+            nets.push(IpNet::V6(
+                Ipv6Net::new(Ipv6Addr::from(hi | (1 << 127)), len6)
+                    .unwrap()
+                    .trunc(),
+            ));
+        }
+        let t = TrustedProxies::from_nets(nets.clone()).unwrap();
+        for _ in 0..3000 {
+            let r = next();
+            let v4 = IpAddr::V4(Ipv4Addr::from(r as u32));
+            let v6 = IpAddr::V6(Ipv6Addr::from((u128::from(r) << 64) | u128::from(next())));
+            for ip in [v4, v6] {
+                assert_eq!(t.contains(ip), nets.iter().any(|n| n.contains(&ip)), "{ip}");
+            }
+        }
+        // Every network's edges are inside.
+        for n in &nets {
+            assert!(t.contains(n.network()) && t.contains(n.broadcast()), "{n}");
+        }
+    }
+}

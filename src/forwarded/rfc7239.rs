@@ -1,0 +1,324 @@
+//! RFC 7239 `Forwarded`, read right to left.
+//!
+//! Full grammar: elements separated by commas, pairs by semicolons,
+//! `name=value` with a token or a quoted-string (quoted-pairs such as `\"`
+//! are unescaped), case-insensitive parameter names, and at most one of
+//! each of `for`, `by`, `host` and `proto` per element. Each element
+//! yields the [`Node`] of its `for=` parameter: `192.0.2.1`,
+//! `"192.0.2.1:80"`, `"[2001:db8::1]"`, `"[2001:db8::1]:443"`, `unknown`,
+//! `_hidden`, obfuscated ports (`"1.2.3.4:_p"`, port dropped).
+//!
+//! Strictness fails closed: an element without `for`, an unquoted IPv6,
+//! a quoted value holding several addresses (`for="1.1.1.1, 2.2.2.2"`) or
+//! any syntax error yields [`Node::Malformed`], after which nothing more
+//! of that line is read (the parser cannot tell where an attacker's text
+//! ends). Because elements are lexed from the right, a stray quote written
+//! by the client cannot swallow the well-formed elements that trusted
+//! proxies appended after it.
+//!
+//! ```
+//! use realip::forwarded::{rfc7239, Node};
+//!
+//! let line = br#"for=198.51.100.17;proto=https, For="[2001:db8:cafe::17]:4711";by=_lb"#;
+//! let mut elements = rfc7239::Line::new(line);
+//! assert_eq!(elements.next().unwrap().ip(), Some("2001:db8:cafe::17".parse().unwrap()));
+//! assert_eq!(elements.next().unwrap().ip(), Some("198.51.100.17".parse().unwrap()));
+//! assert_eq!(elements.next(), None);
+//! assert_eq!(rfc7239::Line::new(b"for=unknown").next(), Some(Node::Unknown));
+//! ```
+
+use super::{is_ows, parse_node, Flavor, Node};
+use http::header::{GetAll, ValueIter};
+use http::HeaderValue;
+use std::iter::{FusedIterator, Rev};
+
+/// Longest unescaped `for=` value worth parsing: `[` + 45-byte IPv6 +
+/// zone + `]:65535` fits comfortably.
+const MAX_NODE: usize = 80;
+
+#[inline]
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
+}
+
+/// The elements of one header line, nearest (rightmost) first.
+#[derive(Clone, Debug)]
+pub struct Line<'a> {
+    s: &'a [u8],
+    end: usize,
+    done: bool,
+}
+
+impl<'a> Line<'a> {
+    /// Iterates `line` right to left.
+    pub fn new(line: &'a [u8]) -> Self {
+        Line {
+            s: line,
+            end: line.len(),
+            done: false,
+        }
+    }
+}
+
+impl Iterator for Line<'_> {
+    type Item = Node;
+
+    #[inline]
+    fn next(&mut self) -> Option<Node> {
+        if self.done {
+            return None;
+        }
+        let s = self.s;
+        let mut i = self.end;
+        // Skip empty elements (`#rule` allows them) and whitespace.
+        loop {
+            while i > 0 && is_ows(s[i - 1]) {
+                i -= 1;
+            }
+            if i > 0 && s[i - 1] == b',' {
+                i -= 1;
+                continue;
+            }
+            break;
+        }
+        if i == 0 {
+            self.done = true;
+            return None;
+        }
+        match element_rev(s, i) {
+            Some((start, node)) => {
+                self.end = start;
+                if start == 0 {
+                    self.done = true;
+                }
+                Some(node)
+            }
+            None => {
+                self.done = true;
+                Some(Node::Malformed)
+            }
+        }
+    }
+}
+
+impl FusedIterator for Line<'_> {}
+
+/// Parses the element ending at `s[..i]` (non-empty, not ending in OWS
+/// or a comma). Returns where the element started (the index of the
+/// separating comma, or 0) and its `for` node; `None` on a syntax error.
+fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Node)> {
+    let mut node = None;
+    let mut seen = 0u8;
+    loop {
+        while i > 0 && is_ows(s[i - 1]) {
+            i -= 1;
+        }
+        if i == 0 || s[i - 1] == b',' {
+            break;
+        }
+        if s[i - 1] == b';' {
+            i -= 1;
+            continue;
+        }
+        // Value: quoted-string or token.
+        let close = i - 1;
+        let (start, quoted) = if s[close] == b'"' {
+            (open_quote(s, close)?, true)
+        } else {
+            let mut j = i;
+            while j > 0 && is_tchar(s[j - 1]) {
+                j -= 1;
+            }
+            if j == i {
+                return None;
+            }
+            (j, false)
+        };
+        let value = if quoted {
+            &s[start + 1..close]
+        } else {
+            &s[start..i]
+        };
+        i = start;
+        if i == 0 || s[i - 1] != b'=' {
+            return None;
+        }
+        i -= 1;
+        let mut j = i;
+        while j > 0 && is_tchar(s[j - 1]) {
+            j -= 1;
+        }
+        if j == i {
+            return None;
+        }
+        let name = &s[j..i];
+        i = j;
+        let bit = if name.eq_ignore_ascii_case(b"for") {
+            1
+        } else if name.eq_ignore_ascii_case(b"by") {
+            2
+        } else if name.eq_ignore_ascii_case(b"host") {
+            4
+        } else if name.eq_ignore_ascii_case(b"proto") {
+            8
+        } else {
+            0
+        };
+        if seen & bit != 0 {
+            return None;
+        }
+        seen |= bit;
+        if bit == 1 {
+            node = Some(if quoted {
+                decode_quoted(value)
+            } else {
+                parse_node(value, Flavor::Rfc7239)
+            });
+        }
+        while i > 0 && is_ows(s[i - 1]) {
+            i -= 1;
+        }
+        if i == 0 || s[i - 1] == b',' {
+            break;
+        }
+        if s[i - 1] == b';' {
+            i -= 1;
+            continue;
+        }
+        return None;
+    }
+    Some((i.saturating_sub(1), node.unwrap_or(Node::Malformed)))
+}
+
+/// Finds the opening quote of the quoted-string closed at `s[close]`: the
+/// nearest quote to the left not escaped by an odd run of backslashes.
+fn open_quote(s: &[u8], close: usize) -> Option<usize> {
+    let mut j = close;
+    while j > 0 {
+        j -= 1;
+        if s[j] == b'"' {
+            let run = s[..j].iter().rev().take_while(|&&b| b == b'\\').count();
+            if run % 2 == 0 {
+                return Some(j);
+            }
+        }
+    }
+    None
+}
+
+/// Unescapes a quoted-string body into a stack buffer and parses it.
+fn decode_quoted(raw: &[u8]) -> Node {
+    let mut buf = [0u8; MAX_NODE];
+    let mut len = 0;
+    let mut k = 0;
+    while k < raw.len() {
+        let mut b = raw[k];
+        if b == b'\\' {
+            k += 1;
+            match raw.get(k) {
+                Some(&e) => b = e,
+                None => return Node::Malformed,
+            }
+        } else if b == b'"' || (b < 0x20 && b != b'\t') || b == 0x7f {
+            return Node::Malformed;
+        }
+        if len == MAX_NODE {
+            return Node::Malformed;
+        }
+        buf[len] = b;
+        len += 1;
+        k += 1;
+    }
+    parse_node(&buf[..len], Flavor::Rfc7239)
+}
+
+/// The elements of every line of a repeated `Forwarded` header, nearest
+/// first: the last line is read first, each line right to left.
+#[derive(Debug)]
+pub struct Entries<'a> {
+    lines: Rev<ValueIter<'a, HeaderValue>>,
+    line: Line<'a>,
+}
+
+impl<'a> Entries<'a> {
+    /// Walks all lines of one header (`headers.get_all(name)`).
+    pub fn new(lines: GetAll<'a, HeaderValue>) -> Self {
+        Entries {
+            lines: lines.into_iter().rev(),
+            line: Line {
+                s: &[],
+                end: 0,
+                done: true,
+            },
+        }
+    }
+}
+
+impl Iterator for Entries<'_> {
+    type Item = Node;
+
+    #[inline]
+    fn next(&mut self) -> Option<Node> {
+        loop {
+            if let Some(n) = self.line.next() {
+                return Some(n);
+            }
+            self.line = Line::new(self.lines.next()?.as_bytes());
+        }
+    }
+}
+
+impl FusedIterator for Entries<'_> {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes(line: &str) -> Vec<Node> {
+        Line::new(line.as_bytes()).collect()
+    }
+
+    fn ip(s: &str) -> Option<std::net::IpAddr> {
+        Some(s.parse().unwrap())
+    }
+
+    #[test]
+    fn grammar() {
+        let n = nodes(r#"for=1.1.1.1 , ,FOR="[::1]:80";Proto=http;by="x\"y""#);
+        assert_eq!(n.len(), 2);
+        assert_eq!(n[0].ip(), ip("::1"));
+        assert_eq!(n[1].ip(), ip("1.1.1.1"));
+        assert_eq!(nodes(r#"for="\1\.\2.3.4""#)[0].ip(), ip("1.2.3.4"));
+        assert_eq!(nodes("for=_abc")[0], Node::Obfuscated);
+        assert_eq!(nodes("proto=https")[0], Node::Malformed);
+        assert_eq!(nodes("for=1.1.1.1;for=2.2.2.2")[0], Node::Malformed);
+        assert_eq!(nodes(r#"for="1.1.1.1, 2.2.2.2""#)[0], Node::Malformed);
+        assert_eq!(nodes("for=[::1]")[0], Node::Malformed);
+        assert_eq!(nodes(r#"for="2001:db8::1""#)[0], Node::Malformed);
+        // Unmatched quote on the left does not hide the right element.
+        let n = nodes(r#"for="evil, for=2.2.2.2"#);
+        assert_eq!(n[0].ip(), ip("2.2.2.2"));
+        assert_eq!(n[1], Node::Malformed);
+        assert_eq!(n.len(), 2);
+        // Unmatched quote on the right.
+        assert_eq!(nodes(r#"for=1.1.1.1, for="2.2.2.2"#), [Node::Malformed]);
+        assert!(nodes(" , ").is_empty());
+    }
+}
