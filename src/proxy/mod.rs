@@ -1,1 +1,355 @@
 //! PROXY protocol v1/v2 codec (sans-IO).
+//!
+//! A load balancer that speaks the PROXY protocol (HAProxy, AWS NLB, nginx
+//! `stream`, Envoy, ...) prepends one header to the TCP stream that names the
+//! client it accepted. This module parses that header from a byte slice and
+//! writes it back: no sockets, no heap allocation while parsing, and every
+//! returned [`Header`] borrows from the input.
+//!
+//! Incomplete input is a status, not an error: [`parse`] returns
+//! [`Status::Partial`] until the header is complete (and rejects a prefix
+//! as soon as it can no longer become a valid header), then
+//! [`Status::Complete`] with the header and how many bytes it took. The bytes
+//! after it belong to the application protocol.
+//!
+//! The grammar is the strict one of HAProxy's `doc/proxy-protocol.txt`;
+//! each rejection is a distinct [`Error`] variant.
+//!
+//! ```
+//! use realip::proxy::{self, Status, Version};
+//!
+//! let bytes = b"PROXY TCP4 192.0.2.7 198.51.100.1 56324 443\r\nGET / HTTP/1.1\r\n";
+//! let Status::Complete(header, consumed) = proxy::parse(bytes)? else {
+//!     panic!("the header is complete");
+//! };
+//! assert_eq!(header.version(), Version::V1);
+//! assert_eq!(header.source(), Some("192.0.2.7:56324".parse()?));
+//! assert_eq!(&bytes[consumed..], b"GET / HTTP/1.1\r\n");
+//!
+//! // A prefix waits for more bytes instead of failing.
+//! assert!(matches!(proxy::parse(&bytes[..20])?, Status::Partial(_)));
+//!
+//! // And a round trip through the encoder gives the same header.
+//! let mut out = Vec::new();
+//! header.write_to(&mut out)?;
+//! assert_eq!(&out[..], &bytes[..consumed]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use core::num::NonZeroUsize;
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+
+mod encode;
+mod error;
+mod owned;
+mod tlv;
+pub mod v1;
+pub mod v2;
+
+pub use encode::EncodeError;
+pub use error::{Endpoint, Error};
+pub use owned::OwnedHeader;
+pub use tlv::{kind, Ssl, Tlv, Tlvs, UNIQUE_ID_MAX};
+
+use tlv::Index;
+
+/// Result of feeding bytes to a parser.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status<'a> {
+    /// A whole header, and the number of bytes it occupies at the front of
+    /// the input.
+    Complete(Header<'a>, usize),
+    /// The input is a valid prefix of a header. `Some(n)`: at least `n` more
+    /// bytes are needed (exact for v2 once its 16-byte fixed part is in).
+    Partial(Option<NonZeroUsize>),
+}
+
+/// What the first bytes of a stream are, for listeners where the header is
+/// optional.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Detected {
+    /// Starts with `PROXY ` (the v1 text header).
+    V1,
+    /// Starts with the 12-byte v2 signature.
+    V2,
+    /// Cannot be a PROXY header.
+    NotProxy,
+    /// A strict prefix of one of the signatures: read more.
+    NeedMore,
+}
+
+/// Protocol version of a header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// Text header (`PROXY TCP4 ...\r\n`).
+    V1,
+    /// Binary header.
+    V2,
+}
+
+/// Whether the header carries a client address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Command {
+    /// The proxy's own connection (e.g. a health check): use the socket's
+    /// endpoints.
+    Local,
+    /// A relayed connection: the header names the real endpoints (v1 always).
+    Proxy,
+}
+
+/// Transport protocol of the relayed connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Unspecified (v1 `UNKNOWN`, v2 LOCAL health checks).
+    Unspec,
+    /// TCP or another stream transport (v1 `TCP4`/`TCP6`).
+    Stream,
+    /// UDP or another datagram transport.
+    Dgram,
+}
+
+/// Address family of a header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Family {
+    /// No addresses (v1 `UNKNOWN`, v2 AF_UNSPEC).
+    Unspec,
+    /// IPv4 (v1 `TCP4`).
+    Inet,
+    /// IPv6 (v1 `TCP6`).
+    Inet6,
+    /// UNIX socket paths (v2 only).
+    Unix,
+}
+
+/// The address block of a header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Addresses<'a> {
+    /// No addresses: v1 `UNKNOWN`, v2 AF_UNSPEC, or a v2 LOCAL header whose
+    /// block is shorter than its family's addresses.
+    Unspec,
+    /// IPv4 source and destination.
+    Ipv4 {
+        /// The client side.
+        source: SocketAddrV4,
+        /// The side the proxy accepted on.
+        destination: SocketAddrV4,
+    },
+    /// IPv6 source and destination.
+    Ipv6 {
+        /// The client side.
+        source: SocketAddrV6,
+        /// The side the proxy accepted on.
+        destination: SocketAddrV6,
+    },
+    /// UNIX socket paths, 108 bytes each, NUL-padded.
+    Unix {
+        /// The client side.
+        source: &'a [u8; 108],
+        /// The side the proxy accepted on.
+        destination: &'a [u8; 108],
+    },
+}
+
+/// A parsed PROXY header (v1 or v2), borrowing its TLVs and UNIX paths from
+/// the input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Header<'a> {
+    pub(crate) version: Version,
+    pub(crate) command: Command,
+    pub(crate) transport: Transport,
+    pub(crate) family: Family,
+    pub(crate) addresses: Addresses<'a>,
+    pub(crate) tlvs: &'a [u8],
+    pub(crate) index: Index,
+}
+
+impl<'a> Header<'a> {
+    /// v1 or v2.
+    #[inline]
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// LOCAL or PROXY (v1 headers are always PROXY).
+    #[inline]
+    pub fn command(&self) -> Command {
+        self.command
+    }
+    /// Transport of the relayed connection.
+    #[inline]
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+    /// Address family announced by the header (also for LOCAL).
+    #[inline]
+    pub fn family(&self) -> Family {
+        self.family
+    }
+    /// The address block as sent (also for LOCAL, whose addresses must not be
+    /// used as the client: see [`source`](Self::source)).
+    #[inline]
+    pub fn addresses(&self) -> Addresses<'a> {
+        self.addresses
+    }
+    /// The client address: `None` for LOCAL, v1 `UNKNOWN`, AF_UNSPEC and
+    /// AF_UNIX, where the socket peer stays the client.
+    #[inline]
+    pub fn source(&self) -> Option<SocketAddr> {
+        if self.command == Command::Local {
+            return None;
+        }
+        match self.addresses {
+            Addresses::Ipv4 { source, .. } => Some(SocketAddr::V4(source)),
+            Addresses::Ipv6 { source, .. } => Some(SocketAddr::V6(source)),
+            Addresses::Unspec | Addresses::Unix { .. } => None,
+        }
+    }
+    /// The address the proxy accepted the client on; `None` when
+    /// [`source`](Self::source) is.
+    #[inline]
+    pub fn destination(&self) -> Option<SocketAddr> {
+        if self.command == Command::Local {
+            return None;
+        }
+        match self.addresses {
+            Addresses::Ipv4 { destination, .. } => Some(SocketAddr::V4(destination)),
+            Addresses::Ipv6 { destination, .. } => Some(SocketAddr::V6(destination)),
+            Addresses::Unspec | Addresses::Unix { .. } => None,
+        }
+    }
+    /// All TLVs in order, raw (empty for v1). Validated at parse time, so the
+    /// iterator never fails.
+    #[inline]
+    pub fn tlvs(&self) -> Tlvs<'a> {
+        Tlvs::new(self.tlvs)
+    }
+    /// The raw TLV region (everything after the address block).
+    #[inline]
+    pub fn tlv_bytes(&self) -> &'a [u8] {
+        self.tlvs
+    }
+    /// ALPN (0x01), e.g. `h2`.
+    #[inline]
+    pub fn alpn(&self) -> Option<&'a [u8]> {
+        Index::get(self.index.alpn, self.tlvs)
+    }
+    /// AUTHORITY (0x02): the host name the client asked for.
+    #[inline]
+    pub fn authority(&self) -> Option<&'a [u8]> {
+        Index::get(self.index.authority, self.tlvs)
+    }
+    /// CRC32C (0x03) as carried; [`parse`] has already verified it.
+    #[inline]
+    pub fn crc32c(&self) -> Option<u32> {
+        let v = Index::get(self.index.crc32c, self.tlvs)?;
+        Some(u32::from_be_bytes(v.try_into().ok()?))
+    }
+    /// UNIQUE_ID (0x05), at most 128 bytes.
+    #[inline]
+    pub fn unique_id(&self) -> Option<&'a [u8]> {
+        Index::get(self.index.unique_id, self.tlvs)
+    }
+    /// SSL (0x20) with its sub-TLVs.
+    #[inline]
+    pub fn ssl(&self) -> Option<Ssl<'a>> {
+        Ssl::from_value(Index::get(self.index.ssl, self.tlvs)?)
+    }
+    /// NETNS (0x30): network namespace name.
+    #[inline]
+    pub fn netns(&self) -> Option<&'a [u8]> {
+        Index::get(self.index.netns, self.tlvs)
+    }
+    /// AWS (0xEA, subtype 0x01): the VPC endpoint id (`vpce-...`) the client
+    /// came through.
+    #[inline]
+    pub fn aws_vpce_id(&self) -> Option<&'a [u8]> {
+        Index::get(self.index.aws, self.tlvs)?.get(1..)
+    }
+    /// Azure (0xEE, subtype 0x01): the Private Link id (little-endian u32).
+    #[inline]
+    pub fn azure_link_id(&self) -> Option<u32> {
+        let v = Index::get(self.index.azure, self.tlvs)?;
+        Some(u32::from_le_bytes(v.get(1..5)?.try_into().ok()?))
+    }
+    /// GCP (0xE0): the Private Service Connect connection id (big-endian u64).
+    #[inline]
+    pub fn gcp_psc_id(&self) -> Option<u64> {
+        let v = Index::get(self.index.gcp, self.tlvs)?;
+        Some(u64::from_be_bytes(v.try_into().ok()?))
+    }
+    /// A copy that owns its bytes, for connection info that outlives the
+    /// read buffer.
+    pub fn to_owned_header(&self) -> OwnedHeader {
+        OwnedHeader::from_header(self)
+    }
+}
+
+/// Parser knobs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Options {
+    verify_crc32c: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options::new()
+    }
+}
+
+impl Options {
+    /// The defaults: CRC32C TLVs are verified.
+    pub const fn new() -> Self {
+        Options {
+            verify_crc32c: true,
+        }
+    }
+    /// Whether a CRC32C TLV is checked against the header (default `true`).
+    /// Turning it off only makes sense when the transport already guarantees
+    /// integrity, or to measure the cost of the check.
+    #[must_use]
+    pub const fn verify_crc32c(mut self, yes: bool) -> Self {
+        self.verify_crc32c = yes;
+        self
+    }
+}
+
+/// Says whether `buf` starts a PROXY header, from its first bytes only.
+///
+/// ```
+/// use realip::proxy::{detect, Detected};
+/// assert_eq!(detect(b"PROXY TCP4 "), Detected::V1);
+/// assert_eq!(detect(b"PRO"), Detected::NeedMore);
+/// assert_eq!(detect(b"POST / HTTP/1.1"), Detected::NotProxy);
+/// ```
+pub fn detect(buf: &[u8]) -> Detected {
+    fn against(buf: &[u8], sig: &[u8], hit: Detected) -> Detected {
+        let n = buf.len().min(sig.len());
+        if buf[..n] != sig[..n] {
+            Detected::NotProxy
+        } else if n == sig.len() {
+            hit
+        } else {
+            Detected::NeedMore
+        }
+    }
+    match buf.first() {
+        None => Detected::NeedMore,
+        Some(b'P') => against(buf, v1::PREFIX, Detected::V1),
+        Some(b'\r') => against(buf, &v2::SIGNATURE, Detected::V2),
+        Some(_) => Detected::NotProxy,
+    }
+}
+
+/// Parses a v1 or v2 header at the front of `buf`, verifying any CRC32C.
+pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
+    parse_with(buf, Options::new())
+}
+
+/// [`parse`] with explicit [`Options`].
+pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
+    match buf.first() {
+        Some(b'P') => v1::parse(buf),
+        Some(b'\r') => v2::parse_with(buf, options),
+        Some(_) => Err(Error::NotProxy),
+        None => Ok(Status::Partial(NonZeroUsize::new(v1::MIN_LEN))),
+    }
+}

@@ -1,0 +1,125 @@
+//! [`OwnedHeader`]: a header that outlives the read buffer.
+
+use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+
+use super::tlv::Index;
+use super::{Addresses, Command, Family, Header, Transport, Version};
+
+/// A PROXY header that owns its bytes, for connection info kept after the
+/// read buffer is reused. Cheap to clone for IP headers (the TLV bytes
+/// are one boxed slice).
+///
+/// ```
+/// use realip::proxy::{self, OwnedHeader, Status};
+///
+/// let owned: OwnedHeader = {
+///     let buf = b"PROXY TCP4 192.0.2.7 10.0.0.1 1234 80\r\n".to_vec();
+///     let Status::Complete(h, _) = proxy::parse(&buf)? else { unreachable!() };
+///     h.to_owned_header()
+/// }; // buf dropped here
+/// assert_eq!(owned.source(), Some("192.0.2.7:1234".parse()?));
+/// assert_eq!(owned.as_header().destination(), Some("10.0.0.1:80".parse()?));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct OwnedHeader {
+    version: Version,
+    command: Command,
+    transport: Transport,
+    family: Family,
+    addresses: OwnedAddresses,
+    tlvs: Box<[u8]>,
+    index: Index,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum OwnedAddresses {
+    Unspec,
+    Ipv4(SocketAddrV4, SocketAddrV4),
+    Ipv6(SocketAddrV6, SocketAddrV6),
+    Unix(Box<([u8; 108], [u8; 108])>),
+}
+
+impl OwnedHeader {
+    pub(crate) fn from_header(h: &Header<'_>) -> Self {
+        let addresses = match h.addresses {
+            Addresses::Unspec => OwnedAddresses::Unspec,
+            Addresses::Ipv4 {
+                source,
+                destination,
+            } => OwnedAddresses::Ipv4(source, destination),
+            Addresses::Ipv6 {
+                source,
+                destination,
+            } => OwnedAddresses::Ipv6(source, destination),
+            Addresses::Unix {
+                source,
+                destination,
+            } => OwnedAddresses::Unix(Box::new((*source, *destination))),
+        };
+        OwnedHeader {
+            version: h.version,
+            command: h.command,
+            transport: h.transport,
+            family: h.family,
+            addresses,
+            tlvs: h.tlvs.into(),
+            index: h.index,
+        }
+    }
+
+    /// A borrowed view with every accessor of [`Header`] (TLVs included).
+    pub fn as_header(&self) -> Header<'_> {
+        let addresses = match &self.addresses {
+            OwnedAddresses::Unspec => Addresses::Unspec,
+            OwnedAddresses::Ipv4(s, d) => Addresses::Ipv4 {
+                source: *s,
+                destination: *d,
+            },
+            OwnedAddresses::Ipv6(s, d) => Addresses::Ipv6 {
+                source: *s,
+                destination: *d,
+            },
+            OwnedAddresses::Unix(b) => Addresses::Unix {
+                source: &b.0,
+                destination: &b.1,
+            },
+        };
+        Header {
+            version: self.version,
+            command: self.command,
+            transport: self.transport,
+            family: self.family,
+            addresses,
+            tlvs: &self.tlvs,
+            index: self.index,
+        }
+    }
+
+    /// See [`Header::source`].
+    pub fn source(&self) -> Option<SocketAddr> {
+        self.as_header().source()
+    }
+    /// See [`Header::destination`].
+    pub fn destination(&self) -> Option<SocketAddr> {
+        self.as_header().destination()
+    }
+    /// See [`Header::version`].
+    pub fn version(&self) -> Version {
+        self.version
+    }
+    /// See [`Header::command`].
+    pub fn command(&self) -> Command {
+        self.command
+    }
+    /// See [`Header::transport`].
+    pub fn transport(&self) -> Transport {
+        self.transport
+    }
+}
+
+impl From<Header<'_>> for OwnedHeader {
+    fn from(h: Header<'_>) -> Self {
+        OwnedHeader::from_header(&h)
+    }
+}
