@@ -10,13 +10,12 @@
 //!   `proxy-protocol-rs` 0.8, a listener that reads the header inside
 //!   `accept`. Bounded: the wait is cut after a cap and reported as `> cap`.
 //!
-//! `cargo bench --bench listener` prints criterion's figures, then the
-//! plain/proxied ratios from all timed rounds and the head-of-line figures.
+//! `cargo bench --bench listener` prints criterion's figures, then an
+//! interleaved A/B run (plain and proxied alternating in half-second slices,
+//! for ratios that background load cannot skew) and the head-of-line figures.
 //! Under `cargo test` each part runs once, briefly.
 
-use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::{extract::ConnectInfo, routing::get, Router};
@@ -34,16 +33,6 @@ const STALLED: usize = 500;
 
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
 const REQUEST_CLOSE: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n";
-
-/// Elements and time of every timed round, per benchmark, for the ratios.
-static ROUNDS: Mutex<BTreeMap<String, (u64, Duration)>> = Mutex::new(BTreeMap::new());
-
-fn record(name: &str, elements: u64, took: Duration) {
-    let mut r = ROUNDS.lock().unwrap();
-    let e = r.entry(name.to_owned()).or_default();
-    e.0 += elements;
-    e.1 += took;
-}
 
 fn v2_header(src: SocketAddr) -> Vec<u8> {
     let SocketAddr::V4(src) = src else {
@@ -198,10 +187,7 @@ async fn new_connection_round(addr: SocketAddr, proxied: bool, round: u64) {
     }
 }
 
-fn throughput(c: &mut Criterion, server: &Runtime, client: &Runtime) {
-    let plain = server.block_on(serve_plain());
-    let proxied = server.block_on(serve_proxied());
-
+fn throughput(c: &mut Criterion, client: &Runtime, plain: SocketAddr, proxied: SocketAddr) {
     let mut g = c.benchmark_group("keepalive");
     g.throughput(Throughput::Elements(
         (KEEPALIVE_CONNS * KEEPALIVE_REQS) as u64,
@@ -214,13 +200,7 @@ fn throughput(c: &mut Criterion, server: &Runtime, client: &Runtime) {
                 for _ in 0..iters {
                     conns = Some(client.block_on(keepalive_round(conns.take().unwrap())));
                 }
-                let took = start.elapsed();
-                record(
-                    &format!("keepalive/{name}"),
-                    iters * (KEEPALIVE_CONNS * KEEPALIVE_REQS) as u64,
-                    took,
-                );
-                took
+                start.elapsed()
             })
         });
     }
@@ -239,64 +219,105 @@ fn throughput(c: &mut Criterion, server: &Runtime, client: &Runtime) {
                     round += 1;
                     client.block_on(new_connection_round(addr, is_proxied, round));
                 }
-                let took = start.elapsed();
-                record(
-                    &format!("new_connection/{name}"),
-                    iters * (NEW_CONN_TASKS * NEW_CONN_EACH) as u64,
-                    took,
-                );
-                took
+                start.elapsed()
             })
         });
     }
     g.finish();
 }
 
-fn print_ratios() {
-    let r = ROUNDS.lock().unwrap();
-    println!("\nthroughput over every timed round (plain vs proxied, same run):");
-    for group in ["keepalive", "new_connection"] {
-        let rate = |name: &str| {
-            r.get(&format!("{group}/{name}"))
-                .map(|(e, t)| *e as f64 / t.as_secs_f64())
-        };
-        if let (Some(p), Some(x)) = (rate("plain"), rate("proxied_v2")) {
-            println!(
-                "  {group:<15} plain {p:>9.0}/s  proxied_v2 {x:>9.0}/s  ratio {:.3}",
-                x / p
-            );
+/// Plain and proxied in alternating slices of `slice` each (the order
+/// flips every pair), so a change in background load hits both alike.
+/// Prints the overall rates and the median of the per-pair ratios.
+fn interleaved(
+    client: &Runtime,
+    plain: SocketAddr,
+    proxied: SocketAddr,
+    pairs: usize,
+    slice: Duration,
+) {
+    println!("\ninterleaved A/B, {pairs} pairs of {slice:?} slices (proxied / plain):");
+    let mut conns = [
+        Some(client.block_on(open_keepalive(plain, false))),
+        Some(client.block_on(open_keepalive(proxied, true))),
+    ];
+    let mut round = 1_000_000u64;
+    for kind in ["keepalive", "new_connection"] {
+        let mut totals = [(0u64, Duration::ZERO); 2];
+        let mut ratios = Vec::with_capacity(pairs);
+        for pair in 0..pairs {
+            let mut rates = [0f64; 2];
+            let order = if pair % 2 == 0 { [0, 1] } else { [1, 0] };
+            for which in order {
+                let addr = [plain, proxied][which];
+                let start = Instant::now();
+                let mut done = 0u64;
+                while start.elapsed() < slice {
+                    if kind == "keepalive" {
+                        let c = conns[which].take().unwrap();
+                        conns[which] = Some(client.block_on(keepalive_round(c)));
+                        done += (KEEPALIVE_CONNS * KEEPALIVE_REQS) as u64;
+                    } else {
+                        round += 1;
+                        client.block_on(new_connection_round(addr, which == 1, round));
+                        done += (NEW_CONN_TASKS * NEW_CONN_EACH) as u64;
+                    }
+                }
+                let took = start.elapsed();
+                totals[which].0 += done;
+                totals[which].1 += took;
+                rates[which] = done as f64 / took.as_secs_f64();
+            }
+            ratios.push(rates[1] / rates[0]);
         }
+        ratios.sort_by(f64::total_cmp);
+        let rate = |i: usize| totals[i].0 as f64 / totals[i].1.as_secs_f64();
+        println!(
+            "  {kind:<15} plain {:>8.0}/s  proxied_v2 {:>8.0}/s  overall ratio {:.3}  median pair ratio {:.3}",
+            rate(0),
+            rate(1),
+            rate(1) / rate(0),
+            ratios[ratios.len() / 2]
+        );
     }
 }
 
-/// A good client's latency (v2 header + request) while `stalled` clients
-/// hold connections open without sending anything, capped at `cap`.
+/// A good client's latency (connect, v2 header, request, whole answer)
+/// while `stalled` clients hold connections open without sending anything,
+/// capped at `cap`. The stalled clients connect concurrently: past the
+/// listen backlog their connects wait in the kernel, as real ones would.
 async fn good_client_latency(addr: SocketAddr, stalled: usize, cap: Duration) -> Option<Duration> {
-    let mut holders = Vec::with_capacity(stalled);
-    for i in 0..stalled {
-        holders.push(connect_from(2 + (i % 100) as u8, addr).await);
-    }
+    let holders: Vec<_> = (0..stalled)
+        .map(|i| {
+            tokio::spawn(async move {
+                let s = connect_from(2 + (i % 100) as u8, addr).await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(s);
+            })
+        })
+        .collect();
     // Let the server see them before the good client arrives.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let start = Instant::now();
-    let mut s = connect_from(200, addr).await;
-    let mut msg = v2_header(s.local_addr().unwrap());
-    msg.extend_from_slice(REQUEST_CLOSE);
-    s.write_all(&msg).await.unwrap();
-    let mut buf = Vec::new();
-    let served = tokio::time::timeout(cap, s.read_to_end(&mut buf))
-        .await
-        .is_ok();
-    let took = start.elapsed();
-    drop(holders);
-    served.then(|| {
+    let good = async {
+        let mut s = connect_from(200, addr).await;
+        let mut msg = v2_header(s.local_addr().unwrap());
+        msg.extend_from_slice(REQUEST_CLOSE);
+        s.write_all(&msg).await.unwrap();
+        let mut buf = Vec::new();
+        s.read_to_end(&mut buf).await.unwrap();
         assert!(
             buf.starts_with(b"HTTP/1.1 200"),
             "{:?}",
             String::from_utf8_lossy(&buf)
         );
-        took
-    })
+    };
+    let served = tokio::time::timeout(cap, good).await.is_ok();
+    let took = start.elapsed();
+    for h in holders {
+        h.abort();
+    }
+    served.then_some(took)
 }
 
 async fn serve_naive() -> SocketAddr {
@@ -361,8 +382,14 @@ fn main() {
         .measurement_time(Duration::from_secs(4))
         .sample_size(20)
         .configure_from_args();
-    throughput(&mut c, &server, &client);
+    let plain = server.block_on(serve_plain());
+    let proxied = server.block_on(serve_proxied());
+    throughput(&mut c, &client, plain, proxied);
     c.final_summary();
-    print_ratios();
+    if full {
+        interleaved(&client, plain, proxied, 20, Duration::from_millis(500));
+    } else {
+        interleaved(&client, plain, proxied, 1, Duration::from_millis(50));
+    }
     head_of_line(&server, &client, full);
 }

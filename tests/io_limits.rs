@@ -218,7 +218,8 @@ async fn acceptor_reports_why() {
     let tcp = tcp().await;
     let addr = tcp.local_addr().unwrap();
     let acceptor = ProxyAcceptor::new().header_timeout_unclamped(Duration::from_millis(200));
-    let cases: [(&[u8], fn(&HandshakeError) -> bool); 3] = [
+    type Expect = fn(&HandshakeError) -> bool;
+    let cases: [(&[u8], Expect); 3] = [
         (b"GET / HTTP/1.1\r\n\r\n", |e| {
             matches!(e, HandshakeError::Missing)
         }),

@@ -139,27 +139,30 @@ where
     E: Into<BoxError>,
 {
     type Io = T;
-    type Future = MapErr<Fut>;
+    type Future = HandshakeFuture<Fut>;
 
     fn handshake(&self, stream: ProxiedStream<IO>, addr: ProxiedAddr) -> Self::Future {
-        MapErr {
-            inner: Box::pin((self.0)(stream, addr)),
+        HandshakeFuture {
+            inner: (self.0)(stream, addr),
         }
     }
 }
 
-/// Future of a [`HandshakeFn`]: the closure's future with its error boxed.
-pub struct MapErr<Fut> {
-    inner: std::pin::Pin<Box<Fut>>,
-}
-
-impl<Fut> fmt::Debug for MapErr<Fut> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MapErr(..)")
+pin_project_lite::pin_project! {
+    /// Future of a [`HandshakeFn`]: the closure's future with its error boxed.
+    pub struct HandshakeFuture<Fut> {
+        #[pin]
+        inner: Fut,
     }
 }
 
-impl<Fut, T, E> Future for MapErr<Fut>
+impl<Fut> fmt::Debug for HandshakeFuture<Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HandshakeFuture(..)")
+    }
+}
+
+impl<Fut, T, E> Future for HandshakeFuture<Fut>
 where
     Fut: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
@@ -167,10 +170,10 @@ where
     type Output = Result<T, BoxError>;
 
     fn poll(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map_err(Into::into)
+        self.project().inner.poll(cx).map_err(Into::into)
     }
 }
 

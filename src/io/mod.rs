@@ -25,8 +25,8 @@ pub use acceptor::{
 };
 pub use addr::ProxiedAddr;
 pub use listener::{
-    BoxError, Handshake, HandshakeFn, Incoming, MapErr, NoHandshake, ProxyProtocolListener,
-    DEFAULT_MAX_IN_FLIGHT,
+    BoxError, Handshake, HandshakeFn, HandshakeFuture, Incoming, NoHandshake,
+    ProxyProtocolListener, DEFAULT_MAX_IN_FLIGHT,
 };
 pub use policy::{Mode, SourcePolicy};
 pub use stream::ProxiedStream;
