@@ -49,21 +49,41 @@ impl From<Error> for Stop {
 type R<T> = Result<T, Stop>;
 
 struct Cur<'a> {
+    /// The input cut to `MAX_LEN`: one bound check per byte covers both
+    /// "need more input" and "107 bytes without CRLF".
     buf: &'a [u8],
     pos: usize,
+    /// The input held `MAX_LEN` bytes or more.
+    full: bool,
 }
 
-impl Cur<'_> {
+impl<'a> Cur<'a> {
+    #[inline(always)]
+    fn new(buf: &'a [u8]) -> Self {
+        let full = buf.len() >= MAX_LEN;
+        Cur {
+            buf: if full { &buf[..MAX_LEN] } else { buf },
+            pos: 0,
+            full,
+        }
+    }
+
+    #[cold]
+    fn end(&self) -> Stop {
+        if self.full {
+            Stop::Bad(Error::V1TooLong)
+        } else {
+            Stop::More
+        }
+    }
+
     /// The next byte, or why there is none: more input is needed, or 107
     /// bytes have gone by without a CRLF.
     #[inline(always)]
     fn peek(&self) -> R<u8> {
-        if self.pos >= MAX_LEN {
-            return Err(Stop::Bad(Error::V1TooLong));
-        }
         match self.buf.get(self.pos) {
             Some(&b) => Ok(b),
-            None => Err(Stop::More),
+            None => Err(self.end()),
         }
     }
     #[inline(always)]
@@ -80,7 +100,7 @@ impl Cur<'_> {
     #[inline(always)]
     fn lit(&mut self, lit: &[u8], err: Error) -> R<()> {
         if let Some(s) = self.buf.get(self.pos..self.pos + lit.len()) {
-            if s == lit && self.pos + lit.len() <= MAX_LEN {
+            if s == lit {
                 self.pos += lit.len();
                 return Ok(());
             }
@@ -96,7 +116,7 @@ impl Cur<'_> {
 
 /// Parses a v1 header at the front of `buf`.
 pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
-    let mut c = Cur { buf, pos: 0 };
+    let mut c = Cur::new(buf);
     match header(&mut c) {
         Ok(h) => Ok(Status::Complete(h, c.pos)),
         Err(Stop::More) => {
@@ -185,6 +205,7 @@ fn protocol(c: &mut Cur<'_>) -> R<Family> {
             c.lit(b"UNKNOWN", Error::V1Protocol)?;
             match c.peek()? {
                 b' ' | b'\r' => Ok(Family::Unspec),
+                b'\n' => Err(Error::V1Crlf.into()),
                 b => Err(word_end(b).into()),
             }
         }
@@ -197,6 +218,8 @@ fn protocol(c: &mut Cur<'_>) -> R<Family> {
 fn word_end(b: u8) -> Error {
     if b.is_ascii_alphanumeric() {
         Error::V1Protocol
+    } else if b == b'\r' || b == b'\n' {
+        Error::V1Truncated
     } else {
         Error::V1Separator
     }
@@ -432,8 +455,8 @@ fn port(c: &mut Cur<'_>, ep: Endpoint) -> R<u16> {
 /// After `UNKNOWN`: anything up to the first CR, which must be followed by
 /// LF. A bare LF is not a line end.
 fn unknown_rest(c: &mut Cur<'_>) -> R<()> {
-    let end = c.buf.len().min(MAX_LEN);
-    let rest = c.buf.get(c.pos..end).unwrap_or(&[]);
+    let end = c.buf.len();
+    let rest = c.buf.get(c.pos..).unwrap_or(&[]);
     match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
         Some(i) => {
             c.pos += i;
