@@ -107,6 +107,9 @@ impl Curl {
     }
 
     /// Runs curl to completion (bounded by `max_time` + 2 s).
+    ///
+    /// Blocks the calling thread: from an async test whose server runs on
+    /// the same runtime, use [`Curl::run_async`] instead.
     pub fn run(self) -> CurlOutput {
         let binary = find_binary("curl");
         let dir = tempfile::Builder::new()
@@ -161,6 +164,16 @@ impl Curl {
             stderr: fs::read_to_string(&err_path).unwrap_or_default(),
             info,
         }
+    }
+}
+
+impl Curl {
+    /// [`Curl::run`] on tokio's blocking pool, so a server under test on a
+    /// `current_thread` runtime keeps serving while curl waits for it.
+    pub async fn run_async(self) -> CurlOutput {
+        tokio::task::spawn_blocking(move || self.run())
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
     }
 }
 

@@ -37,8 +37,8 @@ struct PeerProcess {
     child: Child,
     log: PathBuf,
     config: PathBuf,
-    // Dropped after the child is reaped (field order), so the process never
-    // outlives its files.
+    // Removed only after `Drop::drop` has killed and reaped the child, so
+    // the process never outlives its files.
     dir: TempDir,
 }
 
@@ -181,6 +181,9 @@ fn check_config(name: &str, cmd: &mut Command, text: &str) {
 
 /// A running `haproxy -db`, killed on drop.
 ///
+/// Start it on the test's own thread (in an async test: in the test body,
+/// not in `spawn_blocking`): the peer is bound to the thread that spawned it.
+///
 /// The harness prepends a `global` section (single thread, log to stderr,
 /// which lands in [`Haproxy::log`]) and a `defaults` section (`mode tcp`,
 /// `option tcplog`, 5 s/10 s timeouts); the body adds frontends, backends
@@ -249,7 +252,7 @@ impl Haproxy {
 }
 
 /// A running single-process nginx (`master_process off`, `daemon off`),
-/// killed on drop.
+/// killed on drop. Start it on the test's own thread, like [`Haproxy`].
 ///
 /// The harness writes the main context (stream module, pid file, error log
 /// to stderr, `events`) and then the body, which holds `stream { .. }` and/or
