@@ -30,7 +30,8 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 2048;
 ///
 /// Implemented for tokio's [`TcpListener`] and, with the `axum` feature,
 /// for `axum::serve::TapIo<TcpListener, F>` (what `ListenerExt::tap_io`
-/// returns, e.g. to set `TCP_NODELAY`). Implement it for any other listener.
+/// returns, e.g. to set `TCP_NODELAY`); any other axum listener with
+/// `SocketAddr` peers fits through [`FromAxum`]. Or implement it.
 pub trait Incoming: Send + 'static {
     /// The accepted stream.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
@@ -86,6 +87,31 @@ where
 
     fn connection_local_addr(&self, io: &TcpStream) -> io::Result<SocketAddr> {
         io.local_addr()
+    }
+}
+
+/// Any `axum::serve::Listener` with `SocketAddr` peers, as an [`Incoming`].
+///
+/// axum's listeners handle their own accept errors (they sleep 1 s on
+/// errors such as `EMFILE`), so through this adapter the listener never
+/// sees one. The local address of each connection is the bound address.
+#[cfg(feature = "axum")]
+#[derive(Debug)]
+pub struct FromAxum<L>(pub L);
+
+#[cfg(feature = "axum")]
+impl<L> Incoming for FromAxum<L>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    type Io = L::Io;
+
+    async fn accept(&mut self) -> io::Result<(L::Io, SocketAddr)> {
+        Ok(self.0.accept().await)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
     }
 }
 

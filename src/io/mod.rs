@@ -24,6 +24,8 @@ pub use acceptor::{
     MIN_HEADER_TIMEOUT, MIN_MAX_HEADER_LEN,
 };
 pub use addr::ProxiedAddr;
+#[cfg(feature = "axum")]
+pub use listener::FromAxum;
 pub use listener::{
     BoxError, Handshake, HandshakeFn, HandshakeFuture, Incoming, NoHandshake,
     ProxyProtocolListener, DEFAULT_MAX_IN_FLIGHT,
