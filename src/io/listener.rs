@@ -215,7 +215,10 @@ type Finished<T> = Option<(T, ProxiedAddr)>;
 /// deadline (at most [`max_in_flight`](Self::max_in_flight) at once), and
 /// `accept` returns the first connection whose handshake is over. Failed
 /// handshakes are closed and reported as `tracing` events (target
-/// `realip::io`) with the peer, the reason and the time spent.
+/// `realip::io`) with the peer, the reason and the time spent: protocol
+/// violations (missing, rejected, malformed, oversized header; failed TLS)
+/// at `WARN`, clients that time out, close or reset at `DEBUG`. Dropping
+/// the listener aborts the handshakes still running.
 ///
 /// ```no_run
 /// use axum::{extract::ConnectInfo, routing::get, Router};
