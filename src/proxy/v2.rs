@@ -190,7 +190,10 @@ fn addresses(family: Family, b: &[u8]) -> Addresses<'_> {
 fn crc_over(header: &[u8], at: usize) -> u32 {
     let c = crc32c::crc32c(&header[..at]);
     let c = crc32c::crc32c_append(c, &[0; 4]);
-    crc32c::crc32c_append(c, &header[at + 4..])
+    match &header[at + 4..] {
+        [] => c,
+        rest => crc32c::crc32c_append(c, rest),
+    }
 }
 
 fn verify_crc(header: &[u8], at: usize) -> Result<(), Error> {
