@@ -389,6 +389,7 @@ fn main() {
     if full {
         interleaved(&client, plain, proxied, 20, Duration::from_millis(500));
     } else {
+        println!("\n(smoke run under `cargo test`: the figures below are not measurements)");
         interleaved(&client, plain, proxied, 1, Duration::from_millis(50));
     }
     head_of_line(&server, &client, full);
