@@ -28,6 +28,25 @@ async fn header_one_byte_per_write_arrives_intact() {
         }
         let body = body_200(get_with(s, b"").await);
         assert!(body.starts_with("peer=127.0.0.2:"), "{body}");
+        assert!(body.contains(&format!(" local={addr} ")), "{body}");
+        assert!(body.ends_with(" source=203.0.113.9:1234"), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn tokio_listener_tap_io_and_any_axum_listener_can_be_wrapped() {
+    use axum::serve::ListenerExt;
+    use realip::io::FromAxum;
+
+    let header = v2(sa("203.0.113.9:1234"), sa("10.0.0.1:80"), &[]);
+    let tapped = tcp().await.tap_io(|s| s.set_nodelay(true).unwrap());
+    for addr in [
+        serve(ProxyProtocolListener::new(tcp().await)),
+        serve(ProxyProtocolListener::new(tapped)),
+        serve(ProxyProtocolListener::new(FromAxum(tcp().await))),
+    ] {
+        let body = body_200(get_with(connect_from(lo(2), addr).await, &header).await);
+        assert!(body.starts_with("peer=127.0.0.2:"), "{body}");
         assert!(body.ends_with(" source=203.0.113.9:1234"), "{body}");
     }
 }
@@ -218,7 +237,8 @@ async fn acceptor_reports_why() {
     let tcp = tcp().await;
     let addr = tcp.local_addr().unwrap();
     let acceptor = ProxyAcceptor::new().header_timeout_unclamped(Duration::from_millis(200));
-    let cases: [(&[u8], fn(&HandshakeError) -> bool); 3] = [
+    type Expect = fn(&HandshakeError) -> bool;
+    let cases: [(&[u8], Expect); 3] = [
         (b"GET / HTTP/1.1\r\n\r\n", |e| {
             matches!(e, HandshakeError::Missing)
         }),

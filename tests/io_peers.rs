@@ -131,10 +131,11 @@ fn tls_config(cert: &SelfSigned) -> Arc<rustls::ServerConfig> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_after_proxy_v2_through_haproxy_tcp_mode() {
+    const DEADLINE: Duration = Duration::from_millis(1500);
     let cert = SelfSigned::new("localhost", &["localhost", "127.0.0.1"]);
     let tls = tokio_rustls::TlsAcceptor::from(tls_config(&cert));
     let listener = ProxyProtocolListener::new(tcp().await)
-        .header_timeout_unclamped(Duration::from_millis(800))
+        .header_timeout_unclamped(DEADLINE)
         .with_handshake(move |stream, _addr| tls.accept(stream));
     let app: SocketAddr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -175,7 +176,28 @@ async fn tls_after_proxy_v2_through_haproxy_tcp_mode() {
     )
     .await
     .unwrap();
-    let cut = closed_within(&mut stalled, Duration::from_secs(3)).await;
-    assert!(cut < Duration::from_millis(1500), "{cut:?}");
+    let cut = closed_within(&mut stalled, Duration::from_secs(5)).await;
+    assert!(cut < DEADLINE + Duration::from_secs(1), "{cut:?}");
+
+    // Plain HTTP after the header fails the TLS handshake: closed at once,
+    // long before the deadline.
+    let mut plain = connect_from(lo(33), app).await;
+    let mut msg = v2(sa("203.0.113.1:1"), sa("10.0.0.1:443"), &[]);
+    msg.extend_from_slice(GET);
+    tokio::io::AsyncWriteExt::write_all(&mut plain, &msg)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let mut got = Vec::new();
+    // At most a TLS alert comes back, then the close.
+    let _ = tokio::time::timeout(
+        Duration::from_secs(3),
+        tokio::io::AsyncReadExt::read_to_end(&mut plain, &mut got),
+    )
+    .await
+    .expect("still open after 3 s");
+    let failed = start.elapsed();
+    assert!(!got.starts_with(b"HTTP"), "served plain HTTP: {got:?}");
+    assert!(failed < Duration::from_millis(400), "{failed:?}");
     drop(haproxy);
 }

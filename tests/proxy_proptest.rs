@@ -129,9 +129,11 @@ fn transport() -> impl Strategy<Value = Transport> {
     ]
 }
 
-/// A valid v2 header and what went into it.
-fn v2_case() -> impl Strategy<Value = (Vec<u8>, Command, Transport, Addr, Vec<(u8, Vec<u8>)>, bool)>
-{
+/// A valid v2 header and what went into it: bytes, command, transport,
+/// addresses, TLVs, whether a CRC32C was appended.
+type V2Case = (Vec<u8>, Command, Transport, Addr, Vec<(u8, Vec<u8>)>, bool);
+
+fn v2_case() -> impl Strategy<Value = V2Case> {
     (
         command(),
         transport(),

@@ -30,7 +30,8 @@ pub const DEFAULT_MAX_IN_FLIGHT: usize = 2048;
 ///
 /// Implemented for tokio's [`TcpListener`] and, with the `axum` feature,
 /// for `axum::serve::TapIo<TcpListener, F>` (what `ListenerExt::tap_io`
-/// returns, e.g. to set `TCP_NODELAY`). Implement it for any other listener.
+/// returns, e.g. to set `TCP_NODELAY`); any other axum listener with
+/// `SocketAddr` peers fits through [`FromAxum`]. Or implement it.
 pub trait Incoming: Send + 'static {
     /// The accepted stream.
     type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
@@ -89,6 +90,31 @@ where
     }
 }
 
+/// Any `axum::serve::Listener` with `SocketAddr` peers, as an [`Incoming`].
+///
+/// axum's listeners handle their own accept errors (they sleep 1 s on
+/// errors such as `EMFILE`), so through this adapter the listener never
+/// sees one. The local address of each connection is the bound address.
+#[cfg(feature = "axum")]
+#[derive(Debug)]
+pub struct FromAxum<L>(pub L);
+
+#[cfg(feature = "axum")]
+impl<L> Incoming for FromAxum<L>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    type Io = L::Io;
+
+    async fn accept(&mut self) -> io::Result<(L::Io, SocketAddr)> {
+        Ok(self.0.accept().await)
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr()
+    }
+}
+
 /// A step run on each connection after its PROXY header, inside the same
 /// concurrent, deadline-bounded handshake (typically a TLS handshake).
 ///
@@ -139,27 +165,30 @@ where
     E: Into<BoxError>,
 {
     type Io = T;
-    type Future = MapErr<Fut>;
+    type Future = HandshakeFuture<Fut>;
 
     fn handshake(&self, stream: ProxiedStream<IO>, addr: ProxiedAddr) -> Self::Future {
-        MapErr {
-            inner: Box::pin((self.0)(stream, addr)),
+        HandshakeFuture {
+            inner: (self.0)(stream, addr),
         }
     }
 }
 
-/// Future of a [`HandshakeFn`]: the closure's future with its error boxed.
-pub struct MapErr<Fut> {
-    inner: std::pin::Pin<Box<Fut>>,
-}
-
-impl<Fut> fmt::Debug for MapErr<Fut> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("MapErr(..)")
+pin_project_lite::pin_project! {
+    /// Future of a [`HandshakeFn`]: the closure's future with its error boxed.
+    pub struct HandshakeFuture<Fut> {
+        #[pin]
+        inner: Fut,
     }
 }
 
-impl<Fut, T, E> Future for MapErr<Fut>
+impl<Fut> fmt::Debug for HandshakeFuture<Fut> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HandshakeFuture(..)")
+    }
+}
+
+impl<Fut, T, E> Future for HandshakeFuture<Fut>
 where
     Fut: Future<Output = Result<T, E>>,
     E: Into<BoxError>,
@@ -167,10 +196,10 @@ where
     type Output = Result<T, BoxError>;
 
     fn poll(
-        mut self: std::pin::Pin<&mut Self>,
+        self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        self.inner.as_mut().poll(cx).map_err(Into::into)
+        self.project().inner.poll(cx).map_err(Into::into)
     }
 }
 
@@ -186,7 +215,10 @@ type Finished<T> = Option<(T, ProxiedAddr)>;
 /// deadline (at most [`max_in_flight`](Self::max_in_flight) at once), and
 /// `accept` returns the first connection whose handshake is over. Failed
 /// handshakes are closed and reported as `tracing` events (target
-/// `realip::io`) with the peer, the reason and the time spent.
+/// `realip::io`) with the peer, the reason and the time spent: protocol
+/// violations (missing, rejected, malformed, oversized header; failed TLS)
+/// at `WARN`, clients that time out, close or reset at `DEBUG`. Dropping
+/// the listener aborts the handshakes still running.
 ///
 /// ```no_run
 /// use axum::{extract::ConnectInfo, routing::get, Router};

@@ -24,9 +24,11 @@ pub use acceptor::{
     MIN_HEADER_TIMEOUT, MIN_MAX_HEADER_LEN,
 };
 pub use addr::ProxiedAddr;
+#[cfg(feature = "axum")]
+pub use listener::FromAxum;
 pub use listener::{
-    BoxError, Handshake, HandshakeFn, Incoming, MapErr, NoHandshake, ProxyProtocolListener,
-    DEFAULT_MAX_IN_FLIGHT,
+    BoxError, Handshake, HandshakeFn, HandshakeFuture, Incoming, NoHandshake,
+    ProxyProtocolListener, DEFAULT_MAX_IN_FLIGHT,
 };
 pub use policy::{Mode, SourcePolicy};
 pub use stream::ProxiedStream;

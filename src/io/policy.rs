@@ -15,7 +15,8 @@ use ipnet::{IpNet, Ipv4Net};
 pub enum Mode {
     /// A valid header must come first; without one the connection is
     /// closed. This is what the PROXY protocol specification asks of a
-    /// receiver, and the default.
+    /// receiver, and the default. A LOCAL header (health checks) is
+    /// accepted and gives no source address.
     Require,
     /// Use a header if the first bytes are a PROXY signature, otherwise
     /// serve the connection as it is, replaying every byte read.

@@ -29,6 +29,29 @@ pin_project! {
     ///
     /// Produced by [`ProxyAcceptor::accept`](super::ProxyAcceptor::accept)
     /// and, by default, by [`ProxyProtocolListener`](super::ProxyProtocolListener).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use realip::io::ProxyAcceptor;
+    /// use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    ///
+    /// let (mut client, server) = tokio::io::duplex(256);
+    /// // Header and request in one write, as load balancers often send them.
+    /// client
+    ///     .write_all(b"PROXY TCP4 203.0.113.7 10.0.0.1 4242 443\r\nGET / HTTP/1.1\r\n\r\n")
+    ///     .await?;
+    /// let peer = "10.0.0.2:50000".parse()?;
+    /// let mut stream = ProxyAcceptor::new().accept(server, peer).await?;
+    /// let source = stream.proxy_header().and_then(|h| h.source());
+    /// assert_eq!(source, Some("203.0.113.7:4242".parse()?));
+    /// // The application reads the request as the client sent it.
+    /// let mut method = [0u8; 4];
+    /// stream.read_exact(&mut method).await?;
+    /// assert_eq!(&method, b"GET ");
+    /// # Ok(())
+    /// # }
+    /// ```
     #[derive(Debug)]
     pub struct ProxiedStream<IO> {
         #[pin]

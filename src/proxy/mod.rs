@@ -340,11 +340,13 @@ pub fn detect(buf: &[u8]) -> Detected {
 }
 
 /// Parses a v1 or v2 header at the front of `buf`, verifying any CRC32C.
+#[inline(always)]
 pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
     parse_with(buf, Options::new())
 }
 
 /// [`parse`] with explicit [`Options`].
+#[inline(always)]
 pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
     match buf.first() {
         Some(b'P') => v1::parse(buf),

@@ -128,9 +128,10 @@ impl Index {
 /// Walks the TLV region once: checks tiling and the typed TLVs' rules,
 /// records where each typed TLV is and where the CRC32C value sits.
 ///
-/// Returns the index and the offset of the CRC32C value inside `tlvs`.
-pub(crate) fn validate(tlvs: &[u8]) -> Result<(Index, Option<usize>), Error> {
-    let mut idx = Index::default();
+/// Fills `idx` and returns the offset of the CRC32C value inside `tlvs`.
+/// (An out-parameter: returning the index by value made the caller copy it
+/// back through the stack, a measurable cost at these sizes.)
+pub(crate) fn validate(tlvs: &[u8], idx: &mut Index) -> Result<Option<usize>, Error> {
     let mut crc_at = None;
     let mut pos = 0usize;
     while pos < tlvs.len() {
@@ -203,7 +204,7 @@ pub(crate) fn validate(tlvs: &[u8]) -> Result<(Index, Option<usize>), Error> {
         }
         pos = end;
     }
-    Ok((idx, crc_at))
+    Ok(crc_at)
 }
 
 #[inline]

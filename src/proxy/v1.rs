@@ -32,38 +32,107 @@ pub const MIN_LEN: usize = 15;
 /// What every v1 header starts with.
 pub const PREFIX: &[u8] = b"PROXY ";
 
-/// Why the forward pass stopped early.
+/// Why the forward pass stopped early. Two bytes, so every helper's
+/// `Result` travels in a register (the public `Error` is wider).
+#[derive(Clone, Copy)]
 enum Stop {
     /// Ran out of bytes on a valid prefix.
     More,
-    Bad(Error),
+    Bad(V1Error),
+}
+
+/// The v1 subset of [`Error`].
+#[derive(Clone, Copy)]
+enum V1Error {
+    NotProxy,
+    TooLong,
+    Protocol,
+    Separator,
+    Truncated,
+    Crlf,
+    Address(Endpoint),
+    AddressLeadingZero(Endpoint),
+    Port(Endpoint),
+    PortLeadingZero(Endpoint),
+    PortRange(Endpoint),
 }
 
 impl From<Error> for Stop {
-    #[inline]
+    /// Only ever called on constant v1 variants, so this folds away.
+    #[inline(always)]
     fn from(e: Error) -> Self {
-        Stop::Bad(e)
+        Stop::Bad(match e {
+            Error::V1TooLong => V1Error::TooLong,
+            Error::V1Protocol => V1Error::Protocol,
+            Error::V1Separator => V1Error::Separator,
+            Error::V1Truncated => V1Error::Truncated,
+            Error::V1Crlf => V1Error::Crlf,
+            Error::V1Address(e) => V1Error::Address(e),
+            Error::V1AddressLeadingZero(e) => V1Error::AddressLeadingZero(e),
+            Error::V1Port(e) => V1Error::Port(e),
+            Error::V1PortLeadingZero(e) => V1Error::PortLeadingZero(e),
+            Error::V1PortRange(e) => V1Error::PortRange(e),
+            _ => V1Error::NotProxy,
+        })
+    }
+}
+
+impl From<V1Error> for Error {
+    fn from(e: V1Error) -> Self {
+        match e {
+            V1Error::NotProxy => Error::NotProxy,
+            V1Error::TooLong => Error::V1TooLong,
+            V1Error::Protocol => Error::V1Protocol,
+            V1Error::Separator => Error::V1Separator,
+            V1Error::Truncated => Error::V1Truncated,
+            V1Error::Crlf => Error::V1Crlf,
+            V1Error::Address(e) => Error::V1Address(e),
+            V1Error::AddressLeadingZero(e) => Error::V1AddressLeadingZero(e),
+            V1Error::Port(e) => Error::V1Port(e),
+            V1Error::PortLeadingZero(e) => Error::V1PortLeadingZero(e),
+            V1Error::PortRange(e) => Error::V1PortRange(e),
+        }
     }
 }
 
 type R<T> = Result<T, Stop>;
 
 struct Cur<'a> {
+    /// The input cut to `MAX_LEN`: one bound check per byte covers both
+    /// "need more input" and "107 bytes without CRLF".
     buf: &'a [u8],
     pos: usize,
+    /// The input held `MAX_LEN` bytes or more.
+    full: bool,
 }
 
-impl Cur<'_> {
+impl<'a> Cur<'a> {
+    #[inline(always)]
+    fn new(buf: &'a [u8]) -> Self {
+        let full = buf.len() >= MAX_LEN;
+        Cur {
+            buf: if full { &buf[..MAX_LEN] } else { buf },
+            pos: 0,
+            full,
+        }
+    }
+
+    #[cold]
+    fn end(&self) -> Stop {
+        if self.full {
+            Error::V1TooLong.into()
+        } else {
+            Stop::More
+        }
+    }
+
     /// The next byte, or why there is none: more input is needed, or 107
     /// bytes have gone by without a CRLF.
     #[inline(always)]
     fn peek(&self) -> R<u8> {
-        if self.pos >= MAX_LEN {
-            return Err(Stop::Bad(Error::V1TooLong));
-        }
         match self.buf.get(self.pos) {
             Some(&b) => Ok(b),
-            None => Err(Stop::More),
+            None => Err(self.end()),
         }
     }
     #[inline(always)]
@@ -80,14 +149,14 @@ impl Cur<'_> {
     #[inline(always)]
     fn lit(&mut self, lit: &[u8], err: Error) -> R<()> {
         if let Some(s) = self.buf.get(self.pos..self.pos + lit.len()) {
-            if s == lit && self.pos + lit.len() <= MAX_LEN {
+            if s == lit {
                 self.pos += lit.len();
                 return Ok(());
             }
         }
         for &want in lit {
             if self.next()? != want {
-                return Err(Stop::Bad(err));
+                return Err(err.into());
             }
         }
         Ok(())
@@ -96,23 +165,41 @@ impl Cur<'_> {
 
 /// Parses a v1 header at the front of `buf`.
 pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
-    let mut c = Cur { buf, pos: 0 };
-    match header(&mut c) {
-        Ok(h) => Ok(Status::Complete(h, c.pos)),
+    let mut c = Cur::new(buf);
+    match fields(&mut c) {
+        Ok(addresses) => {
+            let (family, transport) = match addresses {
+                Addresses::Ipv4 { .. } => (Family::Inet, Transport::Stream),
+                Addresses::Ipv6 { .. } => (Family::Inet6, Transport::Stream),
+                _ => (Family::Unspec, Transport::Unspec),
+            };
+            Ok(Status::Complete(
+                Header {
+                    version: super::Version::V1,
+                    command: Command::Proxy,
+                    transport,
+                    family,
+                    addresses,
+                    tlvs: &[],
+                    index: Index::default(),
+                },
+                c.pos,
+            ))
+        }
         Err(Stop::More) => {
             // A lower bound: the shortest header, or the LF after a CR.
             let need = MIN_LEN.saturating_sub(buf.len()).max(1);
             Ok(Status::Partial(NonZeroUsize::new(need)))
         }
-        Err(Stop::Bad(e)) => Err(e),
+        Err(Stop::Bad(e)) => Err(e.into()),
     }
 }
 
+/// The whole line; `Addresses::Unspec` for `UNKNOWN`.
 #[inline(always)]
-fn header<'a>(c: &mut Cur<'_>) -> R<Header<'a>> {
+fn fields(c: &mut Cur<'_>) -> R<Addresses<'static>> {
     c.lit(PREFIX, Error::NotProxy)?;
-    let family = protocol(c)?;
-    let addresses = match family {
+    Ok(match protocol(c)? {
         Family::Inet => {
             let src = ipv4(c, Endpoint::Source)?;
             space_after_addr(c, Endpoint::Source)?;
@@ -139,19 +226,6 @@ fn header<'a>(c: &mut Cur<'_>) -> R<Header<'a>> {
             unknown_rest(c)?;
             Addresses::Unspec
         }
-    };
-    Ok(Header {
-        version: super::Version::V1,
-        command: Command::Proxy,
-        transport: if family == Family::Unspec {
-            Transport::Unspec
-        } else {
-            Transport::Stream
-        },
-        family,
-        addresses,
-        tlvs: &[],
-        index: Index::default(),
     })
 }
 
@@ -233,11 +307,14 @@ fn is_digit(b: u8) -> bool {
     b.wrapping_sub(b'0') < 10
 }
 
-/// One decimal IPv4 octet: 0..=255, no leading zero.
+/// One decimal IPv4 octet: 0..=255, no leading zero. Unrolled: at most
+/// three digits; a fourth digit is caught by the caller, which expects a
+/// `.` or a space.
 #[inline(always)]
 fn octet(c: &mut Cur<'_>, ep: Endpoint) -> R<u8> {
     let b = c.next()?;
-    if !is_digit(b) {
+    let d0 = b.wrapping_sub(b'0');
+    if d0 >= 10 {
         return Err(if b == b' ' {
             Error::V1Separator
         } else {
@@ -245,24 +322,25 @@ fn octet(c: &mut Cur<'_>, ep: Endpoint) -> R<u8> {
         }
         .into());
     }
-    let mut v = u32::from(b - b'0');
-    let first_zero = v == 0;
-    for _ in 0..3 {
-        let b = c.peek()?;
-        if !is_digit(b) {
-            return Ok(v as u8);
-        }
-        if first_zero {
-            return Err(Error::V1AddressLeadingZero(ep).into());
-        }
-        v = v * 10 + u32::from(b - b'0');
-        if v > 255 {
-            return Err(Error::V1Address(ep).into());
-        }
-        c.bump();
+    let d1 = c.peek()?.wrapping_sub(b'0');
+    if d1 >= 10 {
+        return Ok(d0);
     }
-    // Four digits without a leading zero are > 255: unreachable, kept total.
-    Err(Error::V1Address(ep).into())
+    if d0 == 0 {
+        return Err(Error::V1AddressLeadingZero(ep).into());
+    }
+    c.bump();
+    let v = u32::from(d0) * 10 + u32::from(d1);
+    let d2 = c.peek()?.wrapping_sub(b'0');
+    if d2 >= 10 {
+        return Ok(v as u8);
+    }
+    let v = v * 10 + u32::from(d2);
+    if v > 255 {
+        return Err(Error::V1Address(ep).into());
+    }
+    c.bump();
+    Ok(v as u8)
 }
 
 #[inline(always)]
@@ -285,13 +363,28 @@ fn dot(c: &mut Cur<'_>, ep: Endpoint) -> R<()> {
     }
 }
 
+/// Hex digit values; 0xFF marks a non-hex byte.
+static HEX: [u8; 256] = {
+    let mut t = [0xFF; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 #[inline(always)]
 fn hex(b: u8) -> Option<u16> {
-    match b {
-        b'0'..=b'9' => Some(u16::from(b - b'0')),
-        b'a'..=b'f' => Some(u16::from(b - b'a' + 10)),
-        b'A'..=b'F' => Some(u16::from(b - b'A' + 10)),
-        _ => None,
+    match HEX[usize::from(b)] {
+        0xFF => None,
+        h => Some(u16::from(h)),
     }
 }
 
@@ -299,20 +392,24 @@ fn hex(b: u8) -> Option<u16> {
 /// group, one `::`, an optional trailing dotted quad (strict octets). No
 /// zone id. Stops before the byte that ends the address.
 fn ipv6(c: &mut Cur<'_>, ep: Endpoint) -> R<Ipv6Addr> {
-    let bad = || Stop::Bad(Error::V1Address(ep));
-    let mut segs = [0u16; 8];
-    let mut n = 0usize;
-    let mut gap: Option<usize> = None;
+    let bad = || Stop::from(Error::V1Address(ep));
+    // Groups are shifted into `acc` as they come; at `::` the groups so far
+    // move to `head`. No arrays: everything stays in registers.
+    let mut acc: u128 = 0;
+    let mut head: u128 = 0;
+    let mut n_head = 0u32;
+    let mut n = 0u32;
+    let mut gap = false;
     if c.peek()? == b':' {
         c.bump();
         if c.next()? != b':' {
             return Err(bad());
         }
-        gap = Some(0);
+        gap = true;
     }
     loop {
         // Right after `::` the address may end.
-        if gap == Some(n) && c.peek()? == b' ' {
+        if gap && n == n_head && c.peek()? == b' ' {
             break;
         }
         let start = c.pos;
@@ -329,56 +426,55 @@ fn ipv6(c: &mut Cur<'_>, ep: Endpoint) -> R<Ipv6Addr> {
             b = c.peek()?;
         }
         if digits == 0 {
-            return Err(if b == b' ' && n == 0 && gap.is_none() {
-                Stop::Bad(Error::V1Separator)
+            return Err(if b == b' ' && n == 0 && !gap {
+                Stop::from(Error::V1Separator)
             } else {
                 bad()
             });
         }
         // Room left: 8 groups, or 7 when `::` stands for at least one.
-        let room = if gap.is_some() { 7 } else { 8 };
+        let room = if gap { 7 } else { 8 };
         if b == b'.' {
             // Trailing dotted quad: it takes the last two groups.
-            if (gap.is_none() && n != 6) || n + 2 > room {
+            if (!gap && n != 6) || n + 2 > room {
                 return Err(bad());
             }
             c.pos = start;
-            let [a, b2, d, e] = ipv4(c, ep)?.octets();
-            segs[n] = u16::from_be_bytes([a, b2]);
-            segs[n + 1] = u16::from_be_bytes([d, e]);
+            let q = ipv4(c, ep)?;
+            acc = (acc << 32) | u128::from(u32::from(q));
             n += 2;
             break;
         }
         if n + 1 > room {
             return Err(bad());
         }
-        segs[n] = v;
+        acc = (acc << 16) | u128::from(v);
         n += 1;
         if b != b':' {
             break;
         }
         c.bump();
         if c.peek()? == b':' {
-            if gap.is_some() || n >= 8 {
+            if gap || n >= 8 {
                 return Err(bad());
             }
             c.bump();
-            gap = Some(n);
-        } else if gap.is_none() && n == 8 {
+            gap = true;
+            head = acc;
+            n_head = n;
+            acc = 0;
+        } else if !gap && n == 8 {
             return Err(bad());
         }
     }
-    match gap {
-        Some(g) => {
-            // Shift the groups after `::` to the end.
-            let tail = n - g;
-            let mut out = [0u16; 8];
-            out[..g].copy_from_slice(&segs[..g]);
-            out[8 - tail..].copy_from_slice(&segs[g..n]);
-            Ok(Ipv6Addr::from(out))
-        }
-        None if n == 8 => Ok(Ipv6Addr::from(segs)),
-        None => Err(bad()),
+    if gap {
+        // `head` takes the top groups, `acc` the bottom ones.
+        let head = head.checked_shl(16 * (8 - n_head)).unwrap_or(0);
+        Ok(Ipv6Addr::from(head | acc))
+    } else if n == 8 {
+        Ok(Ipv6Addr::from(acc))
+    } else {
+        Err(bad())
     }
 }
 
@@ -435,8 +531,8 @@ fn port(c: &mut Cur<'_>, ep: Endpoint) -> R<u16> {
 /// After `UNKNOWN`: anything up to the first CR, which must be followed by
 /// LF. A bare LF is not a line end.
 fn unknown_rest(c: &mut Cur<'_>) -> R<()> {
-    let end = c.buf.len().min(MAX_LEN);
-    let rest = c.buf.get(c.pos..end).unwrap_or(&[]);
+    let end = c.buf.len();
+    let rest = c.buf.get(c.pos..).unwrap_or(&[]);
     match rest.iter().position(|&b| b == b'\r' || b == b'\n') {
         Some(i) => {
             c.pos += i;

@@ -27,7 +27,7 @@
 use core::num::NonZeroUsize;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
-use super::tlv::{self, kind, Tlv};
+use super::tlv::{self, kind, Index, Tlv};
 use super::{
     Addresses, Command, EncodeError, Error, Family, Header, Options, Status, Transport, Version,
 };
@@ -50,6 +50,7 @@ const fn block_len(f: Family) -> usize {
 }
 
 /// Parses a v2 header at the front of `buf`, verifying any CRC32C.
+#[inline(always)]
 pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
     parse_with(buf, Options::new())
 }
@@ -85,6 +86,7 @@ fn family_transport(b: u8) -> Result<(Family, Transport), Error> {
 }
 
 /// [`parse`] with explicit [`Options`] (e.g. without CRC32C verification).
+#[inline(always)]
 pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
     let Some(fixed) = buf.first_chunk::<FIXED_LEN>() else {
         // Judge the prefix on what is there.
@@ -125,7 +127,12 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
         Some((block, tlvs)) => (addresses(family, block), tlvs),
         None => (Addresses::Unspec, &[][..]),
     };
-    let (index, crc_at) = tlv::validate(tlvs)?;
+    let mut index = Index::default();
+    let crc_at = if tlvs.is_empty() {
+        None
+    } else {
+        tlv::validate(tlvs, &mut index)?
+    };
     if let Some(at) = crc_at {
         if options.verify_crc32c {
             verify_crc(whole, FIXED_LEN + need + at)?;
@@ -183,7 +190,10 @@ fn addresses(family: Family, b: &[u8]) -> Addresses<'_> {
 fn crc_over(header: &[u8], at: usize) -> u32 {
     let c = crc32c::crc32c(&header[..at]);
     let c = crc32c::crc32c_append(c, &[0; 4]);
-    crc32c::crc32c_append(c, &header[at + 4..])
+    match &header[at + 4..] {
+        [] => c,
+        rest => crc32c::crc32c_append(c, rest),
+    }
 }
 
 fn verify_crc(header: &[u8], at: usize) -> Result<(), Error> {

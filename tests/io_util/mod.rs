@@ -55,7 +55,8 @@ pub fn lo(n: u8) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(127, 0, 0, n))
 }
 
-/// The app every io test serves: answers `peer=<socket peer> source=<PROXY source or ->`.
+/// The app every io test serves: answers
+/// `peer=<socket peer> local=<this end> source=<PROXY source or ->`.
 pub fn echo_app() -> Router {
     Router::new().route(
         "/",
@@ -63,7 +64,12 @@ pub fn echo_app() -> Router {
             let source = addr
                 .proxy_source()
                 .map_or_else(|| "-".to_owned(), |s| s.to_string());
-            format!("peer={} source={}", addr.peer(), source)
+            format!(
+                "peer={} local={} source={}",
+                addr.peer(),
+                addr.local(),
+                source
+            )
         }),
     )
 }
