@@ -8,3 +8,23 @@ pub mod trust;
 
 #[cfg(feature = "tokio")]
 pub mod io;
+
+#[cfg(feature = "tower")]
+pub mod extract;
+#[cfg(feature = "tower")]
+pub mod layer;
+#[cfg(feature = "tower")]
+pub mod testing;
+
+#[cfg(feature = "tower")]
+pub use extract::{ClientAddr, ClientIp, RealIp};
+#[cfg(feature = "axum")]
+pub use extract::{RealIpRejection, RejectionReason};
+#[cfg(feature = "tokio")]
+pub use io::{Mode, ProxiedAddr, ProxiedStream, ProxyAcceptor, ProxyProtocolListener};
+#[cfg(feature = "tower")]
+pub use layer::{RealIpLayer, RealIpLayerBuilder, RealIpService};
+pub use resolve::{
+    ConfigError, ConfigErrorKind, HeaderSource, Policy, PolicyBuilder, Resolution, Source, Stop,
+};
+pub use trust::TrustedProxies;

@@ -141,6 +141,14 @@ impl Resolution {
         }
     }
 
+    /// A client known only by its address, for `realip::testing`.
+    #[cfg(feature = "tower")]
+    pub(crate) fn direct(ip: IpAddr, port: Option<u16>) -> Self {
+        let mut r = Self::new(SocketAddr::new(ip, port.unwrap_or(0)));
+        r.port = port;
+        r
+    }
+
     #[inline]
     fn step(&mut self, ip: IpAddr, port: Option<u16>) {
         let ip = ip.to_canonical();

@@ -1,0 +1,377 @@
+//! `whoami`: answers every request with what realip resolved, as JSON.
+//!
+//! ```sh
+//! cargo run --example whoami
+//! curl -s http://127.0.0.1:8080/                                   # socket peer
+//! curl -s --haproxy-protocol http://127.0.0.1:8080/                # PROXY v1
+//! curl -s -H 'X-Forwarded-For: 203.0.113.9' http://127.0.0.1:8080/ # trusted XFF
+//! cargo run --example whoami -- --help                             # every flag
+//! ```
+//!
+//! Put it behind your load balancer to see what the app would see, and
+//! tune the flags until `client_ip` is right: they map one to one onto
+//! `ProxyProtocolListener` and `RealIpLayer` settings.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::{Json, Router};
+use http::HeaderName;
+use ipnet::IpNet;
+use realip::proxy::{kind, Command, Header, OwnedHeader, Version};
+use realip::{
+    HeaderSource, Mode, ProxiedAddr, ProxyProtocolListener, RealIp, RealIpLayer, Source, Stop,
+    TrustedProxies,
+};
+use serde_json::{json, Map, Value};
+use tokio::net::TcpListener;
+
+const USAGE: &str = "\
+whoami: answers every request with the client realip resolves, as JSON
+
+USAGE:
+    cargo run --example whoami -- [FLAGS]
+
+FLAGS:
+    --listen ADDR              address to listen on [default: 127.0.0.1:8080]
+    --proxy-protocol MODE      off | optional | required [default: optional]
+                               (for peers in --proxy-from; a PROXY header from
+                               any other peer closes the connection)
+    --proxy-from CIDR          peers allowed to send a PROXY header
+                               (repeatable) [default: loopback and private ranges]
+    --trust CIDR|loopback|private
+                               proxies whose forwarded headers are believed
+                               (repeatable) [default: loopback and private ranges]
+    --header NAME              header to read the client from, tried in order
+                               (repeatable): x-forwarded-for, forwarded,
+                               x-real-ip, or any single-address header name
+                               [default: x-forwarded-for]
+    --no-recursive             take at most one step left in the header
+    --hops N                   N proxies stand in front (hop-count mode,
+                               replaces the default trusted ranges)
+    --proxy-timeout MS         deadline for the PROXY header [default: 5000,
+                               at least 3000]
+    --help                     print this help
+";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProxyProtocol {
+    Off,
+    Optional,
+    Required,
+}
+
+#[derive(Debug)]
+struct Args {
+    listen: SocketAddr,
+    proxy_protocol: ProxyProtocol,
+    proxy_from: Vec<IpNet>,
+    trust: Option<TrustedProxies>,
+    headers: Vec<HeaderSource>,
+    recursive: bool,
+    hops: Option<usize>,
+    proxy_timeout: Option<Duration>,
+}
+
+/// `Ok(None)` means `--help` was printed.
+fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+    let mut args = Args {
+        listen: "127.0.0.1:8080".parse().expect("valid default"),
+        proxy_protocol: ProxyProtocol::Optional,
+        proxy_from: Vec::new(),
+        trust: None,
+        headers: Vec::new(),
+        recursive: true,
+        hops: None,
+        proxy_timeout: None,
+    };
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--help" | "-h" => return Ok(None),
+            "--listen" => {
+                let v = value()?;
+                args.listen = v
+                    .parse()
+                    .map_err(|_| format!("--listen: `{v}` is not ip:port"))?;
+            }
+            "--proxy-protocol" => {
+                args.proxy_protocol = match value()?.as_str() {
+                    "off" => ProxyProtocol::Off,
+                    "optional" => ProxyProtocol::Optional,
+                    "required" => ProxyProtocol::Required,
+                    v => {
+                        return Err(format!(
+                            "--proxy-protocol: `{v}` is not off|optional|required"
+                        ))
+                    }
+                }
+            }
+            "--proxy-from" => {
+                let v = value()?;
+                let set: TrustedProxies = v.parse().map_err(|e| format!("--proxy-from: {e}"))?;
+                args.proxy_from.extend(set.iter().copied());
+            }
+            "--trust" => {
+                let v = value()?;
+                let set = match v.as_str() {
+                    "loopback" => TrustedProxies::loopback(),
+                    "private" => TrustedProxies::private(),
+                    _ => v.parse().map_err(|e| format!("--trust: {e}"))?,
+                };
+                args.trust
+                    .get_or_insert_with(TrustedProxies::new)
+                    .merge(&set);
+            }
+            "--header" => args.headers.push(header_source(&value()?)?),
+            "--no-recursive" => args.recursive = false,
+            "--hops" => {
+                let v = value()?;
+                args.hops = Some(
+                    v.parse()
+                        .map_err(|_| format!("--hops: `{v}` is not a number"))?,
+                );
+            }
+            "--proxy-timeout" => {
+                let v = value()?;
+                let ms = v.parse().map_err(|_| {
+                    format!("--proxy-timeout: `{v}` is not a number of milliseconds")
+                })?;
+                args.proxy_timeout = Some(Duration::from_millis(ms));
+            }
+            other => return Err(format!("unknown flag `{other}`")),
+        }
+    }
+    if args.proxy_from.is_empty() {
+        args.proxy_from = TrustedProxies::private().iter().copied().collect();
+    }
+    if args.headers.is_empty() {
+        args.headers.push(HeaderSource::XForwardedFor);
+    }
+    Ok(Some(args))
+}
+
+fn header_source(name: &str) -> Result<HeaderSource, String> {
+    let name = name.to_ascii_lowercase();
+    Ok(match name.as_str() {
+        "x-forwarded-for" => HeaderSource::XForwardedFor,
+        "forwarded" => HeaderSource::Forwarded,
+        "x-real-ip" => HeaderSource::XRealIp,
+        "cf-connecting-ip" => HeaderSource::CfConnectingIp,
+        "true-client-ip" => HeaderSource::TrueClientIp,
+        "fly-client-ip" => HeaderSource::FlyClientIp,
+        "x-envoy-external-address" => HeaderSource::XEnvoyExternalAddress,
+        "cloudfront-viewer-address" => HeaderSource::CloudFrontViewerAddress,
+        _ => HeaderSource::Single(
+            HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("--header: `{name}` is not a header name"))?,
+        ),
+    })
+}
+
+/// The resolution policy the flags describe; configuration mistakes are
+/// reported by `build`.
+fn layer(args: &Args) -> Result<RealIpLayer, String> {
+    let mut b = RealIpLayer::builder();
+    match (&args.trust, args.hops) {
+        (Some(t), _) => b = b.trusted_proxies(t),
+        // Hop counting replaces ranges; the default ranges only apply without it.
+        (None, Some(_)) => {}
+        (None, None) => b = b.trust_private(),
+    }
+    if let Some(n) = args.hops {
+        b = b.trusted_hops(n);
+    }
+    if !args.recursive {
+        b = b.recursive(false);
+    }
+    for h in &args.headers {
+        b = b.header(h.clone());
+    }
+    b.build().map_err(|e| format!("policy: {e}"))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("whoami: {e}\nRun with --help for usage.");
+            return ExitCode::from(2);
+        }
+    };
+    let layer = match layer(&args) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("whoami: {e}\nRun with --help for usage.");
+            return ExitCode::from(2);
+        }
+    };
+
+    let tcp = match TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("whoami: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let from = args.proxy_from.iter().copied();
+    let mut listener = match args.proxy_protocol {
+        ProxyProtocol::Off => ProxyProtocolListener::new(tcp).otherwise(Mode::Skip),
+        ProxyProtocol::Optional => ProxyProtocolListener::new(tcp)
+            .optional_from(from)
+            .otherwise(Mode::Reject),
+        ProxyProtocol::Required => ProxyProtocolListener::new(tcp)
+            .require_from(from)
+            .otherwise(Mode::Reject),
+    };
+    if let Some(t) = args.proxy_timeout {
+        listener = listener.header_timeout(t);
+    }
+
+    tracing::info!(
+        listen = %args.listen,
+        proxy_protocol = ?args.proxy_protocol,
+        proxy_from = ?args.proxy_from,
+        proxy_timeout = ?listener.proxy_acceptor().timeout(),
+        trust = ?layer.policy().trusted_proxies().iter().collect::<Vec<_>>(),
+        headers = ?args.headers.iter().map(|h| h.name()).collect::<Vec<_>>(),
+        recursive = args.recursive,
+        hops = ?args.hops,
+        "whoami listening"
+    );
+
+    let app = Router::new().fallback(whoami).layer(layer);
+    let served = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<ProxiedAddr>(),
+    )
+    .await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("whoami: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn whoami(real: RealIp) -> Json<Value> {
+    Json(json!({
+        "client_ip": real.ip().to_string(),
+        "client_port": real.port(),
+        "source": match real.source() {
+            Source::Socket => "socket",
+            Source::ProxyProtocol => "proxy-protocol",
+            Source::Header(name) => name.as_str(),
+        },
+        "peer": real.peer().to_string(),
+        "stop": stop_name(real.stop()),
+        "hops": real.hops().iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
+        "proxy_protocol": real.proxy_header().map(proxy_json),
+    }))
+}
+
+fn stop_name(stop: Stop) -> &'static str {
+    match stop {
+        Stop::UntrustedHop => "untrusted_hop",
+        Stop::Malformed => "malformed",
+        Stop::Exhausted => "exhausted",
+        Stop::HopCap => "hop_cap",
+        Stop::HeaderAbsent => "header_absent",
+        Stop::Ambiguous => "ambiguous",
+        Stop::SingleStep => "single_step",
+        Stop::HopCount => "hop_count",
+        Stop::TooShort => "too_short",
+        _ => "other",
+    }
+}
+
+fn proxy_json(owned: &OwnedHeader) -> Value {
+    let h = owned.as_header();
+    json!({
+        "version": match h.version() { Version::V1 => 1, Version::V2 => 2 },
+        "command": match h.command() { Command::Proxy => "proxy", Command::Local => "local" },
+        "source": h.source().map(|a| a.to_string()),
+        "destination": h.destination().map(|a| a.to_string()),
+        "tlvs": tlvs_json(&h),
+    })
+}
+
+fn text(bytes: &[u8]) -> Value {
+    Value::String(String::from_utf8_lossy(bytes).into_owned())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn tlvs_json(h: &Header<'_>) -> Value {
+    let mut t = Map::new();
+    if let Some(v) = h.alpn() {
+        t.insert("alpn".into(), text(v));
+    }
+    if let Some(v) = h.authority() {
+        t.insert("authority".into(), text(v));
+    }
+    if let Some(v) = h.unique_id() {
+        t.insert("unique_id".into(), hex(v).into());
+    }
+    if let Some(v) = h.crc32c() {
+        t.insert("crc32c".into(), format!("{v:08x}").into());
+    }
+    if let Some(ssl) = h.ssl() {
+        let field = |v: Option<&[u8]>| v.map_or(Value::Null, text);
+        t.insert(
+            "ssl".into(),
+            json!({
+                "version": field(ssl.version()),
+                "cn": field(ssl.cn()),
+                "cipher": field(ssl.cipher()),
+                "sig_alg": field(ssl.sig_alg()),
+                "key_alg": field(ssl.key_alg()),
+                "verified": ssl.verified(),
+            }),
+        );
+    }
+    if let Some(v) = h.netns() {
+        t.insert("netns".into(), text(v));
+    }
+    if let Some(v) = h.aws_vpce_id() {
+        t.insert("aws_vpce_id".into(), text(v));
+    }
+    if let Some(v) = h.azure_link_id() {
+        t.insert("azure_link_id".into(), v.into());
+    }
+    if let Some(v) = h.gcp_psc_id() {
+        t.insert("gcp_psc_id".into(), v.into());
+    }
+    // Everything the typed accessors above do not cover, raw.
+    let other: Vec<Value> = h
+        .tlvs()
+        .filter(|tlv| match tlv.kind {
+            kind::ALPN | kind::AUTHORITY | kind::CRC32C | kind::NOOP | kind::UNIQUE_ID => false,
+            kind::SSL | kind::NETNS => false,
+            kind::AWS => tlv.value.first() != Some(&kind::AWS_VPCE_ID),
+            kind::AZURE => !(tlv.value.len() == 5 && tlv.value[0] == kind::AZURE_LINK_ID),
+            kind::GCP => tlv.value.len() != 8,
+            _ => true,
+        })
+        .map(|tlv| json!({ "type": tlv.kind, "hex": hex(tlv.value) }))
+        .collect();
+    if !other.is_empty() {
+        t.insert("other".into(), other.into());
+    }
+    Value::Object(t)
+}

@@ -1,0 +1,332 @@
+//! What [`RealIpLayer`](crate::RealIpLayer) stores, and the axum extractors
+//! that read it.
+//!
+//! - [`ClientIp`]: the client address;
+//! - [`ClientAddr`]: the client address and its port, when the deciding
+//!   source carried one;
+//! - [`RealIp`]: the whole resolution (source, socket peer, hops, why the
+//!   walk stopped, the PROXY header with its TLVs).
+//!
+//! Each is also an `Option<_>` extractor that gives `None` instead of
+//! rejecting. Without the layer, or when the server passes no connection
+//! info, the plain extractors reject with a [`RealIpRejection`] (500) whose
+//! message names the fix: a misconfigured server should fail loudly, not
+//! fall back to an address it cannot vouch for.
+//!
+//! Outside axum, read the extension directly with
+//! [`RealIp::from_extensions`].
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use http::Extensions;
+
+use crate::proxy::OwnedHeader;
+use crate::resolve::{Resolution, Source, Stop};
+
+/// Marker left by the layer when the request carried no peer address, so
+/// the rejection can name the right fix.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct NoPeer;
+
+/// The resolved client of a request, with everything that decided it.
+///
+/// Stored as a request extension by [`RealIpLayer`](crate::RealIpLayer);
+/// with the `axum` feature it is also an extractor.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use realip::{RealIp, RealIpLayer, Source};
+///
+/// async fn handler(real: RealIp) -> String {
+///     let via = match real.source() {
+///         Source::Socket => "socket".to_owned(),
+///         Source::ProxyProtocol => "PROXY protocol".to_owned(),
+///         Source::Header(name) => name.to_string(),
+///     };
+///     format!("{} (peer {}, via {via})", real.ip(), real.peer())
+/// }
+/// let app: Router = Router::new().route("/", get(handler)).layer(RealIpLayer::new());
+/// # let _ = app;
+/// ```
+#[derive(Clone, Debug)]
+pub struct RealIp {
+    resolution: Resolution,
+    peer: SocketAddr,
+    header: Option<Arc<OwnedHeader>>,
+}
+
+impl RealIp {
+    /// Puts a resolution together with the connection it was made for.
+    pub fn new(resolution: Resolution, peer: SocketAddr, header: Option<Arc<OwnedHeader>>) -> Self {
+        Self {
+            resolution,
+            peer,
+            header,
+        }
+    }
+
+    /// The value [`RealIpLayer`](crate::RealIpLayer) stored, for code that
+    /// is not an axum handler (tower services, hyper handlers, middleware).
+    pub fn from_extensions(extensions: &Extensions) -> Option<&RealIp> {
+        extensions.get::<RealIp>()
+    }
+
+    /// The client address.
+    pub fn ip(&self) -> IpAddr {
+        self.resolution.ip()
+    }
+
+    /// The client port, when the deciding source carried one.
+    pub fn port(&self) -> Option<u16> {
+        self.resolution.port()
+    }
+
+    /// The client address and port, as [`ClientAddr`].
+    pub fn client_addr(&self) -> ClientAddr {
+        ClientAddr {
+            ip: self.ip(),
+            port: self.port(),
+        }
+    }
+
+    /// Which input decided the address.
+    pub fn source(&self) -> &Source {
+        self.resolution.source()
+    }
+
+    /// Why the walk stopped.
+    pub fn stop(&self) -> Stop {
+        self.resolution.stop()
+    }
+
+    /// The addresses walked, nearest first (the socket peer first).
+    pub fn hops(&self) -> &[IpAddr] {
+        self.resolution.hops()
+    }
+
+    /// The full resolution.
+    pub fn resolution(&self) -> &Resolution {
+        &self.resolution
+    }
+
+    /// The TCP peer: the host that opened the connection to this server.
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The PROXY header the listener accepted from the peer, TLVs included
+    /// (`proxy_header()?.as_header().ssl()`, `.aws_vpce_id()`, ...).
+    pub fn proxy_header(&self) -> Option<&OwnedHeader> {
+        self.header.as_deref()
+    }
+
+    /// The shared PROXY header, to keep it without copying.
+    pub fn proxy_header_arc(&self) -> Option<&Arc<OwnedHeader>> {
+        self.header.as_ref()
+    }
+}
+
+/// The client address of a request.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use realip::{ClientIp, RealIpLayer};
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|ClientIp(ip): ClientIp| async move { ip.to_string() }))
+///     .layer(RealIpLayer::new());
+/// # let _ = app;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientIp(pub IpAddr);
+
+impl fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The client address with its port, when the deciding source carried one
+/// (the socket peer and a PROXY header always do; header entries only when
+/// written as `ip:port`).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use realip::{ClientAddr, RealIpLayer};
+///
+/// async fn handler(ClientAddr { ip, port }: ClientAddr) -> String {
+///     match port {
+///         Some(port) => format!("{ip} port {port}"),
+///         None => ip.to_string(),
+///     }
+/// }
+/// let app: Router = Router::new().route("/", get(handler)).layer(RealIpLayer::new());
+/// # let _ = app;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientAddr {
+    /// The client address.
+    pub ip: IpAddr,
+    /// The client port, when known.
+    pub port: Option<u16>,
+}
+
+impl ClientAddr {
+    /// Address and port together, when the port is known.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.port.map(|p| SocketAddr::new(self.ip, p))
+    }
+}
+
+impl fmt::Display for ClientAddr {
+    /// `ip:port` (`[v6]:port`) when the port is known, else the address.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.socket_addr() {
+            Some(sa) => sa.fmt(f),
+            None => self.ip.fmt(f),
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+pub use self::axum_impls::{RealIpRejection, RejectionReason};
+
+#[cfg(feature = "axum")]
+mod axum_impls {
+    use std::convert::Infallible;
+    use std::fmt;
+
+    use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+    use axum::response::{IntoResponse, Response};
+    use http::request::Parts;
+    use http::StatusCode;
+
+    use super::{ClientAddr, ClientIp, NoPeer, RealIp};
+
+    /// Why no client address was available.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    #[non_exhaustive]
+    pub enum RejectionReason {
+        /// No [`RealIpLayer`](crate::RealIpLayer) ran for this request.
+        MissingLayer,
+        /// The layer ran but the server passed no connection info.
+        MissingConnectInfo,
+    }
+
+    /// Rejection of [`ClientIp`], [`ClientAddr`] and [`RealIp`]: a server
+    /// configuration mistake, answered with `500 Internal Server Error` and
+    /// a message naming the fix.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+    pub struct RealIpRejection {
+        reason: RejectionReason,
+    }
+
+    impl RealIpRejection {
+        fn from_parts(parts: &Parts) -> Self {
+            let reason = if parts.extensions.get::<NoPeer>().is_some() {
+                RejectionReason::MissingConnectInfo
+            } else {
+                RejectionReason::MissingLayer
+            };
+            Self { reason }
+        }
+
+        /// What was missing.
+        pub fn reason(&self) -> RejectionReason {
+            self.reason
+        }
+
+        /// Always `500 Internal Server Error`: the client did nothing wrong.
+        pub fn status(&self) -> StatusCode {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+
+        /// The message sent as the response body.
+        pub fn body_text(&self) -> &'static str {
+            match self.reason {
+                RejectionReason::MissingLayer => {
+                    "realip: no client address for this request: add RealIpLayer to the \
+                     router or service that serves this handler"
+                }
+                RejectionReason::MissingConnectInfo => {
+                    "realip: RealIpLayer found no peer address: serve the app with \
+                     into_make_service_with_connect_info::<ProxiedAddr>() or \
+                     ::<SocketAddr>() (or insert a ProxiedAddr or SocketAddr request \
+                     extension)"
+                }
+            }
+        }
+    }
+
+    impl fmt::Display for RealIpRejection {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str(self.body_text())
+        }
+    }
+
+    impl std::error::Error for RealIpRejection {}
+
+    impl IntoResponse for RealIpRejection {
+        fn into_response(self) -> Response {
+            tracing::error!(target: "realip::extract", reason = ?self.reason, "{}", self.body_text());
+            (self.status(), self.body_text()).into_response()
+        }
+    }
+
+    fn get(parts: &Parts) -> Result<&RealIp, RealIpRejection> {
+        parts
+            .extensions
+            .get::<RealIp>()
+            .ok_or_else(|| RealIpRejection::from_parts(parts))
+    }
+
+    impl<S: Sync> FromRequestParts<S> for RealIp {
+        type Rejection = RealIpRejection;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            get(parts).cloned()
+        }
+    }
+
+    impl<S: Sync> OptionalFromRequestParts<S> for RealIp {
+        type Rejection = Infallible;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+            Ok(parts.extensions.get::<RealIp>().cloned())
+        }
+    }
+
+    impl<S: Sync> FromRequestParts<S> for ClientIp {
+        type Rejection = RealIpRejection;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            get(parts).map(|r| ClientIp(r.ip()))
+        }
+    }
+
+    impl<S: Sync> OptionalFromRequestParts<S> for ClientIp {
+        type Rejection = Infallible;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+            Ok(parts.extensions.get::<RealIp>().map(|r| ClientIp(r.ip())))
+        }
+    }
+
+    impl<S: Sync> FromRequestParts<S> for ClientAddr {
+        type Rejection = RealIpRejection;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            get(parts).map(RealIp::client_addr)
+        }
+    }
+
+    impl<S: Sync> OptionalFromRequestParts<S> for ClientAddr {
+        type Rejection = Infallible;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+            Ok(parts.extensions.get::<RealIp>().map(RealIp::client_addr))
+        }
+    }
+}
