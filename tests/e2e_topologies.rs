@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use common::{free_port, Curl, CurlOutput, Haproxy, Nginx};
 use e2e_util::*;
-use realip::resolve::{HeaderSource, Policy};
+use realip::{HeaderSource, RealIpLayer};
 
 /// curl from 127.0.0.`n` to `url` with `headers`, off the runtime's threads.
 async fn curl_from(n: u8, url: String, headers: &[&str]) -> CurlOutput {
@@ -61,11 +61,11 @@ fn haproxy_server_state(sock: &Path, backend: &str, server: &str) -> (String, St
     )
 }
 
-/// A policy that believes `X-Forwarded-For` from exactly these proxies.
-fn trust_xff_from(proxies: &[u8]) -> Policy {
+/// A layer that believes `X-Forwarded-For` from exactly these proxies.
+fn trust_xff_from(proxies: &[u8]) -> RealIpLayer {
     proxies
         .iter()
-        .fold(Policy::builder(), |b, n| b.trust(host_net(lo(*n))))
+        .fold(RealIpLayer::builder(), |b, n| b.trust(host_net(lo(*n))))
         .header(HeaderSource::XForwardedFor)
         .build()
         .unwrap()
@@ -76,7 +76,7 @@ fn trust_xff_from(proxies: &[u8]) -> Policy {
 /// server UP and resolve to the socket peer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nlb_haproxy_send_proxy_v2_to_app() {
-    let (app, log) = echo_router(Policy::new());
+    let (app, log) = echo_router(RealIpLayer::new());
     let app = serve_proxied(app);
     let hp = free_port();
     let stats_dir = tempfile::tempdir().unwrap();
@@ -128,7 +128,7 @@ async fn nlb_haproxy_send_proxy_v2_to_app() {
 /// ELB case, PROXY v1).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elb_nginx_stream_proxy_protocol_v1_to_app() {
-    let (app, _) = echo_router(Policy::new());
+    let (app, _) = echo_router(RealIpLayer::new());
     let app = serve_proxied(app);
     let ngx = free_port();
     let _nginx = Nginx::start(&format!(
@@ -219,7 +219,7 @@ async fn nlb_then_nginx_http_then_app_trusting_only_nginx() {
 /// `send-proxy-v2` → app.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn multi_tier_pass_through_and_re_emit() {
-    let (app, _) = echo_router(Policy::new());
+    let (app, _) = echo_router(RealIpLayer::new());
     let app = serve_proxied(app);
     let (pass, reemit) = (free_port(), free_port());
     let _haproxy = Haproxy::start(&format!(
@@ -381,19 +381,19 @@ async fn websocket_upgrade_through_nginx_sees_the_client() {
 async fn routers_with_different_policies_resolve_differently() {
     let loopback: ipnet::IpNet = "127.0.0.0/8".parse().unwrap();
     let hops = |n| {
-        Policy::builder()
+        RealIpLayer::builder()
             .trusted_hops(n)
             .header(HeaderSource::XForwardedFor)
             .build()
             .unwrap()
     };
     let app = axum::Router::new()
-        .nest("/none", echo_route("/probe", Policy::new()))
+        .nest("/none", echo_route("/probe", RealIpLayer::new()))
         .nest(
             "/one-step",
             echo_route(
                 "/probe",
-                Policy::builder()
+                RealIpLayer::builder()
                     .trust(loopback)
                     .recursive(false)
                     .header(HeaderSource::XForwardedFor)

@@ -8,17 +8,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::State;
 use axum::http::header::CONTENT_TYPE;
-use axum::http::HeaderMap;
-use axum::middleware::{self, Next};
+use axum::http::{HeaderMap, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::Extension;
 use axum::Router;
 use realip::io::{ProxiedAddr, ProxyProtocolListener};
 use realip::proxy::Version;
-use realip::resolve::{Policy, Resolution, Source};
+use realip::{ClientAddr, ClientIp, RealIp, RealIpLayer, Source};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -55,30 +53,33 @@ pub struct Seen {
 }
 
 impl Seen {
-    fn from_resolution(
-        r: &Resolution,
-        peer: SocketAddr,
-        proxy: Option<Version>,
-        path: &str,
-        xff: Option<String>,
+    /// What a handler's extractors say about its request.
+    fn from_extractors(
+        ClientIp(ip): ClientIp,
+        ClientAddr { ip: addr_ip, port }: ClientAddr,
+        real: &RealIp,
+        uri: &Uri,
+        headers: &HeaderMap,
     ) -> Seen {
-        let source = match r.source() {
+        assert_eq!(ip, addr_ip, "ClientIp and ClientAddr disagree");
+        assert_eq!(ip, real.ip(), "ClientIp and RealIp disagree");
+        let source = match real.source() {
             Source::Socket => "socket".to_owned(),
             Source::ProxyProtocol => "proxy_protocol".to_owned(),
             Source::Header(name) => format!("header:{name}"),
         };
         Seen {
-            client_ip: r.ip(),
-            client_port: r.port(),
+            client_ip: ip,
+            client_port: port,
             source,
-            peer,
-            proxy: proxy.map(|v| match v {
+            peer: real.peer(),
+            proxy: real.proxy_header().map(|h| match h.version() {
                 Version::V1 => "v1".to_owned(),
                 Version::V2 => "v2".to_owned(),
             }),
-            stop: format!("{:?}", r.stop()),
-            path: path.to_owned(),
-            xff,
+            stop: format!("{:?}", real.stop()),
+            path: uri.path().to_owned(),
+            xff: xff_of(headers),
         }
     }
 
@@ -117,29 +118,27 @@ impl Seen {
 /// Every request the app answered, in order (health checks included).
 pub type Log = Arc<Mutex<Vec<Seen>>>;
 
-/// The app under test: every route answers with the JSON of what it
-/// resolved (`/ws` over a WebSocket), and records it in the returned log.
-pub fn echo_router(policy: Policy) -> (Router, Log) {
+/// The app under test, as a user writes it: `layer` resolves, the
+/// handlers read [`ClientIp`], [`ClientAddr`] and [`RealIp`]. Every route
+/// answers with the JSON of what it saw (`/ws` in a WebSocket text frame)
+/// and records it in the returned log.
+pub fn echo_router(layer: RealIpLayer) -> (Router, Log) {
     let log = Log::default();
     let router = Router::new()
         .route("/", get(echo))
         .route("/{*rest}", get(echo))
         .route("/ws", get(ws))
         .with_state(log.clone())
-        .layer(middleware::from_fn(move |req, next| {
-            resolve_mw(policy.clone(), req, next)
-        }));
+        .layer(layer);
     (router, log)
 }
 
-/// One echo route at `path`, with its own policy (to nest or merge).
-pub fn echo_route(path: &str, policy: Policy) -> Router {
+/// One echo route at `path` with its own layer (to nest or merge).
+pub fn echo_route(path: &str, layer: RealIpLayer) -> Router {
     Router::new()
         .route(path, get(echo))
         .with_state(Log::default())
-        .layer(middleware::from_fn(move |req, next| {
-            resolve_mw(policy.clone(), req, next)
-        }))
+        .layer(layer)
 }
 
 /// The `X-Forwarded-For` lines of a request, joined in order.
@@ -152,22 +151,15 @@ pub fn xff_of(headers: &HeaderMap) -> Option<String> {
     (!lines.is_empty()).then(|| lines.join(", "))
 }
 
-async fn resolve_mw(policy: Policy, mut req: Request, next: Next) -> Response {
-    let (peer, proxy_source, version) =
-        if let Some(ConnectInfo(a)) = req.extensions().get::<ConnectInfo<ProxiedAddr>>() {
-            (a.peer(), a.proxy_source(), a.header().map(|h| h.version()))
-        } else if let Some(ConnectInfo(a)) = req.extensions().get::<ConnectInfo<SocketAddr>>() {
-            (*a, None, None)
-        } else {
-            panic!("no ConnectInfo")
-        };
-    let r = policy.resolve(peer, proxy_source, req.headers());
-    let seen = Seen::from_resolution(&r, peer, version, req.uri().path(), xff_of(req.headers()));
-    req.extensions_mut().insert(seen);
-    next.run(req).await
-}
-
-async fn echo(State(log): State<Log>, Extension(seen): Extension<Seen>) -> Response {
+async fn echo(
+    State(log): State<Log>,
+    ip: ClientIp,
+    addr: ClientAddr,
+    real: RealIp,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let seen = Seen::from_extractors(ip, addr, &real, &uri, &headers);
     log.lock().unwrap().push(seen.clone());
     (
         [(CONTENT_TYPE, "application/json")],
@@ -179,9 +171,14 @@ async fn echo(State(log): State<Log>, Extension(seen): Extension<Seen>) -> Respo
 /// The upgrade handler sends one text frame: the JSON of what it resolved.
 async fn ws(
     State(log): State<Log>,
-    Extension(seen): Extension<Seen>,
+    ip: ClientIp,
+    addr: ClientAddr,
+    real: RealIp,
+    uri: Uri,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let seen = Seen::from_extractors(ip, addr, &real, &uri, &headers);
     log.lock().unwrap().push(seen.clone());
     upgrade.on_upgrade(move |mut socket| async move {
         let text = seen.to_json().to_string();
