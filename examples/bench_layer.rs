@@ -4,9 +4,14 @@
 //! ```sh
 //! cargo run --release --example bench_layer -- plain 127.0.0.1:0
 //! cargo run --release --example bench_layer -- layer 127.0.0.1:0
+//! cargo run --release --example bench_layer -- connect-info 127.0.0.1:0
 //! ```
 //!
 //! - `plain`: `GET /` answers `Hello, World!`; no layer, no `ConnectInfo`.
+//! - `connect-info`: the plain app served with
+//!   `into_make_service_with_connect_info::<SocketAddr>()`, the handler
+//!   extracting `ConnectInfo` (what the layer needs, without the layer), to
+//!   split the layer's cost from the connection-info plumbing.
 //! - `layer`: the same route behind `RealIpLayer` trusting private and
 //!   loopback ranges with `X-Forwarded-For` (a 3-hop header such as
 //!   `203.0.113.7, 10.0.0.2, 10.0.0.3` from loopback walks 3 entries), the
@@ -21,6 +26,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::Router;
 use realip::{ClientIp, HeaderSource, RealIpLayer};
@@ -39,6 +45,11 @@ async fn hello_from(ClientIp(ip): ClientIp) -> &'static str {
     BODY
 }
 
+async fn hello_peer(ConnectInfo(peer): ConnectInfo<SocketAddr>) -> &'static str {
+    std::hint::black_box(peer);
+    BODY
+}
+
 async fn ip(ClientIp(ip): ClientIp) -> String {
     ip.to_string()
 }
@@ -53,8 +64,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if mode != "plain" && mode != "layer" {
-        eprintln!("usage: bench_layer plain|layer [ADDR]");
+    if !["plain", "connect-info", "layer"].contains(&mode.as_str()) {
+        eprintln!("usage: bench_layer plain|connect-info|layer [ADDR]");
         return ExitCode::FAILURE;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -68,6 +79,14 @@ fn main() -> ExitCode {
         if mode == "plain" {
             let app = Router::new().route("/", get(hello));
             axum::serve(listener, app).await.expect("serve");
+        } else if mode == "connect-info" {
+            let app = Router::new().route("/", get(hello_peer));
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
         } else {
             let layer = RealIpLayer::builder()
                 .trust_private()
