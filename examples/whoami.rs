@@ -375,3 +375,112 @@ fn tlvs_json(h: &Header<'_>) -> Value {
     }
     Value::Object(t)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Args>, String> {
+        parse_args(args.iter().map(|s| s.to_string()))
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse(&[]).unwrap().unwrap();
+        assert_eq!(a.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(a.proxy_protocol, ProxyProtocol::Optional);
+        assert!(a.proxy_from.contains(&"127.0.0.0/8".parse().unwrap()));
+        assert!(a.proxy_from.contains(&"10.0.0.0/8".parse().unwrap()));
+        assert_eq!(a.headers, [HeaderSource::XForwardedFor]);
+        let l = layer(&a).unwrap();
+        assert!(l
+            .policy()
+            .trusted_proxies()
+            .contains("192.168.1.1".parse().unwrap()));
+        assert!(!l
+            .policy()
+            .trusted_proxies()
+            .contains("203.0.113.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn flags() {
+        let a = parse(&[
+            "--listen",
+            "127.0.0.2:9000",
+            "--proxy-protocol",
+            "required",
+            "--proxy-from",
+            "10.1.0.0/16",
+            "--trust",
+            "loopback",
+            "--trust",
+            "192.0.2.1",
+            "--header",
+            "X-Real-IP",
+            "--header",
+            "x-client",
+            "--no-recursive",
+            "--proxy-timeout",
+            "4000",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(a.listen, "127.0.0.2:9000".parse().unwrap());
+        assert_eq!(a.proxy_protocol, ProxyProtocol::Required);
+        assert_eq!(a.proxy_from, ["10.1.0.0/16".parse::<IpNet>().unwrap()]);
+        let t = a.trust.as_ref().unwrap();
+        assert!(
+            t.contains("127.0.0.9".parse().unwrap()) && t.contains("192.0.2.1".parse().unwrap())
+        );
+        assert!(!t.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            a.headers,
+            [
+                HeaderSource::XRealIp,
+                HeaderSource::Single(HeaderName::from_static("x-client"))
+            ]
+        );
+        assert!(!a.recursive);
+        assert_eq!(a.proxy_timeout, Some(Duration::from_millis(4000)));
+        assert!(layer(&a).is_ok());
+        assert!(parse(&["--help"]).unwrap().is_none());
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        for bad in [
+            &["--nope"][..],
+            &["--listen", "nowhere"],
+            &["--proxy-protocol", "maybe"],
+            &["--trust", "10.0.0.0/40"],
+            &["--hops", "two"],
+            &["--header"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        // Contradictions surface when the policy is built.
+        let a = parse(&["--hops", "2", "--trust", "private"])
+            .unwrap()
+            .unwrap();
+        assert!(layer(&a).is_err());
+        let a = parse(&["--hops", "2"]).unwrap().unwrap();
+        assert!(layer(&a).is_ok());
+    }
+
+    #[test]
+    fn proxy_json_v1() {
+        let bytes = b"PROXY TCP6 2001:db8::1 2001:db8::2 443 8443\r\n";
+        let realip::proxy::Status::Complete(h, _) = realip::proxy::parse(bytes).unwrap() else {
+            panic!("complete")
+        };
+        let v = proxy_json(&h.to_owned_header());
+        assert_eq!(
+            v,
+            json!({
+                "version": 1, "command": "proxy", "source": "[2001:db8::1]:443",
+                "destination": "[2001:db8::2]:8443", "tlvs": {},
+            })
+        );
+    }
+}

@@ -16,7 +16,9 @@
 //! 4. a [`SocketAddr`] extension (any other server).
 //!
 //! When none is present the layer stores nothing and the extractors reject
-//! the request with a 500 naming the fix.
+//! the request with a 500 naming the fix. Servers that keep the peer in
+//! another type (tonic's `TcpConnectInfo`, for one) insert it as a
+//! `SocketAddr` extension in front of the layer.
 //!
 //! Layers nest: each one resolves with its own policy and overwrites the
 //! result, so the layer nearest the handler decides.

@@ -1,0 +1,74 @@
+//! Without axum's `Router` or `serve`: a hyper-util server that reads the
+//! PROXY header with `ProxyAcceptor` and runs `RealIpLayer` as a plain
+//! tower layer. The connection's addresses reach the layer as a
+//! `ProxiedAddr` request extension.
+//!
+//! ```sh
+//! cargo run --example hyper_util_server
+//! curl --haproxy-protocol http://127.0.0.1:8080/
+//! curl http://127.0.0.1:8080/    # also fine: the header is optional from loopback
+//! ```
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use realip::{Mode, ProxiedAddr, ProxyAcceptor, RealIp, RealIpLayer};
+use tokio::net::TcpListener;
+use tower::ServiceBuilder;
+
+/// The application: reads what the layer stored.
+async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let body = match RealIp::from_extensions(req.extensions()) {
+        Some(real) => format!("hello {}\n", real.client_addr()),
+        None => "no client address\n".to_owned(),
+    };
+    Ok(Response::new(Full::new(Bytes::from(body))))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let acceptor = ProxyAcceptor::new()
+        .optional_from(["127.0.0.0/8".parse()?])
+        .otherwise(Mode::Reject);
+    let layer = RealIpLayer::new();
+    let tcp = TcpListener::bind("127.0.0.1:8080").await?;
+    println!("listening on 127.0.0.1:8080");
+
+    loop {
+        let (socket, peer) = tcp.accept().await?;
+        let local = socket.local_addr()?;
+        let (acceptor, layer) = (acceptor.clone(), layer.clone());
+        // One task per connection: a slow header delays nobody else.
+        tokio::spawn(async move {
+            let stream = match acceptor.accept(socket, peer).await {
+                Ok(stream) => stream,
+                Err(_) => return, // closed; the reason is a `realip::io` event
+            };
+            let header = stream.proxy_header().cloned().map(Arc::new);
+            let addr = ProxiedAddr::new(peer, local, header);
+
+            let service = ServiceBuilder::new()
+                // Give every request on this connection its addresses ...
+                .map_request(move |mut req: Request<Incoming>| {
+                    req.extensions_mut().insert(addr.clone());
+                    req
+                })
+                // ... so the layer can resolve the client from them.
+                .layer(layer)
+                .service_fn(handle);
+
+            let served = auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .await;
+            if let Err(e) = served {
+                eprintln!("connection from {peer}: {e}");
+            }
+        });
+    }
+}
