@@ -198,11 +198,7 @@ pub fn tcp() -> TcpListener {
 /// Serves `app` behind a [`ProxyProtocolListener`] (header required from
 /// every peer); returns its address.
 pub fn serve_proxied(app: Router) -> SocketAddr {
-    serve_proxied_with(ProxyProtocolListener::new(tcp()), app)
-}
-
-/// Serves `app` behind `listener`; returns its address.
-pub fn serve_proxied_with(listener: ProxyProtocolListener<TcpListener>, app: Router) -> SocketAddr {
+    let listener = ProxyProtocolListener::new(tcp());
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         axum::serve(
@@ -265,23 +261,6 @@ pub async fn read_head(s: &mut TcpStream) -> (String, Vec<u8>) {
         );
         buf.extend_from_slice(&chunk[..n]);
     }
-}
-
-/// Sends `request` and reads a `Connection: close` answer to the end
-/// (bounded by 5 s); returns the status line and the body.
-pub async fn exchange(mut s: TcpStream, request: &[u8]) -> (String, String) {
-    s.write_all(request).await.unwrap();
-    let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut out))
-        .await
-        .expect("no answer within 5 s")
-        .expect("read answer");
-    let text = String::from_utf8_lossy(&out).into_owned();
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .unwrap_or_else(|| panic!("not an HTTP answer: {text:?}"));
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    (status, body.to_owned())
 }
 
 /// A WebSocket handshake written by hand from `from` to `to`, with
