@@ -197,6 +197,12 @@ pub struct Haproxy {
 impl Haproxy {
     /// Validates (`haproxy -c`) and starts haproxy with `config_body`.
     pub fn start(config_body: &str) -> Haproxy {
+        Haproxy::start_with_maxconn(config_body, 512)
+    }
+
+    /// [`Haproxy::start`] with another global `maxconn` (haproxy ignores a
+    /// second one in the body), for load tests.
+    pub fn start_with_maxconn(config_body: &str, maxconn: u32) -> Haproxy {
         let binary = find_binary("haproxy");
         let dir = tempfile::Builder::new()
             .prefix("realip-haproxy-")
@@ -206,7 +212,7 @@ impl Haproxy {
         let text = format!(
             "global\n\
              \x20   nbthread 1\n\
-             \x20   maxconn 512\n\
+             \x20   maxconn {maxconn}\n\
              \x20   log stderr format raw local0 info\n\
              \n\
              defaults\n\
