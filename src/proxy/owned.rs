@@ -6,8 +6,8 @@ use super::tlv::Index;
 use super::{Command, Family, Header, Transport, Version};
 
 /// A PROXY header that owns its bytes, for connection info kept after the
-/// read buffer is reused. Cheap to clone for IP headers (the TLV bytes
-/// are one boxed slice).
+/// read buffer is reused. Cloning copies the TLV bytes; share it behind an
+/// `Arc` when many holders need it.
 ///
 /// ```
 /// use realip::proxy::{self, OwnedHeader, Status};
