@@ -50,14 +50,14 @@ impl Header<'_> {
                 if !self.tlvs.is_empty() {
                     return Err(EncodeError::V1Tlvs);
                 }
-                v1::write(out, &self.addresses)
+                v1::write(out, &self.addresses())
             }
             Version::V2 => v2::write_raw(
                 out,
                 self.command,
                 self.transport,
                 self.family,
-                &self.addresses,
+                &self.addresses(),
                 self.tlvs,
                 false,
             ),

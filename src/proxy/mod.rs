@@ -37,7 +37,7 @@
 //! ```
 
 use core::num::NonZeroUsize;
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 mod encode;
 mod error;
@@ -158,9 +158,37 @@ pub struct Header<'a> {
     pub(crate) command: Command,
     pub(crate) transport: Transport,
     pub(crate) family: Family,
-    pub(crate) addresses: Addresses<'a>,
+    /// Which addresses `addr`/`unix` hold (`Unspec`: none).
+    pub(crate) stored: Family,
+    /// IP addresses in the v2 block layout (source IP, destination IP,
+    /// source port, destination port; big-endian): INET uses the first 12
+    /// bytes, INET6 all 36, the rest is zero. Plain bytes rather than socket
+    /// address enums, so a header moves as a few wide copies.
+    pub(crate) addr: [u8; 36],
+    /// UNIX: the 216-byte block; otherwise empty.
+    pub(crate) unix: &'a [u8],
     pub(crate) tlvs: &'a [u8],
     pub(crate) index: Index,
+}
+
+#[inline(always)]
+fn v4_at(a: &[u8; 36], ip: usize, port: usize) -> SocketAddrV4 {
+    SocketAddrV4::new(
+        Ipv4Addr::new(a[ip], a[ip + 1], a[ip + 2], a[ip + 3]),
+        u16::from_be_bytes([a[port], a[port + 1]]),
+    )
+}
+
+#[inline(always)]
+fn v6_at(a: &[u8; 36], ip: usize, port: usize) -> SocketAddrV6 {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&a[ip..ip + 16]);
+    SocketAddrV6::new(
+        Ipv6Addr::from(b),
+        u16::from_be_bytes([a[port], a[port + 1]]),
+        0,
+        0,
+    )
 }
 
 impl<'a> Header<'a> {
@@ -188,7 +216,28 @@ impl<'a> Header<'a> {
     /// used as the client: see [`source`](Self::source)).
     #[inline]
     pub fn addresses(&self) -> Addresses<'a> {
-        self.addresses
+        match self.stored {
+            Family::Unspec => Addresses::Unspec,
+            Family::Inet => Addresses::Ipv4 {
+                source: v4_at(&self.addr, 0, 8),
+                destination: v4_at(&self.addr, 4, 10),
+            },
+            Family::Inet6 => Addresses::Ipv6 {
+                source: v6_at(&self.addr, 0, 32),
+                destination: v6_at(&self.addr, 16, 34),
+            },
+            Family::Unix => {
+                let src = self.unix.get(..108).and_then(|s| s.try_into().ok());
+                let dst = self.unix.get(108..216).and_then(|s| s.try_into().ok());
+                match (src, dst) {
+                    (Some(source), Some(destination)) => Addresses::Unix {
+                        source,
+                        destination,
+                    },
+                    _ => Addresses::Unspec,
+                }
+            }
+        }
     }
     /// The client address: `None` for LOCAL, v1 `UNKNOWN`, AF_UNSPEC and
     /// AF_UNIX, where the socket peer stays the client.
@@ -197,10 +246,10 @@ impl<'a> Header<'a> {
         if self.command == Command::Local {
             return None;
         }
-        match self.addresses {
-            Addresses::Ipv4 { source, .. } => Some(SocketAddr::V4(source)),
-            Addresses::Ipv6 { source, .. } => Some(SocketAddr::V6(source)),
-            Addresses::Unspec | Addresses::Unix { .. } => None,
+        match self.stored {
+            Family::Inet => Some(SocketAddr::V4(v4_at(&self.addr, 0, 8))),
+            Family::Inet6 => Some(SocketAddr::V6(v6_at(&self.addr, 0, 32))),
+            Family::Unspec | Family::Unix => None,
         }
     }
     /// The address the proxy accepted the client on; `None` when
@@ -210,10 +259,10 @@ impl<'a> Header<'a> {
         if self.command == Command::Local {
             return None;
         }
-        match self.addresses {
-            Addresses::Ipv4 { destination, .. } => Some(SocketAddr::V4(destination)),
-            Addresses::Ipv6 { destination, .. } => Some(SocketAddr::V6(destination)),
-            Addresses::Unspec | Addresses::Unix { .. } => None,
+        match self.stored {
+            Family::Inet => Some(SocketAddr::V4(v4_at(&self.addr, 4, 10))),
+            Family::Inet6 => Some(SocketAddr::V6(v6_at(&self.addr, 16, 34))),
+            Family::Unspec | Family::Unix => None,
         }
     }
     /// All TLVs in order, raw (empty for v1). Validated at parse time, so the

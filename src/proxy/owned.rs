@@ -1,13 +1,13 @@
 //! [`OwnedHeader`]: a header that outlives the read buffer.
 
-use std::net::{SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::net::SocketAddr;
 
 use super::tlv::Index;
-use super::{Addresses, Command, Family, Header, Transport, Version};
+use super::{Command, Family, Header, Transport, Version};
 
 /// A PROXY header that owns its bytes, for connection info kept after the
-/// read buffer is reused. Cheap to clone for IP headers (the TLV bytes
-/// are one boxed slice).
+/// read buffer is reused. Cloning copies the TLV bytes; share it behind an
+/// `Arc` when many holders need it.
 ///
 /// ```
 /// use realip::proxy::{self, OwnedHeader, Status};
@@ -27,42 +27,23 @@ pub struct OwnedHeader {
     command: Command,
     transport: Transport,
     family: Family,
-    addresses: OwnedAddresses,
+    stored: Family,
+    addr: [u8; 36],
+    unix: Box<[u8]>,
     tlvs: Box<[u8]>,
     index: Index,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-enum OwnedAddresses {
-    Unspec,
-    Ipv4(SocketAddrV4, SocketAddrV4),
-    Ipv6(SocketAddrV6, SocketAddrV6),
-    Unix(Box<([u8; 108], [u8; 108])>),
-}
-
 impl OwnedHeader {
     pub(crate) fn from_header(h: &Header<'_>) -> Self {
-        let addresses = match h.addresses {
-            Addresses::Unspec => OwnedAddresses::Unspec,
-            Addresses::Ipv4 {
-                source,
-                destination,
-            } => OwnedAddresses::Ipv4(source, destination),
-            Addresses::Ipv6 {
-                source,
-                destination,
-            } => OwnedAddresses::Ipv6(source, destination),
-            Addresses::Unix {
-                source,
-                destination,
-            } => OwnedAddresses::Unix(Box::new((*source, *destination))),
-        };
         OwnedHeader {
             version: h.version,
             command: h.command,
             transport: h.transport,
             family: h.family,
-            addresses,
+            stored: h.stored,
+            addr: h.addr,
+            unix: h.unix.into(),
             tlvs: h.tlvs.into(),
             index: h.index,
         }
@@ -70,27 +51,14 @@ impl OwnedHeader {
 
     /// A borrowed view with every accessor of [`Header`] (TLVs included).
     pub fn as_header(&self) -> Header<'_> {
-        let addresses = match &self.addresses {
-            OwnedAddresses::Unspec => Addresses::Unspec,
-            OwnedAddresses::Ipv4(s, d) => Addresses::Ipv4 {
-                source: *s,
-                destination: *d,
-            },
-            OwnedAddresses::Ipv6(s, d) => Addresses::Ipv6 {
-                source: *s,
-                destination: *d,
-            },
-            OwnedAddresses::Unix(b) => Addresses::Unix {
-                source: &b.0,
-                destination: &b.1,
-            },
-        };
         Header {
             version: self.version,
             command: self.command,
             transport: self.transport,
             family: self.family,
-            addresses,
+            stored: self.stored,
+            addr: self.addr,
+            unix: &self.unix,
             tlvs: &self.tlvs,
             index: self.index,
         }

@@ -133,19 +133,16 @@ impl Index {
 /// back through the stack, a measurable cost at these sizes.)
 pub(crate) fn validate(tlvs: &[u8], idx: &mut Index) -> Result<Option<usize>, Error> {
     let mut crc_at = None;
-    let mut pos = 0usize;
-    while pos < tlvs.len() {
-        let [k, hi, lo, ..] = tlvs[pos..] else {
-            return Err(Error::V2TlvTrailing);
-        };
+    let mut rest = tlvs;
+    while let [k, hi, lo, ref tail @ ..] = *rest {
         let len16 = u16::from_be_bytes([hi, lo]);
         let len = usize::from(len16);
-        let start = pos + 3;
-        let end = start + len;
-        if end > tlvs.len() {
+        let Some((value, after)) = tail.split_at_checked(len) else {
             return Err(Error::V2TlvOverrun { kind: k });
-        }
-        let value = &tlvs[start..end];
+        };
+        let pos = tlvs.len() - rest.len();
+        let start = pos + 3;
+        rest = after;
         // Slot = offset + 1; the region is ≤ 65535 bytes so it fits a u16.
         let slot = (pos + 1) as u16;
         match k {
@@ -202,9 +199,12 @@ pub(crate) fn validate(tlvs: &[u8], idx: &mut Index) -> Result<Option<usize>, Er
             }
             _ => {}
         }
-        pos = end;
     }
-    Ok(crc_at)
+    if rest.is_empty() {
+        Ok(crc_at)
+    } else {
+        Err(Error::V2TlvTrailing)
+    }
 }
 
 #[inline]

@@ -20,7 +20,7 @@
 
 use core::num::NonZeroUsize;
 use std::io::Write as _;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::tlv::Index;
 use super::{Addresses, Command, EncodeError, Endpoint, Error, Family, Header, Status, Transport};
@@ -166,26 +166,26 @@ impl<'a> Cur<'a> {
 /// Parses a v1 header at the front of `buf`.
 pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
     let mut c = Cur::new(buf);
-    match fields(&mut c) {
-        Ok(addresses) => {
-            let (family, transport) = match addresses {
-                Addresses::Ipv4 { .. } => (Family::Inet, Transport::Stream),
-                Addresses::Ipv6 { .. } => (Family::Inet6, Transport::Stream),
-                _ => (Family::Unspec, Transport::Unspec),
-            };
-            Ok(Status::Complete(
-                Header {
-                    version: super::Version::V1,
-                    command: Command::Proxy,
-                    transport,
-                    family,
-                    addresses,
-                    tlvs: &[],
-                    index: Index::default(),
+    let mut addr = [0u8; 36];
+    match fields(&mut c, &mut addr) {
+        Ok(family) => Ok(Status::Complete(
+            Header {
+                version: super::Version::V1,
+                command: Command::Proxy,
+                transport: if family == Family::Unspec {
+                    Transport::Unspec
+                } else {
+                    Transport::Stream
                 },
-                c.pos,
-            ))
-        }
+                family,
+                stored: family,
+                addr,
+                unix: &[],
+                tlvs: &[],
+                index: Index::default(),
+            },
+            c.pos,
+        )),
         Err(Stop::More) => {
             // A lower bound: the shortest header, or the LF after a CR.
             let need = MIN_LEN.saturating_sub(buf.len()).max(1);
@@ -195,21 +195,23 @@ pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
     }
 }
 
-/// The whole line; `Addresses::Unspec` for `UNKNOWN`.
+/// The whole line. Addresses go to `addr` in the v2 block layout (see
+/// `Header::addr`); returns the family (`Unspec` for `UNKNOWN`).
 #[inline(always)]
-fn fields(c: &mut Cur<'_>) -> R<Addresses<'static>> {
+fn fields(c: &mut Cur<'_>, addr: &mut [u8; 36]) -> R<Family> {
     c.lit(PREFIX, Error::NotProxy)?;
-    Ok(match protocol(c)? {
+    let family = protocol(c)?;
+    match family {
         Family::Inet => {
             let src = ipv4(c, Endpoint::Source)?;
             space_after_addr(c, Endpoint::Source)?;
             let dst = ipv4(c, Endpoint::Destination)?;
             space_after_addr(c, Endpoint::Destination)?;
             let (sp, dp) = ports(c)?;
-            Addresses::Ipv4 {
-                source: SocketAddrV4::new(src, sp),
-                destination: SocketAddrV4::new(dst, dp),
-            }
+            addr[..4].copy_from_slice(&src.octets());
+            addr[4..8].copy_from_slice(&dst.octets());
+            addr[8..10].copy_from_slice(&sp.to_be_bytes());
+            addr[10..12].copy_from_slice(&dp.to_be_bytes());
         }
         Family::Inet6 => {
             let src = ipv6(c, Endpoint::Source)?;
@@ -217,16 +219,14 @@ fn fields(c: &mut Cur<'_>) -> R<Addresses<'static>> {
             let dst = ipv6(c, Endpoint::Destination)?;
             space_after_addr(c, Endpoint::Destination)?;
             let (sp, dp) = ports(c)?;
-            Addresses::Ipv6 {
-                source: SocketAddrV6::new(src, sp, 0, 0),
-                destination: SocketAddrV6::new(dst, dp, 0, 0),
-            }
+            addr[..16].copy_from_slice(&src.octets());
+            addr[16..32].copy_from_slice(&dst.octets());
+            addr[32..34].copy_from_slice(&sp.to_be_bytes());
+            addr[34..36].copy_from_slice(&dp.to_be_bytes());
         }
-        Family::Unspec | Family::Unix => {
-            unknown_rest(c)?;
-            Addresses::Unspec
-        }
-    })
+        Family::Unspec | Family::Unix => unknown_rest(c)?,
+    }
+    Ok(family)
 }
 
 /// `TCP4 `, `TCP6 ` or `UNKNOWN` (followed by a space or the CR).

@@ -25,7 +25,6 @@
 //! ```
 
 use core::num::NonZeroUsize;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use super::tlv::{self, kind, Index, Tlv};
 use super::{
@@ -123,9 +122,19 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
     let body = &whole[FIXED_LEN..];
     // LOCAL: the block is to be discarded; a block too short for its family
     // carries neither addresses nor TLVs.
-    let (addresses, tlvs) = match body.split_at_checked(need) {
-        Some((block, tlvs)) => (addresses(family, block), tlvs),
-        None => (Addresses::Unspec, &[][..]),
+    let mut addr = [0u8; 36];
+    let mut unix: &[u8] = &[];
+    let (stored, block_len, tlvs) = match body.split_at_checked(need) {
+        Some((block, tlvs)) => {
+            match family {
+                Family::Inet => addr[..12].copy_from_slice(block),
+                Family::Inet6 => addr.copy_from_slice(block),
+                Family::Unix => unix = block,
+                Family::Unspec => {}
+            }
+            (family, need, tlvs)
+        }
+        None => (Family::Unspec, 0, &[][..]),
     };
     let mut index = Index::default();
     let crc_at = if tlvs.is_empty() {
@@ -135,7 +144,7 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
     };
     if let Some(at) = crc_at {
         if options.verify_crc32c {
-            verify_crc(whole, FIXED_LEN + need + at)?;
+            verify_crc(whole, FIXED_LEN + block_len + at)?;
         }
     }
     Ok(Status::Complete(
@@ -144,46 +153,14 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
             command,
             transport,
             family,
-            addresses,
+            stored,
+            addr,
+            unix,
             tlvs,
             index,
         },
         total,
     ))
-}
-
-#[inline(always)]
-fn addresses(family: Family, b: &[u8]) -> Addresses<'_> {
-    match family {
-        Family::Unspec => Addresses::Unspec,
-        Family::Inet => {
-            let ip = |i: usize| Ipv4Addr::new(b[i], b[i + 1], b[i + 2], b[i + 3]);
-            let port = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-            Addresses::Ipv4 {
-                source: SocketAddrV4::new(ip(0), port(8)),
-                destination: SocketAddrV4::new(ip(4), port(10)),
-            }
-        }
-        Family::Inet6 => {
-            let ip = |i: usize| {
-                let mut a = [0u8; 16];
-                a.copy_from_slice(&b[i..i + 16]);
-                Ipv6Addr::from(a)
-            };
-            let port = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-            Addresses::Ipv6 {
-                source: SocketAddrV6::new(ip(0), port(32), 0, 0),
-                destination: SocketAddrV6::new(ip(16), port(34), 0, 0),
-            }
-        }
-        Family::Unix => match (b[..108].try_into(), b[108..216].try_into()) {
-            (Ok(source), Ok(destination)) => Addresses::Unix {
-                source,
-                destination,
-            },
-            _ => Addresses::Unspec,
-        },
-    }
 }
 
 /// CRC32C of `header` with the 4 bytes at `at` taken as zero.
