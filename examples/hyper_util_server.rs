@@ -10,7 +10,6 @@
 //! ```
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use http::{Request, Response};
 use http_body_util::Full;
@@ -50,7 +49,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(stream) => stream,
                 Err(_) => return, // closed; the reason is a `realip::io` event
             };
-            let header = stream.proxy_header().cloned().map(Arc::new);
+            let header = stream.proxy_header_arc().cloned();
             let addr = ProxiedAddr::new(peer, local, header);
 
             let service = ServiceBuilder::new()

@@ -511,7 +511,7 @@ where
         let hook = Arc::clone(&self.hook);
         self.tasks.spawn(async move {
             let stream = header.await.ok()?;
-            let addr = ProxiedAddr::new(peer, local, stream.shared_header());
+            let addr = ProxiedAddr::new(peer, local, stream.proxy_header_arc().cloned());
             match tokio::time::timeout_at(deadline, hook.handshake(stream, addr.clone())).await {
                 Ok(Ok(io)) => Some((io, addr)),
                 Ok(Err(error)) => {

@@ -83,8 +83,10 @@ impl<IO> ProxiedStream<IO> {
         self.header.as_deref()
     }
 
-    pub(crate) fn shared_header(&self) -> Option<Arc<OwnedHeader>> {
-        self.header.clone()
+    /// The accepted header as a shared handle, to build a
+    /// [`ProxiedAddr`](super::ProxiedAddr) without copying it.
+    pub fn proxy_header_arc(&self) -> Option<&Arc<OwnedHeader>> {
+        self.header.as_ref()
     }
 
     /// The inner stream. Reading from it directly skips the replay bytes
