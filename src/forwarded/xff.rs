@@ -20,7 +20,7 @@
 //! assert_eq!(ips, ["2001:db8::2", "10.0.0.1", "198.51.100.1"]);
 //! ```
 
-use super::{parse_node, trim_ows, Flavor, Node};
+use super::{parse_node, parse_raw, trim_ows, Flavor, Node, Raw};
 use http::header::{GetAll, ValueIter};
 use http::HeaderValue;
 use std::iter::{FusedIterator, Rev};
@@ -47,11 +47,9 @@ impl<'a> Line<'a> {
     }
 }
 
-impl Iterator for Line<'_> {
-    type Item = Node;
-
+impl Line<'_> {
     #[inline]
-    fn next(&mut self) -> Option<Node> {
+    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
         while !self.done {
             let item = match self.rest.iter().rposition(|&b| b == b',') {
                 Some(comma) => {
@@ -66,10 +64,18 @@ impl Iterator for Line<'_> {
             };
             let item = trim_ows(item);
             if !item.is_empty() {
-                return Some(parse_node(item, Flavor::List));
+                return Some(parse_raw(item, Flavor::List));
             }
         }
         None
+    }
+}
+
+impl Iterator for Line<'_> {
+    type Item = Node;
+
+    fn next(&mut self) -> Option<Node> {
+        self.next_raw().map(Node::from)
     }
 }
 
@@ -81,17 +87,38 @@ impl FusedIterator for Line<'_> {}
 pub struct Entries<'a> {
     lines: Rev<ValueIter<'a, HeaderValue>>,
     line: Line<'a>,
+    present: bool,
 }
 
 impl<'a> Entries<'a> {
     /// Walks all lines of one header (`headers.get_all(name)`).
     pub fn new(lines: GetAll<'a, HeaderValue>) -> Self {
+        let mut lines = lines.into_iter().rev();
+        let (line, present) = match lines.next() {
+            Some(v) => (Line::new(v.as_bytes()), true),
+            None => (Line::new(&[]), false),
+        };
         Entries {
-            lines: lines.into_iter().rev(),
-            line: Line {
-                rest: &[],
-                done: true,
-            },
+            lines,
+            line,
+            present,
+        }
+    }
+
+    /// Whether the header had at least one line.
+    pub fn has_lines(&self) -> bool {
+        self.present
+    }
+}
+
+impl Entries<'_> {
+    #[inline]
+    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
+        loop {
+            if let Some(n) = self.line.next_raw() {
+                return Some(n);
+            }
+            self.line = Line::new(self.lines.next()?.as_bytes());
         }
     }
 }
@@ -99,14 +126,8 @@ impl<'a> Entries<'a> {
 impl Iterator for Entries<'_> {
     type Item = Node;
 
-    #[inline]
     fn next(&mut self) -> Option<Node> {
-        loop {
-            if let Some(n) = self.line.next() {
-                return Some(n);
-            }
-            self.line = Line::new(self.lines.next()?.as_bytes());
-        }
+        self.next_raw().map(Node::from)
     }
 }
 
