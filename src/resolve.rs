@@ -117,6 +117,12 @@ pub enum Stop {
 /// Holds the addresses walked inline (no heap allocation): the socket
 /// peer, the PROXY source if any, then each header entry read, nearest
 /// first. Except for [`Stop::TooShort`], the last hop is the client.
+///
+/// Storage choice: a fixed array of `MAX_HOP_CAP + 2` 128-bit slots (IPv4
+/// kept in mapped form), about 600 bytes. The alternative, a count plus a
+/// re-walk of the headers in [`Resolution::hops`], would keep the value
+/// small but make `hops` depend on the request's headers staying unchanged
+/// after resolution; a self-contained record was preferred for audit logs.
 #[derive(Clone)]
 pub struct Resolution {
     /// 128-bit forms (IPv4 as mapped IPv6): aligned, tag-free storage.

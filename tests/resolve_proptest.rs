@@ -157,7 +157,7 @@ proptest! {
         prop_assert_eq!(r.hops().len() - 1, stop_at);
         prop_assert_eq!(r.ip(), want_ip, "{:?}", r);
         prop_assert_eq!(r.stop(), want_stop, "{:?}", r);
-        prop_assert_eq!(r.hops().last().unwrap(), r.ip());
+        prop_assert_eq!(r.hops().next_back().unwrap(), r.ip());
         // Every hop before the client was trusted.
         for hop in r.hops().take(r.hops().len() - 1) {
             prop_assert!(trusted(hop), "{hop} passed without trust: {:?}", r);

@@ -1375,7 +1375,7 @@ fn adversarial_table() {
         );
         if r.stop() != Stop::TooShort {
             assert_eq!(
-                r.hops().last(),
+                r.hops().next_back(),
                 Some(r.ip()),
                 "{}: last hop is the client",
                 case.name
