@@ -1,4 +1,158 @@
-use criterion::{criterion_group, criterion_main, Criterion};
-fn bench(_c: &mut Criterion) {}
+//! Resolution cost: 1-hop and 5-hop `X-Forwarded-For` and `Forwarded`
+//! chains with 10 and with 10,000 trusted ranges, next to the `real-ip`
+//! crate (same trust list, linear scan) and `client-ip` (rightmost
+//! `X-Forwarded-For` entry, no trust check) on the same inputs, with the
+//! bare `HeaderMap::get_all` lookup as the floor every approach pays.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use http::{HeaderMap, HeaderValue};
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
+use realip::resolve::{HeaderSource, Policy};
+use realip::trust::TrustedProxies;
+use std::collections::HashSet;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// The private preset plus one documentation range: 10 networks.
+fn ten_ranges() -> Vec<IpNet> {
+    let mut nets: Vec<IpNet> = TrustedProxies::private().iter().copied().collect();
+    nets.push("192.0.2.0/24".parse().unwrap());
+    assert_eq!(nets.len(), 10);
+    nets
+}
+
+/// 10,000 distinct networks shaped like a cloud provider's published list:
+/// mostly /24s and /20s across public IPv4 space, some IPv6 /32–/48s,
+/// plus the private preset so the benchmark chain stays trusted.
+fn many_ranges() -> Vec<IpNet> {
+    let mut nets = ten_ranges();
+    let mut seen: HashSet<IpNet> = nets.iter().copied().collect();
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    while nets.len() < 10_000 {
+        let r = next();
+        let net = match r % 10 {
+            0..=5 | 7 => {
+                let len = if r % 10 == 7 { 20 } else { 24 };
+                // Public unicast: 1.0.0.0 .. 223.255.255.255, skipping 10/8,
+                // 100.64/10, 127/8, 169.254/16, 172.16/12, 192.168/16.
+                let a = (r >> 8) as u32;
+                let first = 1 + (a >> 24) % 223;
+                let ip = Ipv4Addr::from((first << 24) | (a & 0x00ff_ffff));
+                if TrustedProxies::private().contains(IpAddr::V4(ip)) {
+                    continue;
+                }
+                IpNet::V4(Ipv4Net::new(ip, len).unwrap().trunc())
+            }
+            _ => {
+                let len = [32u8, 36, 40, 44, 48][(r >> 4) as usize % 5];
+                let hi = 0x2000_u128 | u128::from((r >> 16) & 0x0fff);
+                let ip = Ipv6Addr::from((hi << 112) | (u128::from(next()) << 48));
+                IpNet::V6(Ipv6Net::new(ip, len).unwrap().trunc())
+            }
+        };
+        if seen.insert(net) {
+            nets.push(net);
+        }
+    }
+    nets
+}
+
+const XFF_1: &str = "203.0.113.9";
+const XFF_5: &str = "203.0.113.9, 10.0.0.5, 192.168.1.4, 172.16.0.3, 10.1.2.3";
+const FWD_1: &str = "for=203.0.113.9";
+const FWD_5: &str = "for=203.0.113.9, for=10.0.0.5, for=192.168.1.4, for=172.16.0.3, for=10.1.2.3";
+
+fn headers(name: &'static str, value: &'static str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    // A realistic request carries other headers too.
+    h.insert("host", HeaderValue::from_static("example.com"));
+    h.insert("user-agent", HeaderValue::from_static("bench/1.0"));
+    h.insert("accept", HeaderValue::from_static("*/*"));
+    h.insert(name, HeaderValue::from_static(value));
+    h
+}
+
+fn bench(c: &mut Criterion) {
+    let peer: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+    let client: IpAddr = "203.0.113.9".parse().unwrap();
+    let sets = [("10", ten_ranges()), ("10k", many_ranges())];
+    let inputs = [
+        ("xff_1hop", "x-forwarded-for", XFF_1),
+        ("xff_5hop", "x-forwarded-for", XFF_5),
+        ("fwd_1hop", "forwarded", FWD_1),
+        ("fwd_5hop", "forwarded", FWD_5),
+    ];
+    for (input, name, value) in inputs {
+        let h = headers(name, value);
+        let mut group = c.benchmark_group(input);
+        for (label, nets) in &sets {
+            // The usual configuration: the one header the proxies send.
+            let source = if name == "forwarded" {
+                HeaderSource::Forwarded
+            } else {
+                HeaderSource::XForwardedFor
+            };
+            let policy = Policy::builder()
+                .trust_all(nets.iter().copied())
+                .header(source)
+                .build()
+                .unwrap();
+            assert_eq!(policy.resolve(peer, None, &h).ip(), client);
+            group.bench_with_input(BenchmarkId::new("realip", label), &h, |b, h| {
+                b.iter(|| policy.resolve(black_box(peer), None, black_box(h)).ip())
+            });
+            assert_eq!(real_ip::real_ip(&h, peer.ip(), nets), Some(client));
+            group.bench_with_input(BenchmarkId::new("real-ip", label), &h, |b, h| {
+                b.iter(|| real_ip::real_ip(black_box(h), black_box(peer.ip()), nets))
+            });
+        }
+        // Floor: the header lookup every approach pays.
+        group.bench_with_input(
+            BenchmarkId::new("headermap-get_all", "floor"),
+            &h,
+            |b, h| {
+                b.iter(|| {
+                    black_box(h)
+                        .get_all(name)
+                        .iter()
+                        .next_back()
+                        .map(|v| v.len())
+                })
+            },
+        );
+        if name == "x-forwarded-for" {
+            // No trust list: the rightmost entry, whatever it is.
+            assert!(client_ip::rightmost_x_forwarded_for(&h).is_ok());
+            group.bench_with_input(BenchmarkId::new("client-ip", "rightmost"), &h, |b, h| {
+                b.iter(|| client_ip::rightmost_x_forwarded_for(black_box(h)).ok())
+            });
+        }
+        group.finish();
+    }
+
+    // Trusted-range lookup alone: 10 vs 10,000 ranges, hit and miss.
+    let mut group = c.benchmark_group("trust_lookup");
+    for (label, nets) in &sets {
+        let set = TrustedProxies::from_nets(nets.iter().copied()).unwrap();
+        for (what, ip) in [
+            ("hit_v4", "172.16.0.3"),
+            ("miss_v4", "203.0.113.9"),
+            ("miss_v6", "2001:db8::1"),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            group.bench_with_input(BenchmarkId::new(what, label), &ip, |b, ip| {
+                b.iter(|| set.contains(black_box(*ip)))
+            });
+        }
+    }
+    group.finish();
+}
+
 criterion_group!(benches, bench);
 criterion_main!(benches);

@@ -55,19 +55,20 @@
 //! # Ok::<(), realip::trust::ConfigError>(())
 //! ```
 
-use crate::forwarded::{self, rfc7239, single, xff, Node};
+use crate::forwarded::{self, bits_of, ip_of, rfc7239, single, xff, Raw};
 use crate::trust::TrustedProxies;
 pub use crate::trust::{ConfigError, ConfigErrorKind};
 use http::{HeaderMap, HeaderName};
 use ipnet::IpNet;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::iter::FusedIterator;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// Default bound on the header entries read per request.
 pub const DEFAULT_HOP_CAP: usize = 32;
 /// Largest configurable hop cap; [`Resolution`] keeps the hops inline.
-pub const MAX_HOP_CAP: usize = 64;
+pub const MAX_HOP_CAP: usize = 32;
 /// Peer + PROXY source + header entries.
 const HOPS: usize = MAX_HOP_CAP + 2;
 
@@ -116,29 +117,37 @@ pub enum Stop {
 /// Holds the addresses walked inline (no heap allocation): the socket
 /// peer, the PROXY source if any, then each header entry read, nearest
 /// first. Except for [`Stop::TooShort`], the last hop is the client.
+///
+/// Storage choice: a fixed array of `MAX_HOP_CAP + 2` 128-bit slots (IPv4
+/// kept in mapped form), about 600 bytes. The alternative, a count plus a
+/// re-walk of the headers in [`Resolution::hops`], would keep the value
+/// small but make `hops` depend on the request's headers staying unchanged
+/// after resolution; a self-contained record was preferred for audit logs.
 #[derive(Clone)]
 pub struct Resolution {
-    ip: IpAddr,
+    /// 128-bit forms (IPv4 as mapped IPv6): aligned, tag-free storage.
+    hops: [u128; HOPS],
+    ip: u128,
     port: Option<u16>,
-    source: Source,
-    stop: Stop,
     len: u8,
-    hops: [IpAddr; HOPS],
+    stop: Stop,
+    source: Source,
 }
 
 impl Resolution {
+    #[inline]
     fn new(peer: SocketAddr) -> Self {
-        let ip = peer.ip().to_canonical();
-        let mut hops = [IpAddr::V4(Ipv4Addr::UNSPECIFIED); HOPS];
-        hops[0] = ip;
-        Resolution {
+        let ip = bits_of(peer.ip());
+        let mut r = Resolution {
+            hops: [0; HOPS],
             ip,
             port: Some(peer.port()),
-            source: Source::Socket,
-            stop: Stop::UntrustedHop,
             len: 1,
-            hops,
-        }
+            stop: Stop::UntrustedHop,
+            source: Source::Socket,
+        };
+        r.hops[0] = ip;
+        r
     }
 
     /// A client known only by its address, for `realip::testing`.
@@ -150,20 +159,20 @@ impl Resolution {
     }
 
     #[inline]
-    fn step(&mut self, ip: IpAddr, port: Option<u16>) {
-        let ip = ip.to_canonical();
-        self.ip = ip;
+    fn step(&mut self, bits: u128, port: Option<u16>) {
+        self.ip = bits;
         self.port = port;
         // The walk reads at most MAX_HOP_CAP entries, so this always fits.
         if let Some(slot) = self.hops.get_mut(usize::from(self.len)) {
-            *slot = ip;
+            *slot = bits;
             self.len += 1;
         }
     }
 
     /// The client address (IPv4-mapped IPv6 normalized to IPv4).
+    #[inline]
     pub fn ip(&self) -> IpAddr {
-        self.ip
+        ip_of(self.ip)
     }
 
     /// The client port, when the deciding source carried one.
@@ -173,7 +182,7 @@ impl Resolution {
 
     /// The client address with its port, when the port is known.
     pub fn socket_addr(&self) -> Option<SocketAddr> {
-        self.port.map(|p| SocketAddr::new(self.ip, p))
+        self.port.map(|p| SocketAddr::new(self.ip(), p))
     }
 
     /// Which input decided the address.
@@ -187,20 +196,56 @@ impl Resolution {
     }
 
     /// The addresses walked, nearest first (socket peer first).
-    pub fn hops(&self) -> &[IpAddr] {
-        &self.hops[..usize::from(self.len)]
+    pub fn hops(&self) -> Hops<'_> {
+        Hops {
+            inner: self.hops[..usize::from(self.len)].iter(),
+        }
     }
 }
 
 impl fmt::Debug for Resolution {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Resolution")
-            .field("ip", &self.ip)
+            .field("ip", &self.ip())
             .field("port", &self.port)
             .field("source", &self.source)
             .field("stop", &self.stop)
             .field("hops", &self.hops())
             .finish()
+    }
+}
+
+/// Iterator over [`Resolution::hops`], nearest first.
+#[derive(Clone)]
+pub struct Hops<'a> {
+    inner: std::slice::Iter<'a, u128>,
+}
+
+impl Iterator for Hops<'_> {
+    type Item = IpAddr;
+
+    #[inline]
+    fn next(&mut self) -> Option<IpAddr> {
+        self.inner.next().map(|&b| ip_of(b))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Hops<'_> {
+    fn next_back(&mut self) -> Option<IpAddr> {
+        self.inner.next_back().map(|&b| ip_of(b))
+    }
+}
+
+impl ExactSizeIterator for Hops<'_> {}
+impl FusedIterator for Hops<'_> {}
+
+impl fmt::Debug for Hops<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
     }
 }
 
@@ -350,69 +395,86 @@ impl Policy {
     ///
     /// `proxy_source` is the accepted PROXY header's source address (`None`
     /// when there was no header, or it was LOCAL/UNKNOWN/AF_UNSPEC).
+    #[inline]
     pub fn resolve(
         &self,
         peer: SocketAddr,
         proxy_source: Option<SocketAddr>,
         headers: &HeaderMap,
     ) -> Resolution {
-        let inner = &*self.inner;
         let mut r = Resolution::new(peer);
+        self.resolve_into(&mut r, proxy_source, headers);
+        r
+    }
+
+    // Not inlined: `resolve` is, so the result is built in the caller's
+    // frame and never copied.
+    #[inline(never)]
+    fn resolve_into(
+        &self,
+        r: &mut Resolution,
+        proxy_source: Option<SocketAddr>,
+        headers: &HeaderMap,
+    ) {
+        let inner = &*self.inner;
         if let Some(src) = proxy_source {
-            r.step(src.ip(), Some(src.port()));
+            r.step(bits_of(src.ip()), Some(src.port()));
             r.source = Source::ProxyProtocol;
         }
         let anchor_trusted = match inner.mode {
-            Mode::Ranges { .. } => inner.trusted.contains(r.ip),
+            Mode::Ranges { .. } => inner.trusted.contains_bits(r.ip),
             Mode::Count(_) => true,
         };
         if !anchor_trusted || inner.specs.is_empty() {
             r.stop = Stop::UntrustedHop;
-            return r;
+            return;
         }
         for spec in &inner.specs {
             let lines = headers.get_all(&spec.name);
             match spec.kind {
-                Kind::List | Kind::Forwarded => {
-                    if lines.iter().next().is_none() {
-                        continue;
+                Kind::List => {
+                    let mut entries = xff::Entries::new(lines);
+                    if entries.has_lines() {
+                        self.walk(r, &spec.name, || entries.next_raw());
+                        return;
                     }
-                    if spec.kind == Kind::List {
-                        self.walk(&mut r, &spec.name, xff::Entries::new(lines));
-                    } else {
-                        self.walk(&mut r, &spec.name, rfc7239::Entries::new(lines));
-                    }
-                    return r;
                 }
-                Kind::Single | Kind::CloudFront => {
-                    let parser = if spec.kind == Kind::Single {
-                        single::parse
-                    } else {
-                        single::parse_cloudfront
-                    };
-                    match single::read(lines, parser) {
-                        single::Single::Absent => continue,
-                        single::Single::Ambiguous => r.stop = Stop::Ambiguous,
-                        single::Single::One(node) => {
-                            self.walk(&mut r, &spec.name, std::iter::once(node));
-                        }
+                Kind::Forwarded => {
+                    let mut entries = rfc7239::Entries::new(lines);
+                    if entries.has_lines() {
+                        self.walk(r, &spec.name, || entries.next_raw());
+                        return;
                     }
-                    return r;
                 }
+                Kind::Single | Kind::CloudFront => match single::only_line(lines) {
+                    Err(false) => {}
+                    Err(true) => {
+                        r.stop = Stop::Ambiguous;
+                        return;
+                    }
+                    Ok(value) => {
+                        let mut node = Some(if spec.kind == Kind::Single {
+                            single::parse_single_raw(value)
+                        } else {
+                            single::parse_cloudfront_raw(value)
+                        });
+                        self.walk(r, &spec.name, || node.take());
+                        return;
+                    }
+                },
             }
         }
         r.stop = Stop::HeaderAbsent;
-        r
     }
 
     #[inline]
-    fn walk(&self, r: &mut Resolution, name: &HeaderName, mut entries: impl Iterator<Item = Node>) {
+    fn walk(&self, r: &mut Resolution, name: &HeaderName, mut next: impl FnMut() -> Option<Raw>) {
         let inner = &*self.inner;
         match inner.mode {
             Mode::Ranges { recursive } => {
                 let mut read = 0;
                 loop {
-                    let Some(node) = entries.next() else {
+                    let Some(node) = next() else {
                         r.stop = Stop::Exhausted;
                         return;
                     };
@@ -420,7 +482,7 @@ impl Policy {
                         r.stop = Stop::HopCap;
                         return;
                     }
-                    let Node::Ip(a) = node else {
+                    let Raw::Ip { bits, port, zoned } = node else {
                         r.stop = Stop::Malformed;
                         return;
                     };
@@ -428,8 +490,8 @@ impl Policy {
                         r.source = Source::Header(name.clone());
                     }
                     read += 1;
-                    r.step(a.ip, a.port);
-                    if a.zoned || !inner.trusted.contains(a.ip) {
+                    r.step(bits, port);
+                    if zoned || !inner.trusted.contains_bits(bits) {
                         r.stop = Stop::UntrustedHop;
                         return;
                     }
@@ -440,14 +502,15 @@ impl Policy {
                 }
             }
             Mode::Count(n) => {
-                let anchor = (r.ip, r.port, r.source.clone());
+                let (ip, port) = (r.ip, r.port);
+                let via_proxy = matches!(r.source, Source::ProxyProtocol);
                 for k in 1..=n {
-                    match entries.next() {
-                        Some(Node::Ip(a)) => {
+                    match next() {
+                        Some(Raw::Ip { bits, port, .. }) => {
                             if k == 1 {
                                 r.source = Source::Header(name.clone());
                             }
-                            r.step(a.ip, a.port);
+                            r.step(bits, port);
                             if k == n {
                                 r.stop = Stop::HopCount;
                                 return;
@@ -460,7 +523,14 @@ impl Policy {
                         None => break,
                     }
                 }
-                (r.ip, r.port, r.source) = anchor;
+                // Too short: back to the anchor (socket or PROXY source).
+                r.ip = ip;
+                r.port = port;
+                r.source = if via_proxy {
+                    Source::ProxyProtocol
+                } else {
+                    Source::Socket
+                };
                 r.stop = Stop::TooShort;
             }
         }

@@ -34,7 +34,7 @@
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
 /// What kind of configuration mistake a [`ConfigError`] reports.
@@ -95,6 +95,33 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// An address as an integer, bucketed by its high bits.
+trait Key: Copy + Ord + Into<u128> + Default {
+    /// `(self >> shift) - base` in the key's own width.
+    fn bucket(self, base: Self, shift: u32) -> usize;
+    fn from_u128(v: u128) -> Self;
+}
+
+impl Key for u32 {
+    #[inline]
+    fn bucket(self, base: u32, shift: u32) -> usize {
+        ((self >> shift) - base) as usize
+    }
+    fn from_u128(v: u128) -> u32 {
+        v as u32
+    }
+}
+
+impl Key for u128 {
+    #[inline]
+    fn bucket(self, base: u128, shift: u32) -> usize {
+        ((self >> shift) - base) as usize
+    }
+    fn from_u128(v: u128) -> u128 {
+        v
+    }
+}
+
 /// Sorted disjoint intervals with a bucket index over the high bits.
 #[derive(Clone, Default)]
 struct Intervals<T> {
@@ -102,11 +129,14 @@ struct Intervals<T> {
     ends: Vec<T>,
     /// `index[b]` = first interval whose end reaches bucket `b`.
     index: Vec<u32>,
-    base: u128,
+    /// `min >> shift`.
+    base: T,
     shift: u32,
+    min: T,
+    max: T,
 }
 
-impl<T: Copy + Ord + Into<u128>> Intervals<T> {
+impl<T: Key> Intervals<T> {
     fn build(mut raw: Vec<(T, T)>) -> Self {
         raw.sort_unstable();
         let mut starts: Vec<T> = Vec::with_capacity(raw.len());
@@ -127,13 +157,7 @@ impl<T: Copy + Ord + Into<u128>> Intervals<T> {
         }
         let n = starts.len();
         if n == 0 {
-            return Intervals {
-                starts,
-                ends,
-                index: Vec::new(),
-                base: 0,
-                shift: 0,
-            };
+            return Intervals::default();
         }
         let min: u128 = starts[0].into();
         let max: u128 = ends[n - 1].into();
@@ -152,27 +176,38 @@ impl<T: Copy + Ord + Into<u128>> Intervals<T> {
         }
         index.push(n as u32);
         Intervals {
+            min: starts[0],
+            max: ends[n - 1],
             starts,
             ends,
             index,
-            base,
+            base: T::from_u128(base),
             shift,
         }
     }
 
     #[inline]
     fn contains(&self, x: T) -> bool {
-        let (Some(&first), Some(&last)) = (self.starts.first(), self.ends.last()) else {
-            return false;
-        };
-        if x < first || x > last {
+        // An empty set has min = max = 0 and no index: 0 must not match.
+        if x < self.min || x > self.max || self.index.is_empty() {
             return false;
         }
-        let b = ((x.into() >> self.shift) - self.base) as usize;
-        let lo = self.index[b] as usize;
-        let hi = (self.index[b + 1] as usize + 1).min(self.starts.len());
-        let k = self.starts[lo..hi].partition_point(|&s| s <= x);
-        k > 0 && self.ends[lo + k - 1] >= x
+        let b = x.bucket(self.base, self.shift);
+        let (Some(&lo), Some(&hi)) = (self.index.get(b), self.index.get(b + 1)) else {
+            return false;
+        };
+        let (lo, hi) = (lo as usize, (hi as usize + 1).min(self.starts.len()));
+        let Some(starts) = self.starts.get(lo..hi) else {
+            return false;
+        };
+        // Last interval starting at or before x; buckets usually hold one
+        // or two, so scan short ones and search long ones.
+        let k = if starts.len() <= 8 {
+            starts.iter().take_while(|&&s| s <= x).count()
+        } else {
+            starts.partition_point(|&s| s <= x)
+        };
+        k > 0 && self.ends.get(lo + k - 1).is_some_and(|&e| e >= x)
     }
 
     fn len(&self) -> usize {
@@ -325,15 +360,17 @@ impl TrustedProxies {
     /// up as IPv4.
     #[inline]
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match ip.to_canonical() {
-            IpAddr::V4(v4) => self.contains_v4(v4),
-            IpAddr::V6(v6) => self.v6.contains(u128::from(v6)),
-        }
+        self.contains_bits(crate::forwarded::bits_of(ip))
     }
 
+    /// Lookup of the 128-bit form (IPv4 as mapped IPv6).
     #[inline]
-    fn contains_v4(&self, ip: Ipv4Addr) -> bool {
-        self.v4.contains(u32::from(ip))
+    pub(crate) fn contains_bits(&self, bits: u128) -> bool {
+        if crate::forwarded::is_v4_bits(bits) {
+            self.v4.contains(bits as u32)
+        } else {
+            self.v6.contains(bits)
+        }
     }
 
     /// Number of networks added (before merging overlaps).
@@ -398,6 +435,7 @@ impl TryFrom<Vec<IpNet>> for TrustedProxies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn set(list: &[&str]) -> TrustedProxies {
         TrustedProxies::from_nets(list.iter().map(|s| s.parse().unwrap())).unwrap()

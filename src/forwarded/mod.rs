@@ -104,6 +104,65 @@ enum Flavor {
     Rfc7239,
 }
 
+/// Register-friendly parse result used on the resolver's hot path. An
+/// address is kept as 128 bits with IPv4 in its mapped form
+/// (`::ffff:a.b.c.d`), which is also how mapped input is normalized: both
+/// spellings become the same value, and IPv4 is recovered on output.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Raw {
+    Ip {
+        bits: u128,
+        port: Option<u16>,
+        zoned: bool,
+    },
+    Unknown,
+    Obfuscated,
+    Malformed,
+}
+
+const MAPPED_PREFIX: u128 = 0xffff << 32;
+
+/// The 128-bit form of an address (IPv4 as mapped IPv6).
+#[inline]
+pub(crate) fn bits_of(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(v4) => MAPPED_PREFIX | u128::from(u32::from(v4)),
+        IpAddr::V6(v6) => u128::from(v6),
+    }
+}
+
+/// Whether the 128-bit form holds an IPv4 address.
+#[inline]
+pub(crate) fn is_v4_bits(bits: u128) -> bool {
+    (bits >> 32) == 0xffff
+}
+
+/// The address of a 128-bit form, IPv4 when mapped.
+#[inline]
+pub(crate) fn ip_of(bits: u128) -> IpAddr {
+    if is_v4_bits(bits) {
+        IpAddr::V4(Ipv4Addr::from(bits as u32))
+    } else {
+        IpAddr::V6(Ipv6Addr::from(bits))
+    }
+}
+
+impl From<Raw> for Node {
+    #[inline]
+    fn from(raw: Raw) -> Node {
+        match raw {
+            Raw::Ip { bits, port, zoned } => Node::Ip(NodeAddr {
+                ip: ip_of(bits),
+                port,
+                zoned,
+            }),
+            Raw::Unknown => Node::Unknown,
+            Raw::Obfuscated => Node::Obfuscated,
+            Raw::Malformed => Node::Malformed,
+        }
+    }
+}
+
 #[inline]
 fn is_ows(b: u8) -> bool {
     b == b' ' || b == b'\t'
@@ -128,73 +187,74 @@ fn trim_ows(mut s: &[u8]) -> &[u8] {
     s
 }
 
-/// Parses one entry (already trimmed) into a [`Node`].
-fn parse_node(s: &[u8], flavor: Flavor) -> Node {
+/// Parses one entry (already trimmed).
+#[inline]
+fn parse_raw(s: &[u8], flavor: Flavor) -> Raw {
     let Some(&first) = s.first() else {
-        return Node::Malformed;
+        return Raw::Malformed;
     };
-    if first == b'_' {
-        return if is_obf_id(&s[1..]) {
-            Node::Obfuscated
-        } else {
-            Node::Malformed
-        };
-    }
-    if s.eq_ignore_ascii_case(b"unknown") {
-        return Node::Unknown;
+    if first.is_ascii_digit() {
+        // Dotted quad, optionally with a port: the common case, first.
+        if let Some((v4, used)) = parse_v4_prefix(s) {
+            let bits = MAPPED_PREFIX | u128::from(v4);
+            match s.get(used) {
+                None => return ip_raw(bits, None, false),
+                Some(b':') => return with_port(bits, &s[used + 1..], false, flavor),
+                // `1.2.3.4x` or an IPv6 such as `1:2::3` starting with digits.
+                Some(_) => {}
+            }
+        }
     }
     if first == b'[' {
         let Some(close) = s.iter().position(|&b| b == b']') else {
-            return Node::Malformed;
+            return Raw::Malformed;
         };
-        let Some((ip, zoned)) = parse_v6_zoned(&s[1..close]) else {
-            return Node::Malformed;
+        let Some((bits, zoned)) = parse_v6_zoned(&s[1..close]) else {
+            return Raw::Malformed;
         };
         return match &s[close + 1..] {
-            [] => addr(ip, None, zoned),
-            [b':', port @ ..] => with_port(ip, port, zoned, flavor),
-            _ => Node::Malformed,
+            [] => ip_raw(bits, None, zoned),
+            [b':', port @ ..] => with_port(bits, port, zoned, flavor),
+            _ => Raw::Malformed,
         };
     }
-    if first.is_ascii_digit() {
-        // Dotted quad, optionally with a port.
-        let (host, port) = match s.iter().position(|&b| b == b':') {
-            Some(colon) => (&s[..colon], Some(&s[colon + 1..])),
-            None => (s, None),
+    if first == b'_' {
+        return if is_obf_id(&s[1..]) {
+            Raw::Obfuscated
+        } else {
+            Raw::Malformed
         };
-        if let Some(v4) = parse_v4(host) {
-            return match port {
-                None => addr(IpAddr::V4(v4), None, false),
-                Some(p) => with_port(IpAddr::V4(v4), p, false, flavor),
-            };
-        }
+    }
+    if s.eq_ignore_ascii_case(b"unknown") {
+        return Raw::Unknown;
     }
     if flavor == Flavor::List {
-        if let Some((ip, zoned)) = parse_v6_zoned(s) {
-            return addr(ip, None, zoned);
+        if let Some((bits, zoned)) = parse_v6_zoned(s) {
+            return ip_raw(bits, None, zoned);
         }
     }
-    Node::Malformed
+    Raw::Malformed
+}
+
+/// Parses one entry (already trimmed) into a [`Node`].
+fn parse_node(s: &[u8], flavor: Flavor) -> Node {
+    parse_raw(s, flavor).into()
 }
 
 #[inline]
-fn addr(ip: IpAddr, port: Option<u16>, zoned: bool) -> Node {
-    Node::Ip(NodeAddr {
-        ip: ip.to_canonical(),
-        port,
-        zoned,
-    })
+fn ip_raw(bits: u128, port: Option<u16>, zoned: bool) -> Raw {
+    Raw::Ip { bits, port, zoned }
 }
 
-fn with_port(ip: IpAddr, port: &[u8], zoned: bool, flavor: Flavor) -> Node {
+fn with_port(bits: u128, port: &[u8], zoned: bool, flavor: Flavor) -> Raw {
     if let Some(p) = parse_port(port) {
-        return addr(ip, Some(p), zoned);
+        return ip_raw(bits, Some(p), zoned);
     }
     // RFC 7239 `obfport`: the address is known, the port hidden.
     if flavor == Flavor::Rfc7239 && port.first() == Some(&b'_') && is_obf_id(&port[1..]) {
-        return addr(ip, None, zoned);
+        return ip_raw(bits, None, zoned);
     }
-    Node::Malformed
+    Raw::Malformed
 }
 
 /// `1*( ALPHA / DIGIT / "." / "_" / "-" )` after the leading underscore.
@@ -221,48 +281,62 @@ fn parse_port(s: &[u8]) -> Option<u16> {
     u16::try_from(v).ok()
 }
 
-/// Strict dotted quad: four decimal octets, no leading zeros (`010` could
-/// mean octal to another parser, so it is refused), nothing else.
+/// Strict dotted quad as a big-endian `u32`: four decimal octets, no
+/// leading zeros (`010` could mean octal to another parser, so it is
+/// refused), nothing else.
 #[inline]
-pub(crate) fn parse_v4(s: &[u8]) -> Option<Ipv4Addr> {
-    if s.len() < 7 || s.len() > 15 {
-        return None;
+pub(crate) fn parse_v4(s: &[u8]) -> Option<u32> {
+    match parse_v4_prefix(s) {
+        Some((v4, used)) if used == s.len() => Some(v4),
+        _ => None,
     }
-    let mut octets = [0u8; 4];
-    let mut idx = 0;
-    let mut val: u16 = 0;
-    let mut digits = 0;
-    for &b in s {
-        if b == b'.' {
-            if digits == 0 || idx == 3 {
-                return None;
-            }
-            octets[idx] = val as u8;
-            idx += 1;
-            val = 0;
-            digits = 0;
-            continue;
-        }
-        let d = b.wrapping_sub(b'0');
-        if d > 9 || (digits == 1 && val == 0) {
-            return None;
-        }
-        val = val * 10 + u16::from(d);
-        digits += 1;
-        if val > 255 {
-            return None;
-        }
-    }
-    if digits == 0 || idx != 3 {
-        return None;
-    }
-    octets[3] = val as u8;
-    Some(Ipv4Addr::from(octets))
 }
 
-/// IPv6 text, optionally followed by `%zone`. Returns the address and
+/// A strict dotted quad at the start of `s`, and how many bytes it used.
+/// A digit right after the fourth octet's third digit is refused by the
+/// caller's check of what follows.
+#[inline]
+fn parse_v4_prefix(s: &[u8]) -> Option<(u32, usize)> {
+    let mut out: u32 = 0;
+    let mut i = 0;
+    for octet in 0..4 {
+        if octet > 0 {
+            if s.get(i) != Some(&b'.') {
+                return None;
+            }
+            i += 1;
+        }
+        let d0 = s.get(i)?.wrapping_sub(b'0');
+        if d0 > 9 {
+            return None;
+        }
+        let mut v = u32::from(d0);
+        i += 1;
+        if d0 != 0 {
+            for _ in 0..2 {
+                match s.get(i) {
+                    Some(&b) if b.is_ascii_digit() => {
+                        v = v * 10 + u32::from(b - b'0');
+                        i += 1;
+                    }
+                    _ => break,
+                }
+            }
+            if v > 255 {
+                return None;
+            }
+        }
+        out = (out << 8) | v;
+    }
+    if s.get(i).is_some_and(u8::is_ascii_digit) {
+        return None;
+    }
+    Some((out, i))
+}
+
+/// IPv6 text, optionally followed by `%zone`. Returns the 128-bit form and
 /// whether a zone was present.
-fn parse_v6_zoned(s: &[u8]) -> Option<(IpAddr, bool)> {
+fn parse_v6_zoned(s: &[u8]) -> Option<(u128, bool)> {
     let (host, zoned) = match s.iter().position(|&b| b == b'%') {
         Some(p) => {
             let zone = &s[p + 1..];
@@ -284,7 +358,7 @@ fn parse_v6_zoned(s: &[u8]) -> Option<(IpAddr, bool)> {
     }
     let text = std::str::from_utf8(host).ok()?;
     let v6: Ipv6Addr = text.parse().ok()?;
-    Some((IpAddr::V6(v6), zoned))
+    Some((u128::from(v6), zoned))
 }
 
 #[cfg(test)]
@@ -297,12 +371,11 @@ mod tests {
 
     #[test]
     fn v4_strict() {
-        assert_eq!(parse_v4(b"1.2.3.4"), Some(Ipv4Addr::new(1, 2, 3, 4)));
-        assert_eq!(
-            parse_v4(b"255.255.255.255"),
-            Some(Ipv4Addr::new(255, 255, 255, 255))
-        );
-        assert_eq!(parse_v4(b"0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
+        let v4 = |s: &[u8]| parse_v4(s).map(Ipv4Addr::from);
+        assert_eq!(v4(b"1.2.3.4"), Some(Ipv4Addr::new(1, 2, 3, 4)));
+        assert_eq!(v4(b"255.255.255.255"), Some(Ipv4Addr::BROADCAST));
+        assert_eq!(v4(b"0.0.0.0"), Some(Ipv4Addr::UNSPECIFIED));
+        assert_eq!(v4(b"10.0.0.255"), Some(Ipv4Addr::new(10, 0, 0, 255)));
         for bad in [
             &b"01.2.3.4"[..],
             b"1.2.3",
@@ -314,6 +387,11 @@ mod tests {
             b"1.2.3.4 ",
             b"a.b.c.d",
             b"1.2.3.1000",
+            b"1.2.3.04",
+            b"1.2.3.4a",
+            b"1.2.3.-4",
+            b"1.2.3.256",
+            b"1.2.3.4444",
         ] {
             assert_eq!(parse_v4(bad), None, "{:?}", String::from_utf8_lossy(bad));
         }
@@ -328,7 +406,7 @@ mod tests {
             "9.9.9.9",
             "100.64.0.1",
         ] {
-            assert_eq!(parse_v4(s.as_bytes()), s.parse().ok());
+            assert_eq!(parse_v4(s.as_bytes()).map(Ipv4Addr::from), s.parse().ok());
         }
     }
 

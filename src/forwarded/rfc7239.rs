@@ -27,7 +27,7 @@
 //! assert_eq!(rfc7239::Line::new(b"for=unknown").next(), Some(Node::Unknown));
 //! ```
 
-use super::{is_ows, parse_node, Flavor, Node};
+use super::{is_ows, parse_raw, Flavor, Node, Raw};
 use http::header::{GetAll, ValueIter};
 use http::HeaderValue;
 use std::iter::{FusedIterator, Rev};
@@ -36,26 +36,38 @@ use std::iter::{FusedIterator, Rev};
 /// zone + `]:65535` fits comfortably.
 const MAX_NODE: usize = 80;
 
+/// RFC 9110 `tchar` membership, one table load per byte.
+const TCHAR: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'!' | b'#'
+                    | b'$'
+                    | b'%'
+                    | b'&'
+                    | b'\''
+                    | b'*'
+                    | b'+'
+                    | b'-'
+                    | b'.'
+                    | b'^'
+                    | b'_'
+                    | b'`'
+                    | b'|'
+                    | b'~'
+            );
+        c += 1;
+    }
+    t
+};
+
 #[inline]
 fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
+    TCHAR[usize::from(b)]
 }
 
 /// The elements of one header line, nearest (rightmost) first.
@@ -77,11 +89,9 @@ impl<'a> Line<'a> {
     }
 }
 
-impl Iterator for Line<'_> {
-    type Item = Node;
-
+impl Line<'_> {
     #[inline]
-    fn next(&mut self) -> Option<Node> {
+    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
         if self.done {
             return None;
         }
@@ -112,9 +122,17 @@ impl Iterator for Line<'_> {
             }
             None => {
                 self.done = true;
-                Some(Node::Malformed)
+                Some(Raw::Malformed)
             }
         }
+    }
+}
+
+impl Iterator for Line<'_> {
+    type Item = Node;
+
+    fn next(&mut self) -> Option<Node> {
+        self.next_raw().map(Node::from)
     }
 }
 
@@ -123,7 +141,7 @@ impl FusedIterator for Line<'_> {}
 /// Parses the element ending at `s[..i]` (non-empty, not ending in OWS
 /// or a comma). Returns where the element started (the index of the
 /// separating comma, or 0) and its `for` node; `None` on a syntax error.
-fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Node)> {
+fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Raw)> {
     let mut node = None;
     let mut seen = 0u8;
     loop {
@@ -189,7 +207,7 @@ fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Node)> {
             node = Some(if quoted {
                 decode_quoted(value)
             } else {
-                parse_node(value, Flavor::Rfc7239)
+                parse_raw(value, Flavor::Rfc7239)
             });
         }
         while i > 0 && is_ows(s[i - 1]) {
@@ -204,7 +222,7 @@ fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Node)> {
         }
         return None;
     }
-    Some((i.saturating_sub(1), node.unwrap_or(Node::Malformed)))
+    Some((i.saturating_sub(1), node.unwrap_or(Raw::Malformed)))
 }
 
 /// Finds the opening quote of the quoted-string closed at `s[close]`: the
@@ -224,7 +242,7 @@ fn open_quote(s: &[u8], close: usize) -> Option<usize> {
 }
 
 /// Unescapes a quoted-string body into a stack buffer and parses it.
-fn decode_quoted(raw: &[u8]) -> Node {
+fn decode_quoted(raw: &[u8]) -> Raw {
     let mut buf = [0u8; MAX_NODE];
     let mut len = 0;
     let mut k = 0;
@@ -234,19 +252,19 @@ fn decode_quoted(raw: &[u8]) -> Node {
             k += 1;
             match raw.get(k) {
                 Some(&e) => b = e,
-                None => return Node::Malformed,
+                None => return Raw::Malformed,
             }
         } else if b == b'"' || (b < 0x20 && b != b'\t') || b == 0x7f {
-            return Node::Malformed;
+            return Raw::Malformed;
         }
         if len == MAX_NODE {
-            return Node::Malformed;
+            return Raw::Malformed;
         }
         buf[len] = b;
         len += 1;
         k += 1;
     }
-    parse_node(&buf[..len], Flavor::Rfc7239)
+    parse_raw(&buf[..len], Flavor::Rfc7239)
 }
 
 /// The elements of every line of a repeated `Forwarded` header, nearest
@@ -255,18 +273,38 @@ fn decode_quoted(raw: &[u8]) -> Node {
 pub struct Entries<'a> {
     lines: Rev<ValueIter<'a, HeaderValue>>,
     line: Line<'a>,
+    present: bool,
 }
 
 impl<'a> Entries<'a> {
     /// Walks all lines of one header (`headers.get_all(name)`).
     pub fn new(lines: GetAll<'a, HeaderValue>) -> Self {
+        let mut lines = lines.into_iter().rev();
+        let (line, present) = match lines.next() {
+            Some(v) => (Line::new(v.as_bytes()), true),
+            None => (Line::new(&[]), false),
+        };
         Entries {
-            lines: lines.into_iter().rev(),
-            line: Line {
-                s: &[],
-                end: 0,
-                done: true,
-            },
+            lines,
+            line,
+            present,
+        }
+    }
+
+    /// Whether the header had at least one line.
+    pub fn has_lines(&self) -> bool {
+        self.present
+    }
+}
+
+impl Entries<'_> {
+    #[inline]
+    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
+        loop {
+            if let Some(n) = self.line.next_raw() {
+                return Some(n);
+            }
+            self.line = Line::new(self.lines.next()?.as_bytes());
         }
     }
 }
@@ -274,14 +312,8 @@ impl<'a> Entries<'a> {
 impl Iterator for Entries<'_> {
     type Item = Node;
 
-    #[inline]
     fn next(&mut self) -> Option<Node> {
-        loop {
-            if let Some(n) = self.line.next() {
-                return Some(n);
-            }
-            self.line = Line::new(self.lines.next()?.as_bytes());
-        }
+        self.next_raw().map(Node::from)
     }
 }
 

@@ -18,10 +18,10 @@
 //! }
 //! ```
 
-use super::{parse_node, parse_port, parse_v4, trim_ows, Flavor, Node, NodeAddr};
+use super::{parse_port, parse_raw, parse_v4, trim_ows, Flavor, Node, Raw, MAPPED_PREFIX};
 use http::header::GetAll;
 use http::HeaderValue;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::Ipv6Addr;
 
 /// What a single-address header held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,49 +45,72 @@ pub fn read(lines: GetAll<'_, HeaderValue>, parser: fn(&[u8]) -> Node) -> Single
     }
 }
 
+/// The value of the only line, `Err(true)` when several, `Err(false)` when
+/// absent.
+#[inline]
+pub(crate) fn only_line<'a>(lines: GetAll<'a, HeaderValue>) -> Result<&'a [u8], bool> {
+    let mut it = lines.into_iter();
+    match (it.next(), it.next()) {
+        (None, _) => Err(false),
+        (Some(v), None) => Ok(v.as_bytes()),
+        (Some(_), Some(_)) => Err(true),
+    }
+}
+
 /// One address in list-entry syntax (`ip`, `ip:port`, `[v6]`, `[v6]:port`);
 /// a comma makes the value malformed.
 pub fn parse(value: &[u8]) -> Node {
+    parse_single_raw(value).into()
+}
+
+pub(crate) fn parse_single_raw(value: &[u8]) -> Raw {
     let v = trim_ows(value);
     if v.contains(&b',') {
-        return Node::Malformed;
+        return Raw::Malformed;
     }
-    parse_node(v, Flavor::List)
+    parse_raw(v, Flavor::List)
 }
 
 /// CloudFront's `ip:port`, where an IPv6 address is not bracketed
 /// (`2001:db8::1:46532`): the port is whatever follows the last colon and
 /// is required.
 pub fn parse_cloudfront(value: &[u8]) -> Node {
+    parse_cloudfront_raw(value).into()
+}
+
+pub(crate) fn parse_cloudfront_raw(value: &[u8]) -> Raw {
     let v = trim_ows(value);
     let Some(colon) = v.iter().rposition(|&b| b == b':') else {
-        return Node::Malformed;
+        return Raw::Malformed;
     };
     let (host, port) = (&v[..colon], &v[colon + 1..]);
     let Some(port) = parse_port(port) else {
-        return Node::Malformed;
+        return Raw::Malformed;
     };
-    let ip = if let Some(v4) = parse_v4(host) {
-        IpAddr::V4(v4)
-    } else {
+    let bits = if let Some(v4) = parse_v4(host) {
+        MAPPED_PREFIX | u128::from(v4)
+    } else if host.len() <= 45 {
         match std::str::from_utf8(host)
             .ok()
             .and_then(|t| t.parse::<Ipv6Addr>().ok())
         {
-            Some(v6) if host.len() <= 45 => IpAddr::V6(v6),
-            _ => return Node::Malformed,
+            Some(v6) => u128::from(v6),
+            None => return Raw::Malformed,
         }
+    } else {
+        return Raw::Malformed;
     };
-    Node::Ip(NodeAddr {
-        ip: ip.to_canonical(),
+    Raw::Ip {
+        bits,
         port: Some(port),
         zoned: false,
-    })
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::forwarded::NodeAddr;
 
     #[test]
     fn cloudfront() {

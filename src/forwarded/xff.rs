@@ -20,7 +20,7 @@
 //! assert_eq!(ips, ["2001:db8::2", "10.0.0.1", "198.51.100.1"]);
 //! ```
 
-use super::{parse_node, trim_ows, Flavor, Node};
+use super::{is_ows, parse_node, parse_raw, trim_ows, Flavor, Node, Raw, MAPPED_PREFIX};
 use http::header::{GetAll, ValueIter};
 use http::HeaderValue;
 use std::iter::{FusedIterator, Rev};
@@ -47,11 +47,47 @@ impl<'a> Line<'a> {
     }
 }
 
-impl Iterator for Line<'_> {
-    type Item = Node;
-
+impl Line<'_> {
     #[inline]
-    fn next(&mut self) -> Option<Node> {
+    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
+        if self.done {
+            return None;
+        }
+        // Fast path: a plain `a.b.c.d` or `a.b.c.d:port` read right to left
+        // in one pass. It accepts only what the general path parses to the
+        // same value, and defers everything else to it.
+        let s = self.rest;
+        let mut end = s.len();
+        while end > 0 && is_ows(s[end - 1]) {
+            end -= 1;
+        }
+        if let Some((bits, port, start)) = v4_rev(s, end) {
+            let mut i = start;
+            while i > 0 && is_ows(s[i - 1]) {
+                i -= 1;
+            }
+            if i == 0 {
+                self.done = true;
+                self.rest = &[];
+                return Some(Raw::Ip {
+                    bits,
+                    port,
+                    zoned: false,
+                });
+            }
+            if s[i - 1] == b',' {
+                self.rest = &s[..i - 1];
+                return Some(Raw::Ip {
+                    bits,
+                    port,
+                    zoned: false,
+                });
+            }
+        }
+        self.next_raw_general()
+    }
+
+    fn next_raw_general(&mut self) -> Option<Raw> {
         while !self.done {
             let item = match self.rest.iter().rposition(|&b| b == b',') {
                 Some(comma) => {
@@ -66,10 +102,78 @@ impl Iterator for Line<'_> {
             };
             let item = trim_ows(item);
             if !item.is_empty() {
-                return Some(parse_node(item, Flavor::List));
+                return Some(parse_raw(item, Flavor::List));
             }
         }
         None
+    }
+}
+
+/// Reads up to `max` digits ending at `s[..*i]`, right to left. Returns the
+/// value, the digit count and the leftmost digit.
+#[inline]
+fn digits_rev(s: &[u8], i: &mut usize, max: usize) -> (u32, usize, u8) {
+    let mut v = 0;
+    let mut n = 0;
+    let mut mul = 1;
+    let mut lead = 0;
+    while n < max && *i > 0 {
+        let d = s[*i - 1].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v += u32::from(d) * mul;
+        mul *= 10;
+        lead = d;
+        n += 1;
+        *i -= 1;
+    }
+    (v, n, lead)
+}
+
+/// `a.b.c.d` or `a.b.c.d:port` ending exactly at `s[..end]`; returns the
+/// address (mapped form), the port and where the entry starts. `None` for
+/// anything else, including leading zeros and out-of-range values.
+#[inline]
+fn v4_rev(s: &[u8], end: usize) -> Option<(u128, Option<u16>, usize)> {
+    let mut i = end;
+    let (v, n, lead) = digits_rev(s, &mut i, 5);
+    if n == 0 {
+        return None;
+    }
+    let (mut port, mut last) = (None, (v, n, lead));
+    if i > 0 && s[i - 1] == b':' {
+        port = Some(u16::try_from(v).ok()?);
+        i -= 1;
+        last = digits_rev(s, &mut i, 3);
+    }
+    let mut out: u32 = 0;
+    for octet in 0..4 {
+        if octet > 0 {
+            if i == 0 || s[i - 1] != b'.' {
+                return None;
+            }
+            i -= 1;
+            last = digits_rev(s, &mut i, 3);
+        }
+        let (v, n, lead) = last;
+        if n == 0 || n > 3 || v > 255 || (n > 1 && lead == 0) {
+            return None;
+        }
+        out |= v << (8 * octet);
+    }
+    // A digit or dot before the first octet means this is not a dotted quad.
+    if i > 0 && (s[i - 1].is_ascii_digit() || s[i - 1] == b'.') {
+        return None;
+    }
+    Some((MAPPED_PREFIX | u128::from(out), port, i))
+}
+
+impl Iterator for Line<'_> {
+    type Item = Node;
+
+    fn next(&mut self) -> Option<Node> {
+        self.next_raw().map(Node::from)
     }
 }
 
@@ -81,17 +185,38 @@ impl FusedIterator for Line<'_> {}
 pub struct Entries<'a> {
     lines: Rev<ValueIter<'a, HeaderValue>>,
     line: Line<'a>,
+    present: bool,
 }
 
 impl<'a> Entries<'a> {
     /// Walks all lines of one header (`headers.get_all(name)`).
     pub fn new(lines: GetAll<'a, HeaderValue>) -> Self {
+        let mut lines = lines.into_iter().rev();
+        let (line, present) = match lines.next() {
+            Some(v) => (Line::new(v.as_bytes()), true),
+            None => (Line::new(&[]), false),
+        };
         Entries {
-            lines: lines.into_iter().rev(),
-            line: Line {
-                rest: &[],
-                done: true,
-            },
+            lines,
+            line,
+            present,
+        }
+    }
+
+    /// Whether the header had at least one line.
+    pub fn has_lines(&self) -> bool {
+        self.present
+    }
+}
+
+impl Entries<'_> {
+    #[inline]
+    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
+        loop {
+            if let Some(n) = self.line.next_raw() {
+                return Some(n);
+            }
+            self.line = Line::new(self.lines.next()?.as_bytes());
         }
     }
 }
@@ -99,14 +224,8 @@ impl<'a> Entries<'a> {
 impl Iterator for Entries<'_> {
     type Item = Node;
 
-    #[inline]
     fn next(&mut self) -> Option<Node> {
-        loop {
-            if let Some(n) = self.line.next() {
-                return Some(n);
-            }
-            self.line = Line::new(self.lines.next()?.as_bytes());
-        }
+        self.next_raw().map(Node::from)
     }
 }
 
@@ -120,6 +239,59 @@ mod tests {
         Line::new(line.as_bytes())
             .map(|n| n.ip().map(|ip| ip.to_string()))
             .collect()
+    }
+
+    /// The fast path and the general path agree on every line.
+    fn general(line: &[u8]) -> Vec<Raw> {
+        let mut l = Line::new(line);
+        std::iter::from_fn(|| l.next_raw_general()).collect()
+    }
+
+    fn fast(line: &[u8]) -> Vec<Raw> {
+        let mut l = Line::new(line);
+        std::iter::from_fn(|| l.next_raw()).collect()
+    }
+
+    #[test]
+    fn fast_path_agrees_with_general_path() {
+        for line in [
+            &b"1.2.3.4"[..],
+            b"1.2.3.4:80",
+            b" 1.2.3.4:65535 ,\t9.9.9.9 ",
+            b"1.2.3.4:65536",
+            b"1.2.3.4:0080",
+            b"01.2.3.4",
+            b"1.2.3.04",
+            b"1.2.3.4.5",
+            b"5.1.2.3.4",
+            b"x1.2.3.4",
+            b"1.2.3.4 5.6.7.8",
+            b"1.2.3.4,,5.6.7.8,",
+            b"::1.2.3.4",
+            b"[::1]:1.2.3.4",
+            b"256.1.1.1",
+            b"1.2.3.4:",
+            b":1.2.3.4",
+            b"1.2.3.4::80",
+            b"1:1.2.3.4",
+            b"11.2.3.4:123456",
+            b"1.2.3.1000",
+            b"0.0.0.0:0",
+        ] {
+            assert_eq!(
+                fast(line),
+                general(line),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees_on_random_lines(line in "[0-9.:, \t\\[\\]a-f]{0,40}") {
+            proptest::prop_assert_eq!(fast(line.as_bytes()), general(line.as_bytes()));
+        }
     }
 
     #[test]
