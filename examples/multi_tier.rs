@@ -47,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 format!(
                     "client {} via hops {:?} ({:?})\n",
                     real.ip(),
-                    real.hops(),
+                    real.hops().collect::<Vec<_>>(),
                     real.stop()
                 )
             }),

@@ -278,7 +278,7 @@ async fn whoami(real: RealIp) -> Json<Value> {
         },
         "peer": real.peer().to_string(),
         "stop": stop_name(real.stop()),
-        "hops": real.hops().iter().map(|ip| ip.to_string()).collect::<Vec<_>>(),
+        "hops": real.hops().map(|ip| ip.to_string()).collect::<Vec<_>>(),
         "proxy_protocol": real.proxy_header().map(proxy_json),
     }))
 }

@@ -102,7 +102,7 @@ impl RealIp {
     }
 
     /// The addresses walked, nearest first (the socket peer first).
-    pub fn hops(&self) -> &[IpAddr] {
+    pub fn hops(&self) -> crate::resolve::Hops<'_> {
         self.resolution.hops()
     }
 

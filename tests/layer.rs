@@ -37,7 +37,7 @@ fn source_name(s: &Source) -> String {
 /// `ip|port|source|stop|hops` of the whole resolution.
 async fn describe(real: RealIp) -> String {
     let port = real.port().map_or("-".into(), |p| p.to_string());
-    let hops: Vec<String> = real.hops().iter().map(|h| h.to_string()).collect();
+    let hops: Vec<String> = real.hops().map(|h| h.to_string()).collect();
     format!(
         "{}|{}|{}|{:?}|{}",
         real.ip(),
