@@ -67,7 +67,7 @@ use std::sync::Arc;
 
 /// Default bound on the header entries read per request.
 pub const DEFAULT_HOP_CAP: usize = 32;
-/// Largest configurable hop cap; [`Resolution`] keeps the hops inline.
+/// Largest configurable hop cap; it bounds the hops a [`Resolution`] keeps.
 pub const MAX_HOP_CAP: usize = 32;
 /// Peer + PROXY source + header entries.
 const HOPS: usize = MAX_HOP_CAP + 2;
@@ -114,40 +114,53 @@ pub enum Stop {
 
 /// The outcome of [`Policy::resolve`].
 ///
-/// Holds the addresses walked inline (no heap allocation): the socket
-/// peer, the PROXY source if any, then each header entry read, nearest
-/// first. Except for [`Stop::TooShort`], the last hop is the client.
+/// Records the addresses walked: the socket peer, the PROXY source if any,
+/// then each header entry read, nearest first. Except for
+/// [`Stop::TooShort`], the last hop is the client.
 ///
-/// Storage choice: a fixed array of `MAX_HOP_CAP + 2` 128-bit slots (IPv4
-/// kept in mapped form), about 600 bytes. The alternative, a count plus a
-/// re-walk of the headers in [`Resolution::hops`], would keep the value
-/// small but make `hops` depend on the request's headers staying unchanged
-/// after resolution; a self-contained record was preferred for audit logs.
+/// Storage choice: the first eight hops are kept inline as
+/// 128-bit slots (IPv4 kept in mapped form), which covers the peer, a PROXY
+/// source and six header entries without touching the heap; a longer walk
+/// moves the hops to one heap buffer sized for the hop cap. The value stays
+/// small (about 200 bytes), so building it and storing it in a request's
+/// extensions copies little. The alternative, a count plus a re-walk of the
+/// headers in [`Resolution::hops`], would make `hops` depend on the
+/// request's headers staying unchanged after resolution; a self-contained
+/// record was preferred for audit logs.
 #[derive(Clone)]
 pub struct Resolution {
-    /// 128-bit forms (IPv4 as mapped IPv6): aligned, tag-free storage.
-    hops: [u128; HOPS],
     ip: u128,
+    /// 128-bit forms (IPv4 as mapped IPv6): aligned, tag-free storage.
+    /// Holds the first `len` hops while `spill` is empty.
+    inline: [u128; INLINE_HOPS],
+    /// Every hop, once the walk outgrew `inline` (empty otherwise, which
+    /// does not allocate).
+    spill: Vec<u128>,
     port: Option<u16>,
     len: u8,
     stop: Stop,
     source: Source,
 }
 
+/// Hops a [`Resolution`] keeps without a heap allocation: the socket peer,
+/// a PROXY source and six header entries.
+const INLINE_HOPS: usize = 8;
+
 impl Resolution {
     #[inline]
     fn new(peer: SocketAddr) -> Self {
         let ip = bits_of(peer.ip());
-        let mut r = Resolution {
-            hops: [0; HOPS],
+        let mut inline = [0; INLINE_HOPS];
+        inline[0] = ip;
+        Resolution {
             ip,
+            inline,
+            spill: Vec::new(),
             port: Some(peer.port()),
             len: 1,
             stop: Stop::UntrustedHop,
             source: Source::Socket,
-        };
-        r.hops[0] = ip;
-        r
+        }
     }
 
     /// A client known only by its address, for `realip::testing`.
@@ -162,10 +175,34 @@ impl Resolution {
     fn step(&mut self, bits: u128, port: Option<u16>) {
         self.ip = bits;
         self.port = port;
+        match self.inline.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = bits;
+                self.len += 1;
+            }
+            None => self.step_spilled(bits),
+        }
+    }
+
+    /// A hop beyond the inline slots: long chains only.
+    #[cold]
+    #[inline(never)]
+    fn step_spilled(&mut self, bits: u128) {
+        if self.spill.is_empty() {
+            self.spill.reserve_exact(HOPS);
+            self.spill.extend_from_slice(&self.inline);
+        }
         // The walk reads at most MAX_HOP_CAP entries, so this always fits.
-        if let Some(slot) = self.hops.get_mut(usize::from(self.len)) {
-            *slot = bits;
-            self.len += 1;
+        if self.spill.len() < HOPS {
+            self.spill.push(bits);
+        }
+    }
+
+    fn hop_bits(&self) -> &[u128] {
+        if self.spill.is_empty() {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            &self.spill
         }
     }
 
@@ -198,7 +235,7 @@ impl Resolution {
     /// The addresses walked, nearest first (socket peer first).
     pub fn hops(&self) -> Hops<'_> {
         Hops {
-            inner: self.hops[..usize::from(self.len)].iter(),
+            inner: self.hop_bits().iter(),
         }
     }
 }
@@ -430,39 +467,45 @@ impl Policy {
             return;
         }
         for spec in &inner.specs {
-            let lines = headers.get_all(&spec.name);
+            let value = match lookup(headers, &spec.name) {
+                Lookup::Absent => continue,
+                Lookup::One(value) => value,
+                Lookup::Many if matches!(spec.kind, Kind::Single | Kind::CloudFront) => {
+                    r.stop = Stop::Ambiguous;
+                    return;
+                }
+                Lookup::Many => {
+                    // Repeated lines: walk them in order, the last first.
+                    let lines = headers.get_all(&spec.name);
+                    if spec.kind == Kind::List {
+                        let mut entries = xff::Entries::new(lines);
+                        self.walk(r, &spec.name, || entries.next_raw());
+                    } else {
+                        let mut entries = rfc7239::Entries::new(lines);
+                        self.walk(r, &spec.name, || entries.next_raw());
+                    }
+                    return;
+                }
+            };
             match spec.kind {
                 Kind::List => {
-                    let mut entries = xff::Entries::new(lines);
-                    if entries.has_lines() {
-                        self.walk(r, &spec.name, || entries.next_raw());
-                        return;
-                    }
+                    let mut line = xff::Line::new(value);
+                    self.walk(r, &spec.name, || line.next_raw());
                 }
                 Kind::Forwarded => {
-                    let mut entries = rfc7239::Entries::new(lines);
-                    if entries.has_lines() {
-                        self.walk(r, &spec.name, || entries.next_raw());
-                        return;
-                    }
+                    let mut line = rfc7239::Line::new(value);
+                    self.walk(r, &spec.name, || line.next_raw());
                 }
-                Kind::Single | Kind::CloudFront => match single::only_line(lines) {
-                    Err(false) => {}
-                    Err(true) => {
-                        r.stop = Stop::Ambiguous;
-                        return;
-                    }
-                    Ok(value) => {
-                        let mut node = Some(if spec.kind == Kind::Single {
-                            single::parse_single_raw(value)
-                        } else {
-                            single::parse_cloudfront_raw(value)
-                        });
-                        self.walk(r, &spec.name, || node.take());
-                        return;
-                    }
-                },
+                Kind::Single | Kind::CloudFront => {
+                    let mut node = Some(if spec.kind == Kind::Single {
+                        single::parse_single_raw(value)
+                    } else {
+                        single::parse_cloudfront_raw(value)
+                    });
+                    self.walk(r, &spec.name, || node.take());
+                }
             }
+            return;
         }
         r.stop = Stop::HeaderAbsent;
     }
@@ -535,6 +578,43 @@ impl Policy {
             }
         }
     }
+}
+
+/// How many lines of one header a request carries.
+enum Lookup<'a> {
+    Absent,
+    One(&'a [u8]),
+    Many,
+}
+
+/// Requests with at most this many header lines are searched by a scan.
+const SCAN_MAX: usize = 12;
+
+/// Finds the lines of `name`. `HeaderMap` hashes a non-standard name such
+/// as `x-forwarded-for` byte by byte (FNV over the name plus length and
+/// tag words) before probing, which costs more than comparing the names of
+/// a typical request's few header lines, where the standard names differ
+/// from a custom one by their tag alone. Larger maps use the hashed lookup.
+#[inline]
+fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Lookup<'a> {
+    if headers.len() > SCAN_MAX {
+        let mut lines = headers.get_all(name).into_iter();
+        return match (lines.next(), lines.next()) {
+            (None, _) => Lookup::Absent,
+            (Some(v), None) => Lookup::One(v.as_bytes()),
+            (Some(_), Some(_)) => Lookup::Many,
+        };
+    }
+    let mut found = Lookup::Absent;
+    for (k, v) in headers {
+        if k == name {
+            if let Lookup::One(_) = found {
+                return Lookup::Many;
+            }
+            found = Lookup::One(v.as_bytes());
+        }
+    }
+    found
 }
 
 /// Builds a [`Policy`]; every mistake surfaces in [`PolicyBuilder::build`].
@@ -724,5 +804,55 @@ mod tests {
         fn check<T: Send + Sync + Clone + fmt::Debug>() {}
         check::<Policy>();
         check::<Resolution>();
+    }
+
+    /// The scan used for small header maps and the hashed lookup used for
+    /// large ones decide alike: absent, one line, repeated lines.
+    #[test]
+    fn small_and_large_header_maps_resolve_alike() {
+        use http::HeaderValue;
+        let policy = Policy::builder()
+            .trust_private()
+            .header(HeaderSource::XRealIp)
+            .header(HeaderSource::Forwarded)
+            .header(HeaderSource::XForwardedFor)
+            .build()
+            .unwrap();
+        let peer: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+        let cases: &[&[(&str, &str)]] = &[
+            &[],
+            &[("x-forwarded-for", "203.0.113.9, 10.0.0.5")],
+            &[
+                ("x-forwarded-for", "198.51.100.1"),
+                ("x-forwarded-for", "10.0.0.5"),
+            ],
+            &[
+                ("forwarded", "for=203.0.113.9"),
+                ("x-forwarded-for", "6.6.6.6"),
+            ],
+            &[
+                ("forwarded", "for=198.51.100.1"),
+                ("forwarded", "for=10.0.0.6"),
+            ],
+            &[("x-real-ip", "203.0.113.9")],
+            &[("x-real-ip", "203.0.113.9"), ("x-real-ip", "198.51.100.1")],
+        ];
+        for case in cases {
+            let mut small = HeaderMap::new();
+            for (name, value) in *case {
+                small.append(*name, HeaderValue::from_static(value));
+            }
+            let mut large = small.clone();
+            for i in 0..=SCAN_MAX {
+                let name = HeaderName::from_bytes(format!("x-filler-{i}").as_bytes()).unwrap();
+                large.append(name, HeaderValue::from_static("x"));
+            }
+            assert!(small.len() <= SCAN_MAX && large.len() > SCAN_MAX);
+            let (a, b) = (
+                policy.resolve(peer, None, &small),
+                policy.resolve(peer, None, &large),
+            );
+            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{case:?}");
+        }
     }
 }

@@ -45,18 +45,6 @@ pub fn read(lines: GetAll<'_, HeaderValue>, parser: fn(&[u8]) -> Node) -> Single
     }
 }
 
-/// The value of the only line, `Err(true)` when several, `Err(false)` when
-/// absent.
-#[inline]
-pub(crate) fn only_line<'a>(lines: GetAll<'a, HeaderValue>) -> Result<&'a [u8], bool> {
-    let mut it = lines.into_iter();
-    match (it.next(), it.next()) {
-        (None, _) => Err(false),
-        (Some(v), None) => Ok(v.as_bytes()),
-        (Some(_), Some(_)) => Err(true),
-    }
-}
-
 /// One address in list-entry syntax (`ip`, `ip:port`, `[v6]`, `[v6]:port`);
 /// a comma makes the value malformed.
 pub fn parse(value: &[u8]) -> Node {
