@@ -29,12 +29,76 @@
 //! assert_eq!(entries.next(), None);
 //! ```
 
-use http::HeaderName;
+use http::header::{GetAll, ValueIter};
+use http::{HeaderName, HeaderValue};
+use std::iter::{FusedIterator, Rev};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub mod rfc7239;
 pub mod single;
 pub mod xff;
+
+/// A one-line parser read right to left ([`xff::Line`],
+/// [`rfc7239::Line`]).
+pub(crate) trait LineParser<'a>: Sized {
+    fn from_line(line: &'a [u8]) -> Self;
+    fn next_raw(&mut self) -> Option<Raw>;
+}
+
+/// The entries of every line of a repeated header, nearest first: the last
+/// line is read first, each line right to left, with the line parser `L`.
+/// Nothing is joined or copied. Named through [`xff::Entries`] and
+/// [`rfc7239::Entries`].
+#[derive(Debug)]
+pub struct Entries<'a, L> {
+    lines: Rev<ValueIter<'a, HeaderValue>>,
+    line: L,
+    present: bool,
+}
+
+#[allow(private_bounds)]
+impl<'a, L: LineParser<'a>> Entries<'a, L> {
+    /// Walks all lines of one header (`headers.get_all(name)`).
+    pub fn new(lines: GetAll<'a, HeaderValue>) -> Self {
+        let mut lines = lines.into_iter().rev();
+        let (line, present) = match lines.next() {
+            Some(v) => (L::from_line(v.as_bytes()), true),
+            None => (L::from_line(&[]), false),
+        };
+        Entries {
+            lines,
+            line,
+            present,
+        }
+    }
+
+    /// Whether the header had at least one line.
+    pub fn has_lines(&self) -> bool {
+        self.present
+    }
+
+    #[inline]
+    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
+        loop {
+            if let Some(n) = self.line.next_raw() {
+                return Some(n);
+            }
+            self.line = L::from_line(self.lines.next()?.as_bytes());
+        }
+    }
+}
+
+#[allow(private_bounds)]
+impl<'a, L: LineParser<'a>> Iterator for Entries<'a, L> {
+    type Item = Node;
+
+    fn next(&mut self) -> Option<Node> {
+        self.next_raw().map(Node::from)
+    }
+}
+
+#[allow(private_bounds)]
+impl<'a, L: LineParser<'a>> FusedIterator for Entries<'a, L> {}
 
 /// `X-Forwarded-For`.
 pub const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");

@@ -28,9 +28,7 @@
 //! ```
 
 use super::{is_ows, parse_raw, Flavor, Node, Raw};
-use http::header::{GetAll, ValueIter};
-use http::HeaderValue;
-use std::iter::{FusedIterator, Rev};
+use std::iter::FusedIterator;
 
 /// Longest unescaped `for=` value worth parsing: `[` + 45-byte IPv6 +
 /// zone + `]:65535` fits comfortably.
@@ -69,6 +67,10 @@ const TCHAR: [bool; 256] = {
 fn is_tchar(b: u8) -> bool {
     TCHAR[usize::from(b)]
 }
+
+/// The elements of every line of a repeated `Forwarded` header, nearest
+/// first: the last line is read first, each line right to left.
+pub type Entries<'a> = super::Entries<'a, Line<'a>>;
 
 /// The elements of one header line, nearest (rightmost) first.
 #[derive(Clone, Debug)]
@@ -137,6 +139,18 @@ impl Iterator for Line<'_> {
 }
 
 impl FusedIterator for Line<'_> {}
+
+impl<'a> super::LineParser<'a> for Line<'a> {
+    #[inline]
+    fn from_line(line: &'a [u8]) -> Self {
+        Line::new(line)
+    }
+
+    #[inline]
+    fn next_raw(&mut self) -> Option<Raw> {
+        Line::next_raw(self)
+    }
+}
 
 /// Parses the element ending at `s[..i]` (non-empty, not ending in OWS
 /// or a comma). Returns where the element started (the index of the
@@ -266,58 +280,6 @@ fn decode_quoted(raw: &[u8]) -> Raw {
     }
     parse_raw(&buf[..len], Flavor::Rfc7239)
 }
-
-/// The elements of every line of a repeated `Forwarded` header, nearest
-/// first: the last line is read first, each line right to left.
-#[derive(Debug)]
-pub struct Entries<'a> {
-    lines: Rev<ValueIter<'a, HeaderValue>>,
-    line: Line<'a>,
-    present: bool,
-}
-
-impl<'a> Entries<'a> {
-    /// Walks all lines of one header (`headers.get_all(name)`).
-    pub fn new(lines: GetAll<'a, HeaderValue>) -> Self {
-        let mut lines = lines.into_iter().rev();
-        let (line, present) = match lines.next() {
-            Some(v) => (Line::new(v.as_bytes()), true),
-            None => (Line::new(&[]), false),
-        };
-        Entries {
-            lines,
-            line,
-            present,
-        }
-    }
-
-    /// Whether the header had at least one line.
-    pub fn has_lines(&self) -> bool {
-        self.present
-    }
-}
-
-impl Entries<'_> {
-    #[inline]
-    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
-        loop {
-            if let Some(n) = self.line.next_raw() {
-                return Some(n);
-            }
-            self.line = Line::new(self.lines.next()?.as_bytes());
-        }
-    }
-}
-
-impl Iterator for Entries<'_> {
-    type Item = Node;
-
-    fn next(&mut self) -> Option<Node> {
-        self.next_raw().map(Node::from)
-    }
-}
-
-impl FusedIterator for Entries<'_> {}
 
 #[cfg(test)]
 mod tests {

@@ -21,9 +21,11 @@
 //! ```
 
 use super::{is_ows, parse_node, parse_raw, trim_ows, Flavor, Node, Raw, MAPPED_PREFIX};
-use http::header::{GetAll, ValueIter};
-use http::HeaderValue;
-use std::iter::{FusedIterator, Rev};
+use std::iter::FusedIterator;
+
+/// The entries of every line of a repeated header, nearest first: the last
+/// line is read first, each line right to left. Nothing is joined or copied.
+pub type Entries<'a> = super::Entries<'a, Line<'a>>;
 
 /// Parses a single list item (spaces allowed around it).
 pub fn parse_item(item: &[u8]) -> Node {
@@ -179,57 +181,17 @@ impl Iterator for Line<'_> {
 
 impl FusedIterator for Line<'_> {}
 
-/// The entries of every line of a repeated header, nearest first: the last
-/// line is read first, each line right to left. Nothing is joined or copied.
-#[derive(Debug)]
-pub struct Entries<'a> {
-    lines: Rev<ValueIter<'a, HeaderValue>>,
-    line: Line<'a>,
-    present: bool,
-}
-
-impl<'a> Entries<'a> {
-    /// Walks all lines of one header (`headers.get_all(name)`).
-    pub fn new(lines: GetAll<'a, HeaderValue>) -> Self {
-        let mut lines = lines.into_iter().rev();
-        let (line, present) = match lines.next() {
-            Some(v) => (Line::new(v.as_bytes()), true),
-            None => (Line::new(&[]), false),
-        };
-        Entries {
-            lines,
-            line,
-            present,
-        }
-    }
-
-    /// Whether the header had at least one line.
-    pub fn has_lines(&self) -> bool {
-        self.present
-    }
-}
-
-impl Entries<'_> {
+impl<'a> super::LineParser<'a> for Line<'a> {
     #[inline]
-    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
-        loop {
-            if let Some(n) = self.line.next_raw() {
-                return Some(n);
-            }
-            self.line = Line::new(self.lines.next()?.as_bytes());
-        }
+    fn from_line(line: &'a [u8]) -> Self {
+        Line::new(line)
+    }
+
+    #[inline]
+    fn next_raw(&mut self) -> Option<Raw> {
+        Line::next_raw(self)
     }
 }
-
-impl Iterator for Entries<'_> {
-    type Item = Node;
-
-    fn next(&mut self) -> Option<Node> {
-        self.next_raw().map(Node::from)
-    }
-}
-
-impl FusedIterator for Entries<'_> {}
 
 #[cfg(test)]
 mod tests {
