@@ -141,8 +141,8 @@ fn octet_rev(s: &[u8], end: usize) -> Option<(u32, usize)> {
 /// A plain `a.b.c.d` (no port) ending exactly at `s[..end]`: the address
 /// and where it starts. The common case, in one right-to-left pass without
 /// the port handling of [`v4_rev`]; `None` for anything else.
-#[inline]
-fn v4_plain_rev(s: &[u8], end: usize) -> Option<(u32, usize)> {
+#[inline(always)]
+pub(super) fn v4_plain_rev(s: &[u8], end: usize) -> Option<(u32, usize)> {
     let (d, i) = octet_rev(s, end)?;
     if s.get(i.wrapping_sub(1)) != Some(&b'.') {
         return None;
