@@ -63,7 +63,7 @@ impl Line<'_> {
         while end > 0 && is_ows(s[end - 1]) {
             end -= 1;
         }
-        let parsed = match v4_plain_rev(s, end) {
+        let parsed = match v4_plain_rev::<false>(s, end) {
             Some((v4, start)) => Some((MAPPED_PREFIX | u128::from(v4), None, start)),
             None => v4_rev(s, end),
         };
@@ -126,7 +126,31 @@ fn digit_at(s: &[u8], i: usize) -> Option<u32> {
 /// multipliers: its value and where it starts. A fourth digit before it is
 /// left for the caller to refuse (it expects a dot or the item's start).
 #[inline(always)]
-fn octet_rev(s: &[u8], end: usize) -> Option<(u32, usize)> {
+fn octet_rev<const WIDE: bool>(s: &[u8], end: usize) -> Option<(u32, usize)> {
+    // With `WIDE`, three bytes are read with one bounds check when they
+    // are there; the bytes before a shorter octet (a dot, say) are read
+    // but not used. It pays off after `for=`, not in `X-Forwarded-For`
+    // (measured with callgrind and criterion).
+    if WIDE {
+        if let Some(&[h, t, o]) = s.get(end.wrapping_sub(3)..end) {
+            let (h, t, o) = (
+                u32::from(h.wrapping_sub(b'0')),
+                u32::from(t.wrapping_sub(b'0')),
+                u32::from(o.wrapping_sub(b'0')),
+            );
+            if o > 9 {
+                return None;
+            }
+            if t > 9 {
+                return Some((o, end - 1));
+            }
+            if h > 9 {
+                return (t != 0).then_some((t * 10 + o, end - 2));
+            }
+            let v = h * 100 + t * 10 + o;
+            return (h != 0 && v <= 255).then_some((v, end - 3));
+        }
+    }
     let ones = digit_at(s, end.wrapping_sub(1))?;
     let Some(tens) = digit_at(s, end.wrapping_sub(2)) else {
         return Some((ones, end - 1));
@@ -142,20 +166,20 @@ fn octet_rev(s: &[u8], end: usize) -> Option<(u32, usize)> {
 /// and where it starts. The common case, in one right-to-left pass without
 /// the port handling of [`v4_rev`]; `None` for anything else.
 #[inline(always)]
-pub(super) fn v4_plain_rev(s: &[u8], end: usize) -> Option<(u32, usize)> {
-    let (d, i) = octet_rev(s, end)?;
+pub(super) fn v4_plain_rev<const WIDE: bool>(s: &[u8], end: usize) -> Option<(u32, usize)> {
+    let (d, i) = octet_rev::<WIDE>(s, end)?;
     if s.get(i.wrapping_sub(1)) != Some(&b'.') {
         return None;
     }
-    let (c, i) = octet_rev(s, i - 1)?;
+    let (c, i) = octet_rev::<WIDE>(s, i - 1)?;
     if s.get(i.wrapping_sub(1)) != Some(&b'.') {
         return None;
     }
-    let (b, i) = octet_rev(s, i - 1)?;
+    let (b, i) = octet_rev::<WIDE>(s, i - 1)?;
     if s.get(i.wrapping_sub(1)) != Some(&b'.') {
         return None;
     }
-    let (a, i) = octet_rev(s, i - 1)?;
+    let (a, i) = octet_rev::<WIDE>(s, i - 1)?;
     // A digit or dot before the first octet means this is not a dotted quad.
     if let Some(&p) = s.get(i.wrapping_sub(1)) {
         if p.is_ascii_digit() || p == b'.' {
@@ -268,14 +292,16 @@ mod tests {
         std::iter::from_fn(|| l.next_raw()).collect()
     }
 
-    /// The port-less fast path alone, where it accepts, gives the general
-    /// path's first item.
+    /// The port-less fast path alone (both ways of reading octets), where
+    /// it accepts, gives the general path's first item.
     fn plain_agrees(line: &[u8]) {
         let mut end = line.len();
         while end > 0 && is_ows(line[end - 1]) {
             end -= 1;
         }
-        let Some((v4, start)) = v4_plain_rev(line, end) else {
+        let narrow = v4_plain_rev::<false>(line, end);
+        assert_eq!(narrow, v4_plain_rev::<true>(line, end));
+        let Some((v4, start)) = narrow else {
             return;
         };
         // `next_raw` accepts it only as a whole item.
