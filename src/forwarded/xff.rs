@@ -55,39 +55,54 @@ impl Line<'_> {
         if self.done {
             return None;
         }
-        // Fast path: a plain `a.b.c.d` or `a.b.c.d:port` read right to left
-        // in one pass. It accepts only what the general path parses to the
-        // same value, and defers everything else to it.
+        // Fast path: a plain `a.b.c.d` read right to left in one pass. It
+        // accepts only what the general path parses to the same value, and
+        // defers everything else (ports included) to the paths below, kept
+        // out of line so that this one stays small.
         let s = self.rest;
         let mut end = s.len();
         while end > 0 && is_ows(s[end - 1]) {
             end -= 1;
         }
-        let parsed = match v4_plain_rev::<false>(s, end) {
-            Some((v4, start)) => Some((MAPPED_PREFIX | u128::from(v4), None, start)),
-            None => v4_rev(s, end),
-        };
-        if let Some((bits, port, start)) = parsed {
-            let mut i = start;
-            while i > 0 && is_ows(s[i - 1]) {
-                i -= 1;
+        if let Some((v4, start)) = v4_plain_rev::<false>(s, end) {
+            if let Some(raw) = self.take_item(start, MAPPED_PREFIX | u128::from(v4), None) {
+                return Some(raw);
             }
-            if i == 0 {
-                self.done = true;
-                self.rest = &[];
-                return Some(Raw::Ip {
-                    bits,
-                    port,
-                    zoned: false,
-                });
-            }
-            if s[i - 1] == b',' {
-                self.rest = &s[..i - 1];
-                return Some(Raw::Ip {
-                    bits,
-                    port,
-                    zoned: false,
-                });
+        }
+        self.next_raw_slow(end)
+    }
+
+    /// Ends the item that starts at `self.rest[start..]` with the address
+    /// read, if it is a whole item (only spaces before it, then a comma or
+    /// the line's start).
+    #[inline(always)]
+    fn take_item(&mut self, start: usize, bits: u128, port: Option<u16>) -> Option<Raw> {
+        let s = self.rest;
+        let mut i = start;
+        while i > 0 && is_ows(s[i - 1]) {
+            i -= 1;
+        }
+        if i == 0 {
+            self.done = true;
+            self.rest = &[];
+        } else if s[i - 1] == b',' {
+            self.rest = &s[..i - 1];
+        } else {
+            return None;
+        }
+        Some(Raw::Ip {
+            bits,
+            port,
+            zoned: false,
+        })
+    }
+
+    /// `a.b.c.d:port` read right to left, then the general path.
+    #[inline(never)]
+    fn next_raw_slow(&mut self, end: usize) -> Option<Raw> {
+        if let Some((bits, port, start)) = v4_rev(self.rest, end) {
+            if let Some(raw) = self.take_item(start, bits, port) {
+                return Some(raw);
             }
         }
         self.next_raw_general()
