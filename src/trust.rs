@@ -193,7 +193,7 @@ impl<T: Key> Intervals<T> {
             return false;
         }
         let b = x.bucket(self.base, self.shift);
-        let (Some(&lo), Some(&hi)) = (self.index.get(b), self.index.get(b + 1)) else {
+        let Some(&[lo, hi]) = self.index.get(b..b.wrapping_add(2)) else {
             return false;
         };
         let (lo, hi) = (lo as usize, (hi as usize + 1).min(self.starts.len()));

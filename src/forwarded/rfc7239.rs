@@ -27,7 +27,8 @@
 //! assert_eq!(rfc7239::Line::new(b"for=unknown").next(), Some(Node::Unknown));
 //! ```
 
-use super::{is_ows, parse_raw, Flavor, Node, Raw};
+use super::xff::v4_plain_rev;
+use super::{is_ows, parse_raw, Flavor, Node, Raw, MAPPED_PREFIX};
 use std::iter::FusedIterator;
 
 /// Longest unescaped `for=` value worth parsing: `[` + 45-byte IPv6 +
@@ -114,7 +115,21 @@ impl Line<'_> {
             self.done = true;
             return None;
         }
-        match element_rev(s, i) {
+        if let Some((v4, start)) = for_v4_rev(s, i) {
+            self.end = start;
+            self.done = start == 0;
+            return Some(Raw::Ip {
+                bits: MAPPED_PREFIX | u128::from(v4),
+                port: None,
+                zoned: false,
+            });
+        }
+        self.element(i)
+    }
+
+    /// The general path: any element ending at `s[..i]`.
+    fn element(&mut self, i: usize) -> Option<Raw> {
+        match element_rev(self.s, i) {
             Some((start, node)) => {
                 self.end = start;
                 if start == 0 {
@@ -149,6 +164,27 @@ impl<'a> super::LineParser<'a> for Line<'a> {
     #[inline]
     fn next_raw(&mut self) -> Option<Raw> {
         Line::next_raw(self)
+    }
+}
+
+/// Fast path for the most common element, a lone lowercase
+/// `for=a.b.c.d`, ending at `s[..i]`: the address and what
+/// [`element_rev`] returns as the element's start. Anything else
+/// (parameters, quotes, ports, IPv6, other case) is left to it.
+#[inline]
+fn for_v4_rev(s: &[u8], i: usize) -> Option<(u32, usize)> {
+    let (v4, start) = v4_plain_rev::<true>(s, i)?;
+    let mut j = start.checked_sub(4)?;
+    if s.get(j..start)? != b"for=" {
+        return None;
+    }
+    while j > 0 && is_ows(s[j - 1]) {
+        j -= 1;
+    }
+    if j == 0 || s[j - 1] == b',' {
+        Some((v4, j.saturating_sub(1)))
+    } else {
+        None
     }
 }
 
@@ -291,6 +327,78 @@ mod tests {
 
     fn ip(s: &str) -> Option<std::net::IpAddr> {
         Some(s.parse().unwrap())
+    }
+
+    /// Every element through the general path only.
+    fn general(line: &[u8]) -> Vec<Raw> {
+        let mut l = Line::new(line);
+        std::iter::from_fn(|| {
+            if l.done {
+                return None;
+            }
+            let mut i = l.end;
+            loop {
+                while i > 0 && is_ows(l.s[i - 1]) {
+                    i -= 1;
+                }
+                if i > 0 && l.s[i - 1] == b',' {
+                    i -= 1;
+                    continue;
+                }
+                break;
+            }
+            if i == 0 {
+                l.done = true;
+                return None;
+            }
+            l.element(i)
+        })
+        .collect()
+    }
+
+    fn fast(line: &[u8]) -> Vec<Raw> {
+        let mut l = Line::new(line);
+        std::iter::from_fn(|| l.next_raw()).collect()
+    }
+
+    #[test]
+    fn fast_path_agrees_with_general_path() {
+        for line in [
+            &b"for=1.2.3.4"[..],
+            b"for=1.2.3.4, for=10.0.0.1",
+            b" ,for=1.2.3.4 ,\t, for=5.6.7.8 , ",
+            b",for=1.2.3.4",
+            b"FOR=1.2.3.4",
+            b"xfor=1.2.3.4",
+            b"by=x;for=1.2.3.4",
+            b"for=9.9.9.9;for=1.2.3.4",
+            b"for=1.2.3.04",
+            b"for=01.2.3.4",
+            b"for=1.2.3.4:80",
+            b"for=\"1.2.3.4\"",
+            b"for=1.2.3.4.5",
+            b"for= 1.2.3.4",
+            b"for=\"evil, for=2.2.2.2",
+            b"for=256.1.1.1",
+            b"=1.2.3.4",
+            b"1.2.3.4",
+        ] {
+            assert_eq!(
+                fast(line),
+                general(line),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn fast_path_agrees_on_random_lines(
+            line in "([ \t]?(for|FOR|by|x)=[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}\\.[0-9]{1,4}[ \t]?[,;\"=]?){1,5}"
+        ) {
+            proptest::prop_assert_eq!(fast(line.as_bytes()), general(line.as_bytes()));
+        }
     }
 
     #[test]
