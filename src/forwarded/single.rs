@@ -18,10 +18,11 @@
 //! }
 //! ```
 
-use super::{parse_port, parse_raw, parse_v4, trim_ows, Flavor, Node, Raw, MAPPED_PREFIX};
+use super::{
+    parse_port, parse_raw, parse_v4, parse_v6_zoned, trim_ows, Flavor, Node, Raw, MAPPED_PREFIX,
+};
 use http::header::GetAll;
 use http::HeaderValue;
-use std::net::Ipv6Addr;
 
 /// What a single-address header held.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,16 +78,12 @@ pub(crate) fn parse_cloudfront_raw(value: &[u8]) -> Raw {
     };
     let bits = if let Some(v4) = parse_v4(host) {
         MAPPED_PREFIX | u128::from(v4)
-    } else if host.len() <= 45 {
-        match std::str::from_utf8(host)
-            .ok()
-            .and_then(|t| t.parse::<Ipv6Addr>().ok())
-        {
-            Some(v6) => u128::from(v6),
-            None => return Raw::Malformed,
-        }
     } else {
-        return Raw::Malformed;
+        // CloudFront never sends a zone; one here is not its format.
+        match parse_v6_zoned(host) {
+            Some((v6, false)) => v6,
+            _ => return Raw::Malformed,
+        }
     };
     Raw::Ip {
         bits,
@@ -116,6 +113,7 @@ mod tests {
             Some("198.51.100.10".parse().unwrap())
         );
         assert_eq!(parse_cloudfront(b"198.51.100.10"), Node::Malformed);
+        assert_eq!(parse_cloudfront(b"fe80::1%eth0:443"), Node::Malformed);
         assert_eq!(parse(b"1.2.3.4, 5.6.7.8"), Node::Malformed);
         assert_eq!(parse(b" 1.2.3.4 ").ip(), Some("1.2.3.4".parse().unwrap()));
     }
