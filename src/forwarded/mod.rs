@@ -357,8 +357,8 @@ pub(crate) fn parse_v4(s: &[u8]) -> Option<u32> {
 }
 
 /// A strict dotted quad at the start of `s`, and how many bytes it used.
-/// A digit right after the fourth octet's third digit is refused by the
-/// caller's check of what follows.
+/// A digit right after the last octet (`1.2.3.4444`, `1.2.3.04`) is
+/// refused here; any other byte after it is left for the caller to judge.
 #[inline]
 fn parse_v4_prefix(s: &[u8]) -> Option<(u32, usize)> {
     let mut out: u32 = 0;

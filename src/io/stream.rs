@@ -62,7 +62,7 @@ pin_project! {
 }
 
 impl<IO> ProxiedStream<IO> {
-    /// `rest` are the bytes read past the header, `buf[start..]`.
+    /// `buf[start..]` are the bytes read past the header, replayed first.
     pub(crate) fn new(
         inner: IO,
         header: Option<Arc<OwnedHeader>>,
