@@ -64,8 +64,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !["plain", "connect-info", "layer"].contains(&mode.as_str()) {
-        eprintln!("usage: bench_layer plain|connect-info|layer [ADDR]");
+    if !["plain", "connect-info", "layer", "layer-outer"].contains(&mode.as_str()) {
+        eprintln!("usage: bench_layer plain|connect-info|layer|layer-outer [ADDR]");
         return ExitCode::FAILURE;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -84,6 +84,27 @@ fn main() -> ExitCode {
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .expect("serve");
+        } else if mode == "layer-outer" {
+            // The layer around the whole Router (axum::ServiceExt), instead
+            // of `Router::layer`, which wraps and re-boxes every route.
+            use axum::ServiceExt;
+            use tower_layer::Layer;
+            let layer = RealIpLayer::builder()
+                .trust_private()
+                .header(HeaderSource::XForwardedFor)
+                .build()
+                .expect("valid policy");
+            let app = Router::new()
+                .route("/", get(hello_from))
+                .route("/ip", get(ip));
+            axum::serve(
+                listener,
+                ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
+                    SocketAddr,
+                >(layer.layer(app)),
             )
             .await
             .expect("serve");
