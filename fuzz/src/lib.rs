@@ -30,3 +30,31 @@ pub fn check(data: &[u8], result: Result<Status<'_>, proxy::Error>) {
         Err(e) => assert!(!e.to_string().is_empty()),
     }
 }
+
+/// The trusted-private policy the header targets resolve with, reading only
+/// `source`, with a small hop cap so the cap is reached often.
+pub fn header_policy(source: realip::resolve::HeaderSource) -> realip::resolve::Policy {
+    realip::resolve::Policy::builder()
+        .trust_private()
+        .header(source)
+        .hop_cap(HOP_CAP)
+        .build()
+        .unwrap()
+}
+
+const HOP_CAP: usize = 8;
+
+/// Splits `data` at NUL bytes into repeated `name` lines, resolves them with
+/// `policy`, and checks the walk stayed within the cap and the client is one
+/// of the hops walked.
+pub fn check_header_lines(policy: &realip::resolve::Policy, name: &'static str, data: &[u8]) {
+    let mut headers = http::HeaderMap::new();
+    for line in data.split(|&b| b == 0) {
+        if let Ok(v) = http::HeaderValue::from_bytes(line) {
+            headers.append(name, v);
+        }
+    }
+    let r = policy.resolve("10.0.0.1:1".parse().unwrap(), None, &headers);
+    assert!(r.hops().len() <= HOP_CAP + 1);
+    assert!(r.hops().any(|h| h == r.ip()));
+}

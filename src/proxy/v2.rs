@@ -372,21 +372,21 @@ pub(crate) fn write_raw(
         Addresses::Ipv4 {
             source,
             destination,
-        } => {
-            out.extend_from_slice(&source.ip().octets());
-            out.extend_from_slice(&destination.ip().octets());
-            out.extend_from_slice(&source.port().to_be_bytes());
-            out.extend_from_slice(&destination.port().to_be_bytes());
-        }
+        } => put_inet(
+            out,
+            &source.ip().octets(),
+            &destination.ip().octets(),
+            [source.port(), destination.port()],
+        ),
         Addresses::Ipv6 {
             source,
             destination,
-        } => {
-            out.extend_from_slice(&source.ip().octets());
-            out.extend_from_slice(&destination.ip().octets());
-            out.extend_from_slice(&source.port().to_be_bytes());
-            out.extend_from_slice(&destination.port().to_be_bytes());
-        }
+        } => put_inet(
+            out,
+            &source.ip().octets(),
+            &destination.ip().octets(),
+            [source.port(), destination.port()],
+        ),
         Addresses::Unix {
             source,
             destination,
@@ -410,4 +410,12 @@ pub(crate) fn write_raw(
         out[at..at + 4].copy_from_slice(&crc.to_be_bytes());
     }
     Ok(out.len() - start)
+}
+
+/// An INET/INET6 address block: both addresses, then both ports (big-endian).
+fn put_inet(out: &mut Vec<u8>, source: &[u8], destination: &[u8], ports: [u16; 2]) {
+    out.extend_from_slice(source);
+    out.extend_from_slice(destination);
+    out.extend_from_slice(&ports[0].to_be_bytes());
+    out.extend_from_slice(&ports[1].to_be_bytes());
 }
