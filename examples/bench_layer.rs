@@ -12,13 +12,18 @@
 //!   `into_make_service_with_connect_info::<SocketAddr>()`, the handler
 //!   extracting `ConnectInfo` (what the layer needs, without the layer), to
 //!   split the layer's cost from the connection-info plumbing.
-//! - `layer`: the same route behind `RealIpLayer` trusting private and
-//!   loopback ranges with `X-Forwarded-For` (a 3-hop header such as
-//!   `203.0.113.7, 10.0.0.2, 10.0.0.3` from loopback walks 3 entries), the
-//!   handler extracting `ClientIp`; `GET /ip` answers the resolved address,
-//!   so the script can check the layer really resolves.
+//! - `make-service`: the same route with `RealIpLayer` trusting private
+//!   and loopback ranges with `X-Forwarded-For` (a 3-hop header such as
+//!   `203.0.113.7, 10.0.0.2, 10.0.0.3` from loopback walks 3 entries),
+//!   served with `layer.into_make_service(app)` (the peer is read once per
+//!   connection), the handler extracting `ClientIp`; `GET /ip` answers the
+//!   resolved address, so the script can check the layer really resolves.
+//! - `layer`: the same, with `Router::layer` and
+//!   `into_make_service_with_connect_info::<SocketAddr>()`.
+//! - `layer-outer`: the same, the layer around the whole `Router`
+//!   (`axum::ServiceExt`) and connect info.
 //!
-//! Both run on a single-threaded tokio runtime, so on a 2-core machine the
+//! All run on a single-threaded tokio runtime, so on a 2-core machine the
 //! server and one wrk thread each get a core. The first line on stdout is
 //! the bound address.
 
@@ -64,8 +69,16 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if !["plain", "connect-info", "layer", "layer-outer"].contains(&mode.as_str()) {
-        eprintln!("usage: bench_layer plain|connect-info|layer|layer-outer [ADDR]");
+    if ![
+        "plain",
+        "connect-info",
+        "layer",
+        "layer-outer",
+        "make-service",
+    ]
+    .contains(&mode.as_str())
+    {
+        eprintln!("usage: bench_layer plain|connect-info|layer|layer-outer|make-service [ADDR]");
         return ExitCode::FAILURE;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -87,6 +100,18 @@ fn main() -> ExitCode {
             )
             .await
             .expect("serve");
+        } else if mode == "make-service" {
+            let layer = RealIpLayer::builder()
+                .trust_private()
+                .header(HeaderSource::XForwardedFor)
+                .build()
+                .expect("valid policy");
+            let app = Router::new()
+                .route("/", get(hello_from))
+                .route("/ip", get(ip));
+            axum::serve(listener, layer.into_make_service(app))
+                .await
+                .expect("serve");
         } else if mode == "layer-outer" {
             // The layer around the whole Router (axum::ServiceExt), instead
             // of `Router::layer`, which wraps and re-boxes every route.

@@ -252,6 +252,7 @@ mod axum_impls {
                 }
                 RejectionReason::MissingConnectInfo => {
                     "realip: RealIpLayer found no peer address: serve the app with \
+                     layer.into_make_service(app), or with \
                      into_make_service_with_connect_info::<ProxiedAddr>() or \
                      ::<SocketAddr>() (or insert a ProxiedAddr or SocketAddr request \
                      extension)"

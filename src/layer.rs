@@ -13,7 +13,12 @@
 //! 2. `ConnectInfo<SocketAddr>` (axum on a plain listener);
 //! 3. a [`ProxiedAddr`](crate::io::ProxiedAddr) extension (hyper-util
 //!    servers using [`ProxyAcceptor`](crate::io::ProxyAcceptor));
-//! 4. a [`SocketAddr`] extension (any other server).
+//! 4. a [`SocketAddr`] extension (any other server);
+//! 5. the [`RealIp`] an outer layer stored (its peer and PROXY header).
+//!
+//! A service made for one connection ([`RealIpLayer::into_make_service`],
+//! [`RealIpService::for_connection`]) already holds its peer and reads
+//! none of these: no connection info travels with each request.
 //!
 //! When none is present the layer stores nothing and the extractors reject
 //! the request with a 500 naming the fix. Servers that keep the peer in
@@ -89,6 +94,47 @@ impl RealIpLayer {
     pub fn policy(&self) -> &Policy {
         &self.policy
     }
+
+    /// Wraps `inner` for one connection whose addresses are known: the
+    /// service resolves from `conn` instead of looking for connection info
+    /// in each request (hyper-util servers, custom accept loops).
+    pub fn layer_connection<S, A: ConnectionAddr>(&self, inner: S, conn: &A) -> RealIpService<S> {
+        RealIpService::for_connection(inner, self.policy.clone(), conn)
+    }
+
+    /// Serves `app` with this layer around it, the peer read once per
+    /// connection: `axum::serve(listener, layer.into_make_service(app))`.
+    ///
+    /// The fastest way to give a whole app one policy: the server inserts
+    /// no `ConnectInfo` into every request and `Router::layer` does not
+    /// wrap every route. Works with any [`Listener`](axum::serve::Listener)
+    /// whose address is a [`ConnectionAddr`]: `TcpListener` and
+    /// [`ProxyProtocolListener`](crate::io::ProxyProtocolListener). Handlers
+    /// read the peer from [`RealIp::peer`] rather than `ConnectInfo`;
+    /// layers inside `app` still resolve with their own policies.
+    ///
+    /// ```no_run
+    /// use axum::{routing::get, Router};
+    /// use realip::{ClientIp, HeaderSource, RealIpLayer};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let app = Router::new()
+    ///     .route("/", get(|ClientIp(ip): ClientIp| async move { ip.to_string() }));
+    /// let layer = RealIpLayer::builder()
+    ///     .trust_private()
+    ///     .header(HeaderSource::XForwardedFor)
+    ///     .build()?;
+    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// axum::serve(listener, layer.into_make_service(app)).await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "axum")]
+    pub fn into_make_service(self, app: axum::Router) -> IntoMakeServiceWithRealIp<axum::Router> {
+        // As `Router::into_make_service` does: turn the handlers into routes
+        // once, not on every request.
+        IntoMakeServiceWithRealIp::new(app.with_state(()), self)
+    }
 }
 
 impl From<Policy> for RealIpLayer {
@@ -101,10 +147,7 @@ impl<S> Layer<S> for RealIpLayer {
     type Service = RealIpService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RealIpService {
-            inner,
-            policy: self.policy.clone(),
-        }
+        RealIpService::new(inner, self.policy.clone())
     }
 }
 
@@ -196,6 +239,46 @@ impl RealIpLayerBuilder {
     }
 }
 
+/// The addresses of a connection a service is made for: the socket peer
+/// and the PROXY header accepted from it.
+///
+/// Implemented for [`SocketAddr`] (plain listeners) and
+/// [`ProxiedAddr`](crate::io::ProxiedAddr); implement it for the address
+/// type of a custom listener to use [`RealIpLayer::into_make_service`].
+pub trait ConnectionAddr {
+    /// The host that opened the TCP connection.
+    fn peer(&self) -> SocketAddr;
+
+    /// The PROXY header the listener accepted from [`peer`](Self::peer).
+    fn proxy_header(&self) -> Option<&Arc<OwnedHeader>> {
+        None
+    }
+}
+
+impl ConnectionAddr for SocketAddr {
+    fn peer(&self) -> SocketAddr {
+        *self
+    }
+}
+
+#[cfg(feature = "tokio")]
+impl ConnectionAddr for crate::io::ProxiedAddr {
+    fn peer(&self) -> SocketAddr {
+        crate::io::ProxiedAddr::peer(self)
+    }
+
+    fn proxy_header(&self) -> Option<&Arc<OwnedHeader>> {
+        self.header_arc()
+    }
+}
+
+/// A connection's peer and PROXY header, held by a per-connection service.
+#[derive(Clone, Debug)]
+struct Conn {
+    peer: SocketAddr,
+    header: Option<Arc<OwnedHeader>>,
+}
+
 /// The service [`RealIpLayer`] wraps around `S`.
 ///
 /// Touches only the request: the response and its future are `S`'s own.
@@ -203,6 +286,7 @@ impl RealIpLayerBuilder {
 pub struct RealIpService<S> {
     inner: S,
     policy: Policy,
+    conn: Option<Conn>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for RealIpService<S> {
@@ -210,14 +294,34 @@ impl<S: fmt::Debug> fmt::Debug for RealIpService<S> {
         f.debug_struct("RealIpService")
             .field("inner", &self.inner)
             .field("policy", &self.policy)
+            .field("conn", &self.conn)
             .finish()
     }
 }
 
 impl<S> RealIpService<S> {
-    /// Wraps `inner` with `policy`.
+    /// Wraps `inner` with `policy`; the peer comes with each request (see
+    /// the [module docs](self)).
     pub fn new(inner: S, policy: Policy) -> Self {
-        Self { inner, policy }
+        Self {
+            inner,
+            policy,
+            conn: None,
+        }
+    }
+
+    /// Wraps `inner` with `policy` for one connection: every request is
+    /// resolved from `conn`'s peer and PROXY header, and the request's own
+    /// connection info is not consulted.
+    pub fn for_connection<A: ConnectionAddr>(inner: S, policy: Policy, conn: &A) -> Self {
+        Self {
+            inner,
+            policy,
+            conn: Some(Conn {
+                peer: conn.peer(),
+                header: conn.proxy_header().cloned(),
+            }),
+        }
     }
 
     /// The wrapped service.
@@ -255,10 +359,17 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        match peer_of(req.extensions()) {
+        let found = match &self.conn {
+            Some(c) => Some((c.peer, c.header.clone())),
+            None => peer_of(req.extensions()),
+        };
+        match found {
             Some((peer, header)) => {
                 let proxy_source = header.as_ref().and_then(|h| h.source());
                 let resolution = self.policy.resolve(peer, proxy_source, req.headers());
+                if req.extensions().is_empty() {
+                    *req.extensions_mut() = roomy_extensions();
+                }
                 req.extensions_mut()
                     .insert(RealIp::new(resolution, peer, header));
             }
@@ -271,6 +382,33 @@ where
         }
         self.inner.call(req)
     }
+}
+
+/// An empty extension map with room for seven entries.
+///
+/// A request's map is created on its first insert with room for three,
+/// exactly what axum's router adds to every request (`OriginalUri`,
+/// `MatchedPath`, `UrlParams`): one more entry, ours, would make it grow
+/// (allocate, rehash, free) on every request. `http` has no way to reserve,
+/// but a clone keeps the capacity of its original, so the first insert into
+/// a request's map starts from a clone of this one: the same two
+/// allocations as a fresh map, and no growth later.
+fn roomy_extensions() -> Extensions {
+    #[derive(Clone, Copy)]
+    struct Pad<const N: u8>;
+
+    static EMPTY: std::sync::OnceLock<Extensions> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| {
+            let mut ext = Extensions::new();
+            ext.insert(Pad::<0>);
+            ext.insert(Pad::<1>);
+            ext.insert(Pad::<2>);
+            ext.insert(Pad::<3>);
+            ext.clear();
+            ext
+        })
+        .clone()
 }
 
 /// The socket peer and the accepted PROXY header, from the first source of
@@ -291,5 +429,57 @@ fn peer_of(ext: &Extensions) -> Option<(SocketAddr, Option<Arc<OwnedHeader>>)> {
     if let Some(a) = ext.get::<crate::io::ProxiedAddr>() {
         return Some((a.peer(), a.header_arc().cloned()));
     }
-    ext.get::<SocketAddr>().map(|a| (*a, None))
+    if let Some(a) = ext.get::<SocketAddr>() {
+        return Some((*a, None));
+    }
+    ext.get::<RealIp>()
+        .map(|r| (r.peer(), r.proxy_header_arc().cloned()))
+}
+
+/// Makes a [`RealIpService`] around a clone of the app for each accepted
+/// connection; see [`RealIpLayer::into_make_service`].
+#[cfg(feature = "axum")]
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct IntoMakeServiceWithRealIp<S> {
+    app: S,
+    policy: Policy,
+}
+
+#[cfg(feature = "axum")]
+impl<S> IntoMakeServiceWithRealIp<S> {
+    /// Makes a [`RealIpService`] around a clone of `service` for each
+    /// connection `axum::serve` accepts. For an axum `Router`, use
+    /// [`RealIpLayer::into_make_service`], which also readies its handlers.
+    pub fn new(service: S, layer: RealIpLayer) -> Self {
+        Self {
+            app: service,
+            policy: layer.policy,
+        }
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<L, S> Service<axum::serve::IncomingStream<'_, L>> for IntoMakeServiceWithRealIp<S>
+where
+    L: axum::serve::Listener,
+    L::Addr: ConnectionAddr,
+    S: Clone,
+{
+    type Response = RealIpService<S>;
+    type Error = std::convert::Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+    #[inline]
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, stream: axum::serve::IncomingStream<'_, L>) -> Self::Future {
+        std::future::ready(Ok(RealIpService::for_connection(
+            self.app.clone(),
+            self.policy.clone(),
+            stream.remote_addr(),
+        )))
+    }
 }

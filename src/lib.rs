@@ -22,8 +22,10 @@ pub use extract::{ClientAddr, ClientIp, RealIp};
 pub use extract::{RealIpRejection, RejectionReason};
 #[cfg(feature = "tokio")]
 pub use io::{Mode, ProxiedAddr, ProxiedStream, ProxyAcceptor, ProxyProtocolListener};
+#[cfg(feature = "axum")]
+pub use layer::IntoMakeServiceWithRealIp;
 #[cfg(feature = "tower")]
-pub use layer::{RealIpLayer, RealIpLayerBuilder, RealIpService};
+pub use layer::{ConnectionAddr, RealIpLayer, RealIpLayerBuilder, RealIpService};
 pub use resolve::{
     ConfigError, ConfigErrorKind, HeaderSource, Policy, PolicyBuilder, Resolution, Source, Stop,
 };

@@ -449,3 +449,60 @@ async fn routers_with_different_policies_resolve_differently() {
         assert_eq!(seen.stop, stop, "{path}: {seen:?}");
     }
 }
+
+/// `layer.into_make_service(app)`, the per-connection form, in the NLB
+/// case and behind nginx appending X-Forwarded-For to a forged one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn make_service_form_behind_haproxy_and_nginx() {
+    let (routes, _) = echo_routes();
+    let app = serve_made(routes, RealIpLayer::new(), true);
+    let hp = free_port();
+    let _haproxy = Haproxy::start(&format!(
+        "frontend nlb\n\
+         \x20   bind 127.0.0.1:{hp}\n\
+         \x20   default_backend app\n\
+         backend app\n\
+         \x20   server s1 {app} source 127.0.0.202 send-proxy-v2\n"
+    ));
+    for n in 91..=92 {
+        let out = curl_from(n, format!("http://127.0.0.1:{hp}/"), &[]).await;
+        let (seen, client) = seen(&out);
+        assert_eq!(seen.client_ip, lo(n), "{seen:?}");
+        assert_eq!(seen.client_port, Some(client.port()), "{seen:?}");
+        assert_eq!(seen.source, "proxy_protocol");
+        assert_eq!(seen.peer.ip(), lo(202), "the socket peer is haproxy");
+    }
+
+    // nginx at 127.0.0.203 appends the client to a forged header; the app
+    // trusts exactly nginx.
+    let (routes, _) = echo_routes();
+    let app = serve_made(routes, trust_xff_from(&[203]), false);
+    let port = free_port();
+    let nginx = Nginx::start(&format!(
+        "http {{\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{port};\n\
+         \x20       location / {{\n\
+         \x20           proxy_bind 127.0.0.203;\n\
+         \x20           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+         \x20           proxy_pass http://{app};\n\
+         \x20       }}\n\
+         \x20   }}\n\
+         }}\n"
+    ));
+    let out = curl_from(
+        93,
+        format!("http://127.0.0.1:{port}/"),
+        &["X-Forwarded-For: 6.6.6.6"],
+    )
+    .await;
+    let (seen, _) = seen(&out);
+    assert_eq!(
+        seen.client_ip,
+        lo(93),
+        "{seen:?}\nnginx log:\n{}",
+        nginx.log()
+    );
+    assert_eq!(seen.source, "header:x-forwarded-for");
+    assert_eq!(seen.peer.ip(), lo(203));
+}

@@ -604,6 +604,83 @@ async fn merged_routers_and_route_layer() {
     );
 }
 
+// ---- per-connection services ------------------------------------------
+
+/// `routes()` readied as `axum::serve` would, behind a service made for
+/// one connection from `peer`.
+fn per_connection<A: realip::ConnectionAddr>(
+    layer: &RealIpLayer,
+    conn: &A,
+) -> realip::RealIpService<Router> {
+    layer.layer_connection(routes().with_state(()), conn)
+}
+
+async fn ok_svc(mut svc: realip::RealIpService<Router>, req: Request<Body>) -> String {
+    let res = svc.call(req).await.unwrap();
+    let status = res.status();
+    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    assert_eq!(status, StatusCode::OK, "body: {body}");
+    body
+}
+
+#[tokio::test]
+async fn per_connection_service_resolves_from_its_connection() {
+    let svc = per_connection(&xff_private(), &sa("10.0.0.2:40000"));
+    assert_eq!(
+        ok_svc(svc.clone(), bare("/", &[("x-forwarded-for", CHAIN)])).await,
+        "203.0.113.9|5123|x-forwarded-for|UntrustedHop|10.0.0.2,10.0.0.7,203.0.113.9"
+    );
+    // Connection info in the request is not consulted: the connection
+    // the service was made for decides.
+    assert_eq!(
+        ok_svc(
+            svc,
+            req("/", "203.0.113.66:1", &[("x-forwarded-for", CHAIN)])
+        )
+        .await,
+        "203.0.113.9|5123|x-forwarded-for|UntrustedHop|10.0.0.2,10.0.0.7,203.0.113.9"
+    );
+}
+
+#[tokio::test]
+async fn per_connection_service_reads_the_proxy_header() {
+    let addr = proxied(
+        "10.0.0.9:34000",
+        Some(b"PROXY TCP4 203.0.113.50 10.0.0.1 5555 80\r\n"),
+    );
+    let svc = per_connection(&RealIpLayer::new(), &addr);
+    assert_eq!(
+        ok_svc(svc, bare("/", &[])).await,
+        "203.0.113.50|5555|proxy-protocol|UntrustedHop|10.0.0.9,203.0.113.50"
+    );
+}
+
+#[tokio::test]
+async fn inner_layer_under_a_per_connection_service_uses_its_own_policy() {
+    // The outer service trusts nobody; /x trusts XFF from private peers,
+    // reading the peer the outer service stored.
+    let app = Router::new()
+        .route("/", get(describe))
+        .nest(
+            "/in",
+            Router::new()
+                .route("/x", get(describe))
+                .layer(xff_private()),
+        )
+        .with_state(());
+    let h = [("x-forwarded-for", "198.51.100.3")];
+    let svc = RealIpLayer::new().layer_connection(app, &sa("10.0.0.2:1"));
+    assert_eq!(
+        ok_svc(svc.clone(), bare("/in/x", &h)).await,
+        "198.51.100.3|-|x-forwarded-for|UntrustedHop|10.0.0.2,198.51.100.3"
+    );
+    assert_eq!(
+        ok_svc(svc, bare("/", &h)).await,
+        "10.0.0.2|1|socket|UntrustedHop|10.0.0.2"
+    );
+}
+
 // ---- testing helpers --------------------------------------------------
 
 #[tokio::test]

@@ -20,6 +20,9 @@ use tower::{Layer, Service};
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 
+/// The counters are global: tests that read them take turns.
+static COUNTING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// An inner service that does nothing, so only the layer is measured.
 fn inner() -> impl Service<
     Request<()>,
@@ -57,6 +60,7 @@ fn futures_now<T>(fut: Ready<Result<T, Infallible>>) -> T {
 
 #[test]
 fn one_allocation_per_request() {
+    let _turn = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
     let xff = RealIpLayer::builder()
         .trust_private()
         .header(HeaderSource::XForwardedFor)
@@ -97,4 +101,59 @@ fn one_allocation_per_request() {
         addr.header_arc().unwrap()
     ));
     assert_eq!(n, 1, "PROXY source through ConnectInfo<ProxiedAddr>");
+}
+
+/// Allocations made by serving one request to completion.
+fn measure_served<S>(rt: &tokio::runtime::Runtime, svc: &mut S) -> usize
+where
+    S: Service<Request<axum::body::Body>, Response = axum::response::Response, Error = Infallible>,
+{
+    let request = || {
+        let mut r = Request::new(axum::body::Body::empty());
+        r.headers_mut().insert(
+            "x-forwarded-for",
+            "203.0.113.7, 10.0.0.2, 10.0.0.3".parse().unwrap(),
+        );
+        r
+    };
+    // Warm up, then count.
+    drop(rt.block_on(svc.call(request())));
+    let req = request();
+    let region = Region::new(GLOBAL);
+    let response = rt.block_on(svc.call(req));
+    let change = region.change();
+    drop(response);
+    change.allocations + change.reallocations
+}
+
+#[test]
+fn router_request_costs_one_allocation_more_with_the_layer() {
+    use axum::routing::get;
+
+    let _turn = COUNTING.lock().unwrap_or_else(|e| e.into_inner());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let peer: SocketAddr = "127.0.0.1:4000".parse().unwrap();
+    let app = || {
+        axum::Router::new()
+            .route("/", get(|| async { "hi" }))
+            .with_state::<()>(())
+    };
+    let layer = RealIpLayer::builder()
+        .trust_private()
+        .trust_loopback()
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    let base = measure_served(&rt, &mut app());
+    let with_layer = measure_served(&rt, &mut layer.layer_connection(app(), &peer));
+    // The router itself fills a request's extension map (original URI,
+    // matched path, URL params); the layer's entry must cost the box that
+    // holds it and nothing more: no growth of the map.
+    assert_eq!(
+        with_layer,
+        base + 1,
+        "plain {base}, with the layer {with_layer}"
+    );
 }

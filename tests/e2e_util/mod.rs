@@ -123,13 +123,19 @@ pub type Log = Arc<Mutex<Vec<Seen>>>;
 /// answers with the JSON of what it saw (`/ws` in a WebSocket text frame)
 /// and records it in the returned log.
 pub fn echo_router(layer: RealIpLayer) -> (Router, Log) {
+    let (router, log) = echo_routes();
+    (router.layer(layer), log)
+}
+
+/// The routes of [`echo_router`] without a layer, for
+/// [`RealIpLayer::into_make_service`].
+pub fn echo_routes() -> (Router, Log) {
     let log = Log::default();
     let router = Router::new()
         .route("/", get(echo))
         .route("/{*rest}", get(echo))
         .route("/ws", get(ws))
-        .with_state(log.clone())
-        .layer(layer);
+        .with_state(log.clone());
     (router, log)
 }
 
@@ -207,6 +213,27 @@ pub fn serve_proxied(app: Router) -> SocketAddr {
         )
         .await
         .unwrap();
+    });
+    addr
+}
+
+/// Serves `app` with `layer.into_make_service(app)`, behind a
+/// [`ProxyProtocolListener`] when `proxied` (header required from every
+/// peer), else on a plain TCP listener; returns its address.
+pub fn serve_made(app: Router, layer: RealIpLayer, proxied: bool) -> SocketAddr {
+    let tcp = tcp();
+    let addr = tcp.local_addr().unwrap();
+    tokio::spawn(async move {
+        if proxied {
+            let listener = ProxyProtocolListener::new(tcp);
+            axum::serve(listener, layer.into_make_service(app))
+                .await
+                .unwrap();
+        } else {
+            axum::serve(tcp, layer.into_make_service(app))
+                .await
+                .unwrap();
+        }
     });
     addr
 }
