@@ -14,7 +14,7 @@
 //! `VPC_CIDR` to your VPC's range: only the NLB's nodes live there.
 
 use axum::{routing::get, Router};
-use realip::{ClientAddr, Mode, ProxiedAddr, ProxyProtocolListener, RealIp, RealIpLayer};
+use realip::{ClientAddr, Mode, ProxyProtocolListener, RealIp, RealIpLayer};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -33,18 +33,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let app = Router::new()
         // Health checks arrive with a LOCAL header: answer them plainly.
         .route("/health", get(|| async { "ok" }))
-        .route("/", get(hello))
-        // No forwarded header is trusted: the NLB does not add any, so an
-        // X-Forwarded-For here was written by the client. The client is
-        // the PROXY source.
-        .layer(RealIpLayer::new());
+        .route("/", get(hello));
 
     println!("listening on {listen}, PROXY v2 required from {vpc}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ProxiedAddr>(),
-    )
-    .await?;
+    // No forwarded header is trusted: the NLB does not add any, so an
+    // X-Forwarded-For here was written by the client. The client is the
+    // PROXY source.
+    axum::serve(listener, RealIpLayer::new().into_make_service(app)).await?;
     Ok(())
 }
 

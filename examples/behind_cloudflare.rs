@@ -11,8 +11,6 @@
 //! <https://www.cloudflare.com/ips-v4> and <https://www.cloudflare.com/ips-v6>
 //! (for instance at deploy time) rather than trusting this copy forever.
 
-use std::net::SocketAddr;
-
 use axum::{routing::get, Router};
 use realip::{HeaderSource, RealIp, RealIpLayer, TrustedProxies};
 use tokio::net::TcpListener;
@@ -35,22 +33,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .header(HeaderSource::CfConnectingIp)
         .build()?;
 
-    let app = Router::new()
-        .route(
-            "/",
-            get(|real: RealIp| async move {
-                // `source` says whether Cloudflare's header decided.
-                format!("{} (source {:?})\n", real.ip(), real.source())
-            }),
-        )
-        .layer(layer);
+    let app = Router::new().route(
+        "/",
+        get(|real: RealIp| async move {
+            // `source` says whether Cloudflare's header decided.
+            format!("{} (source {:?})\n", real.ip(), real.source())
+        }),
+    );
 
     let listener = TcpListener::bind("127.0.0.1:8080").await?;
     println!("listening on 127.0.0.1:8080, trusting CF-Connecting-IP from Cloudflare");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    axum::serve(listener, layer.into_make_service(app)).await?;
     Ok(())
 }

@@ -17,8 +17,6 @@
 //! loopback), and only as far left as trusted hops go: whatever a client
 //! wrote further left is never read.
 
-use std::net::SocketAddr;
-
 use axum::{routing::get, Router};
 use realip::{ClientIp, HeaderSource, RealIpLayer};
 use tokio::net::TcpListener;
@@ -32,20 +30,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .header(HeaderSource::XForwardedFor)
         .build()?; // a contradictory policy fails here, not per request
 
-    let app = Router::new()
-        .route(
-            "/",
-            get(|ClientIp(ip): ClientIp| async move { format!("{ip}\n") }),
-        )
-        .layer(layer);
+    let app = Router::new().route(
+        "/",
+        get(|ClientIp(ip): ClientIp| async move { format!("{ip}\n") }),
+    );
 
     let listener = TcpListener::bind("127.0.0.1:8080").await?;
     println!("listening on 127.0.0.1:8080, trusting X-Forwarded-For from {nginx}");
-    // nginx speaks plain HTTP to us: the socket peer is a `SocketAddr`.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await?;
+    // The layer around the whole app, reading each connection's peer once.
+    axum::serve(listener, layer.into_make_service(app)).await?;
     Ok(())
 }

@@ -18,7 +18,7 @@
 //! trusts so it can be tried locally.)
 
 use axum::{routing::get, Router};
-use realip::{HeaderSource, Mode, ProxiedAddr, ProxyProtocolListener, RealIp, RealIpLayer};
+use realip::{HeaderSource, Mode, ProxyProtocolListener, RealIp, RealIpLayer};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -40,25 +40,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // count them instead: `.trusted_hops(2)` (the PROXY source counts as
     // the first).
 
-    let app = Router::new()
-        .route(
-            "/",
-            get(|real: RealIp| async move {
-                format!(
-                    "client {} via hops {:?} ({:?})\n",
-                    real.ip(),
-                    real.hops().collect::<Vec<_>>(),
-                    real.stop()
-                )
-            }),
-        )
-        .layer(layer);
+    let app = Router::new().route(
+        "/",
+        get(|real: RealIp| async move {
+            format!(
+                "client {} via hops {:?} ({:?})\n",
+                real.ip(),
+                real.hops().collect::<Vec<_>>(),
+                real.stop()
+            )
+        }),
+    );
 
     println!("listening on 127.0.0.1:8080");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ProxiedAddr>(),
-    )
-    .await?;
+    axum::serve(listener, layer.into_make_service(app)).await?;
     Ok(())
 }

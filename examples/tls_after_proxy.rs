@@ -15,7 +15,7 @@
 use std::sync::Arc;
 
 use axum::{routing::get, Router};
-use realip::{ClientAddr, ProxiedAddr, ProxyProtocolListener, RealIpLayer};
+use realip::{ClientAddr, ProxyProtocolListener, RealIpLayer};
 use tokio::net::TcpListener;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{crypto::ring, ServerConfig};
@@ -32,20 +32,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // connection and is logged as a `realip::io` event.
         .with_handshake(move |stream, _addr| tls.accept(stream));
 
-    let app = Router::new()
-        .route(
-            "/",
-            get(|client: ClientAddr| async move { format!("hello {client}\n") }),
-        )
-        .layer(RealIpLayer::new());
+    let app = Router::new().route(
+        "/",
+        get(|client: ClientAddr| async move { format!("hello {client}\n") }),
+    );
 
     println!("listening on https://127.0.0.1:8443 (PROXY header, then TLS)");
-    // `ProxiedAddr` is the connect info whatever the handshake produced.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ProxiedAddr>(),
-    )
-    .await?;
+    // The listener's address is a `ProxiedAddr` whatever the handshake
+    // produced; the layer reads it once per connection.
+    axum::serve(listener, RealIpLayer::new().into_make_service(app)).await?;
     Ok(())
 }
 

@@ -21,8 +21,7 @@ use http::HeaderName;
 use ipnet::IpNet;
 use realip::proxy::{kind, Command, Header, OwnedHeader, Version};
 use realip::{
-    HeaderSource, Mode, ProxiedAddr, ProxyProtocolListener, RealIp, RealIpLayer, Source, Stop,
-    TrustedProxies,
+    HeaderSource, Mode, ProxyProtocolListener, RealIp, RealIpLayer, Source, Stop, TrustedProxies,
 };
 use serde_json::{json, Map, Value};
 use tokio::net::TcpListener;
@@ -252,12 +251,10 @@ async fn main() -> ExitCode {
         "whoami listening"
     );
 
-    let app = Router::new().fallback(whoami).layer(layer);
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<ProxiedAddr>(),
-    )
-    .await;
+    // One policy for the whole app: the layer goes around the router and
+    // reads each connection's addresses once.
+    let app = Router::new().fallback(whoami);
+    let served = axum::serve(listener, layer.into_make_service(app)).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
