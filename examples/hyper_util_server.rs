@@ -1,7 +1,8 @@
 //! Without axum's `Router` or `serve`: a hyper-util server that reads the
-//! PROXY header with `ProxyAcceptor` and runs `RealIpLayer` as a plain
-//! tower layer. The connection's addresses reach the layer as a
-//! `ProxiedAddr` request extension.
+//! PROXY header with `ProxyAcceptor` and wraps the application in a
+//! `RealIpLayer` service made for each connection
+//! (`RealIpLayer::layer_connection`), which resolves every request on it
+//! from the connection's `ProxiedAddr`.
 //!
 //! ```sh
 //! cargo run --example hyper_util_server
@@ -19,7 +20,6 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use realip::{Mode, ProxiedAddr, ProxyAcceptor, RealIp, RealIpLayer};
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
 
 /// The application: reads what the layer stored.
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -52,15 +52,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let header = stream.proxy_header_arc().cloned();
             let addr = ProxiedAddr::new(peer, local, header);
 
-            let service = ServiceBuilder::new()
-                // Give every request on this connection its addresses ...
-                .map_request(move |mut req: Request<Incoming>| {
-                    req.extensions_mut().insert(addr.clone());
-                    req
-                })
-                // ... so the layer can resolve the client from them.
-                .layer(layer)
-                .service_fn(handle);
+            // A service for this connection: every request on it is
+            // resolved from these addresses.
+            let service = layer.layer_connection(tower::service_fn(handle), &addr);
 
             let served = auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
