@@ -111,7 +111,9 @@ impl RealIpLayer {
     /// whose address is a [`ConnectionAddr`]: `TcpListener` and
     /// [`ProxyProtocolListener`](crate::io::ProxyProtocolListener). Handlers
     /// read the peer from [`RealIp::peer`] rather than `ConnectInfo`;
-    /// layers inside `app` still resolve with their own policies.
+    /// layers inside `app` still resolve with their own policies. For a
+    /// tower service that is not a `Router`, see
+    /// [`IntoMakeServiceWithRealIp::new`].
     ///
     /// ```no_run
     /// use axum::{routing::get, Router};
@@ -301,7 +303,7 @@ impl<S: fmt::Debug> fmt::Debug for RealIpService<S> {
 
 impl<S> RealIpService<S> {
     /// Wraps `inner` with `policy`; the peer comes with each request (see
-    /// the [module docs](self)).
+    /// the [module docs](crate::layer)).
     pub fn new(inner: S, policy: Policy) -> Self {
         Self {
             inner,
