@@ -726,3 +726,46 @@ fn config_errors_surface_at_build() {
     let layer = RealIpLayer::from(policy);
     assert!(layer.policy().trusted_proxies().contains(ip("127.0.0.1")));
 }
+
+#[tokio::test]
+async fn make_service_for_a_plain_tower_service_on_a_real_socket() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // Any tower service, not only a Router, served by axum::serve.
+    let svc = tower::service_fn(|req: Request<Body>| async move {
+        let real = RealIp::from_extensions(req.extensions()).expect("the layer ran");
+        let body = format!("{}|{}", real.ip(), real.peer().ip());
+        Ok::<_, Infallible>(axum::response::IntoResponse::into_response(body))
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let layer = RealIpLayer::builder()
+        .trust_loopback()
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, realip::IntoMakeServiceWithRealIp::new(svc, layer)).await
+    });
+
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(
+        b"GET / HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 198.51.100.4, 127.0.0.9\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        conn.read_to_string(&mut answer),
+    )
+    .await
+    .expect("answered within 5 s")
+    .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with("\r\n\r\n198.51.100.4|127.0.0.1"),
+        "{answer}"
+    );
+    server.abort();
+}
