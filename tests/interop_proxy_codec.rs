@@ -322,6 +322,8 @@ fn haproxy_tls12_h2_alpn_without_client_cert() {
     assert!(ssl.client_ssl());
     assert!(!ssl.client_cert_conn(), "no client certificate");
     assert!(!ssl.client_cert_sess());
+    assert_eq!(ssl.verify(), 0, "haproxy sends 0 without a certificate too");
+    assert!(!ssl.verified(), "no certificate, so nothing was verified");
     assert_eq!(ssl.cn(), None);
     assert_eq!(ssl.version(), Some(&b"TLSv1.2"[..]));
     assert_eq!(ssl.cipher(), Some(cipher.as_bytes()));

@@ -786,6 +786,20 @@ fn tlv_ssl_with_sub_tlvs() {
 }
 
 #[test]
+fn tlv_ssl_verify_zero_without_a_certificate_is_not_verified() {
+    // What HAProxy sends for a TLS client that presented no certificate.
+    let buf = with_tlvs(&tlv(kind::SSL, &[0x01, 0, 0, 0, 0]));
+    let (h, _) = complete(&buf);
+    let ssl = h.ssl().unwrap();
+    assert_eq!(ssl.verify(), 0);
+    assert!(!ssl.verified());
+    // A certificate from earlier in the session counts.
+    let buf = with_tlvs(&tlv(kind::SSL, &[0x05, 0, 0, 0, 0]));
+    let (h, _) = complete(&buf);
+    assert!(h.ssl().unwrap().verified());
+}
+
+#[test]
 fn tlv_ssl_flags_and_failed_verify() {
     let buf = with_tlvs(&tlv(kind::SSL, &[0x01, 0, 0, 0, 9]));
     let (h, _) = complete(&buf);

@@ -275,9 +275,12 @@ impl<'a> Ssl<'a> {
     pub fn verify(&self) -> u32 {
         self.verify
     }
-    /// The client certificate was presented and verified (`verify == 0`).
+    /// A client certificate was presented (on this connection or earlier in
+    /// the session) and verified. HAProxy sends `verify == 0` also when no
+    /// certificate was presented at all, so the field alone would claim a
+    /// verification that never happened.
     pub fn verified(&self) -> bool {
-        self.verify == 0
+        self.verify == 0 && self.client & (Self::CLIENT_CERT_CONN | Self::CLIENT_CERT_SESS) != 0
     }
     /// The sub-TLVs, raw.
     pub fn tlvs(&self) -> Tlvs<'a> {
