@@ -350,6 +350,42 @@ fn haproxy_hex_id(client: SocketAddr) -> String {
     format!("{:08X}:{:04X}", u32::from(v4(client.ip())), client.port())
 }
 
+/// The answer to a request without forwarded headers, straight from curl
+/// at `client`, whose address is trusted (loopback): the socket peer.
+fn expected_socket(client: SocketAddr) -> Value {
+    json!({
+        "client_ip": client.ip().to_string(),
+        "client_port": client.port(),
+        "source": "socket",
+        "peer": client.to_string(),
+        "stop": "header_absent",
+        "hops": [client.ip().to_string()],
+        "proxy_protocol": null,
+    })
+}
+
+/// The answer to `curl --haproxy-protocol` from `client` (a trusted
+/// loopback address) to whoami on 127.0.0.1:`port`, without forwarded
+/// headers: the v1 header's source, which is curl itself.
+fn expected_curl_v1(client: SocketAddr, port: u16) -> Value {
+    json!({
+        "client_ip": client.ip().to_string(),
+        "client_port": client.port(),
+        "source": "proxy-protocol",
+        "peer": client.to_string(),
+        "stop": "header_absent",
+        // The socket peer, then the PROXY source (both curl).
+        "hops": [client.ip().to_string(), client.ip().to_string()],
+        "proxy_protocol": {
+            "version": 1,
+            "command": "proxy",
+            "source": client.to_string(),
+            "destination": format!("127.0.0.1:{port}"),
+            "tlvs": {},
+        },
+    })
+}
+
 /// (1) Defaults (only `--listen`): PROXY optional from loopback/private,
 /// `X-Forwarded-For` believed from loopback/private. Without a header the
 /// client is the socket peer; with one, the walk passes the trusted
@@ -361,18 +397,8 @@ fn defaults_socket_peer_then_trusted_x_forwarded_for() {
     let out = curl_from(100, &whoami.url(), &[]).run();
     let (body, client) = answer(&out, &whoami);
     assert_eq!(client.ip(), lo(100));
-    assert_eq!(
-        body,
-        json!({
-            "client_ip": "127.0.0.100",
-            "client_port": client.port(),
-            "source": "socket",
-            "peer": client.to_string(),
-            "stop": "header_absent",
-            "hops": ["127.0.0.100"],
-            "proxy_protocol": null,
-        })
-    );
+    assert_eq!(body, expected_socket(client));
+    assert_eq!(body["client_ip"], "127.0.0.100");
 
     let out = curl_from(
         101,
@@ -408,25 +434,8 @@ fn curl_proxy_v1_header_decides() {
     let out = curl_from(102, &whoami.url(), &[]).haproxy_protocol().run();
     let (body, client) = answer(&out, &whoami);
     assert_eq!(client.ip(), lo(102));
-    assert_eq!(
-        body,
-        json!({
-            "client_ip": "127.0.0.102",
-            "client_port": client.port(),
-            "source": "proxy-protocol",
-            "peer": client.to_string(),
-            "stop": "header_absent",
-            // The socket peer, then the PROXY source (both curl).
-            "hops": ["127.0.0.102", "127.0.0.102"],
-            "proxy_protocol": {
-                "version": 1,
-                "command": "proxy",
-                "source": client.to_string(),
-                "destination": destination,
-                "tlvs": {},
-            },
-        })
-    );
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
+    assert_eq!(body["client_ip"], "127.0.0.102");
 
     let out = curl_from(103, &whoami.url(), &["X-Forwarded-For: 198.51.100.7"])
         .haproxy_protocol()
@@ -639,10 +648,7 @@ fn required_closes_clients_without_header_and_serves_others() {
     let out = curl_from(107, &whoami.url(), &[]).haproxy_protocol().run();
     let (body, client) = answer(&out, &whoami);
     assert_eq!(client.ip(), lo(107));
-    assert_eq!(body["client_ip"], "127.0.0.107", "{body}");
-    assert_eq!(body["client_port"], client.port(), "{body}");
-    assert_eq!(body["source"], "proxy-protocol", "{body}");
-    assert_eq!(body["proxy_protocol"]["version"], 1, "{body}");
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "served while the silent client was still pending"
@@ -683,20 +689,13 @@ fn proxy_header_from_outside_proxy_from_is_rejected() {
 
     let out = curl_from(108, &whoami.url(), &[]).run();
     let (body, client) = answer(&out, &whoami);
-    assert_eq!(body["client_ip"], "127.0.0.108", "{body}");
-    assert_eq!(body["client_port"], client.port(), "{body}");
-    assert_eq!(body["source"], "socket", "{body}");
-    assert_eq!(body["proxy_protocol"], Value::Null, "{body}");
+    assert_eq!(client.ip(), lo(108));
+    assert_eq!(body, expected_socket(client));
 
     let out = curl_from(212, &whoami.url(), &[]).haproxy_protocol().run();
     let (body, client) = answer(&out, &whoami);
-    assert_eq!(body["source"], "proxy-protocol", "{body}");
-    assert_eq!(
-        body["proxy_protocol"]["source"],
-        client.to_string(),
-        "{body}"
-    );
-    assert_eq!(body["client_ip"], "127.0.0.212", "{body}");
+    assert_eq!(client.ip(), lo(212));
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
 }
 
 /// (6) client → nginx http (`proxy_bind 127.0.0.213`,
