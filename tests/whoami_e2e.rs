@@ -1,0 +1,909 @@
+//! End to end: the real `whoami` example binary (`examples/whoami.rs`)
+//! against real peers on loopback (curl, haproxy, nginx). Every test starts
+//! its own `whoami --listen 127.0.0.1:<free port> ...`, sends requests from
+//! its own 127.0.0.N and compares the JSON answer field by field with what
+//! the peers really were (curl's `-w %{local_ip}:%{local_port}`, haproxy's
+//! and nginx's bind addresses).
+//!
+//! Addresses: clients use 127.0.0.100 to 127.0.0.140, proxies (haproxy
+//! `source`, nginx `proxy_bind`) 127.0.0.210 to 127.0.0.230, so they never
+//! collide with the other test files' addresses.
+//!
+//! # Which binary runs
+//!
+//! `cargo test --all-targets` (what `scripts/check-all` runs) builds the
+//! examples only as *test harnesses* (`<target>/debug/examples/whoami-<hash>`,
+//! which runs whoami's unit tests, not the server); plain `cargo test --test
+//! whoami_e2e` does not build examples at all; and a
+//! `<target>/debug/examples/whoami` left by an earlier `cargo build` may be
+//! older than the sources. So [`whoami_binary`] always asks cargo for it,
+//! once per test process: `$CARGO build --example whoami` with the features
+//! this test was built with (`cfg!(feature = ..)`, default features are
+//! `axum`) and the target dir this test runs from (found from
+//! `std::env::current_exe()`: `<target>/debug/deps/whoami_e2e-<hash>`).
+//! That reuses the library cargo just built: a no-op (~0.2 s) when the
+//! binary is fresh, one compile of the example when it is missing or stale.
+//! The path comes from cargo's `--message-format=json` (`executable`):
+//! `<target>/debug/examples/whoami`. A missing `cargo` or a failed build
+//! fails the tests (with cargo's output); they never skip.
+//!
+//! Every process (whoami, haproxy, nginx) is killed and reaped on drop,
+//! also while a failed assertion unwinds; every wait has a deadline.
+
+mod common;
+mod e2e_util;
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use common::net::is_listening;
+use common::{free_port, Curl, CurlOutput, Haproxy, Nginx, SelfSigned};
+use e2e_util::lo;
+use serde_json::{json, Value};
+use tempfile::TempDir;
+
+/// How long whoami gets to listen, and a bad-flag run to exit.
+const STARTUP: Duration = Duration::from_secs(5);
+/// Bound on building the example when it is missing or stale.
+const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// The package features this test binary was compiled with.
+fn features() -> Vec<&'static str> {
+    [
+        ("default", cfg!(feature = "default")),
+        ("axum", cfg!(feature = "axum")),
+        ("tokio", cfg!(feature = "tokio")),
+        ("tower", cfg!(feature = "tower")),
+    ]
+    .into_iter()
+    .filter_map(|(name, on)| on.then_some(name))
+    .collect()
+}
+
+/// The whoami server binary, built (or found fresh) by cargo; see the
+/// module docs.
+fn whoami_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build_whoami)
+}
+
+fn build_whoami() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // <target>/<profile dir>/deps/whoami_e2e-<hash>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from <target>/<profile>/deps");
+    let target_dir = profile_dir.parent().expect("<target> above <profile>");
+
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let dir = tempfile::Builder::new()
+        .prefix("realip-whoami-build-")
+        .tempdir()
+        .expect("create build temp dir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut cmd = Command::new(&cargo);
+    // Drop what cargo set for this test process (CARGO_PKG_NAME,
+    // CARGO_MANIFEST_DIR, ...): build scripts such as ring's rerun when
+    // those differ from the outer cargo's environment, and the two builds
+    // would keep rebuilding each other's dependencies.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+            "CARGO_CFG_",
+        ]
+        .iter()
+        .any(|p| key.starts_with(p))
+            || ["CARGO_TARGET_TMPDIR", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"].contains(&&*key)
+        {
+            cmd.env_remove(&*key);
+        }
+    }
+    cmd.args(["build", "--example", "whoami", "--no-default-features"])
+        .arg("--features")
+        .arg(features().join(","))
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .arg("--message-format=json-render-diagnostics");
+    if profile_dir.file_name().is_some_and(|n| n == "release") {
+        cmd.arg("--release");
+    }
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create cargo stdout file"))
+        .stderr(File::create(&err_path).expect("create cargo stderr file"))
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build the whoami example: {e}"));
+    let status = wait_bounded(&mut child, BUILD_TIMEOUT).unwrap_or_else(|| {
+        panic!(
+            "cargo build --example whoami did not finish within {BUILD_TIMEOUT:?}\n{}",
+            fs::read_to_string(&err_path).unwrap_or_default()
+        )
+    });
+    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
+    assert!(
+        status.success(),
+        "cargo build --example whoami failed ({status})\n{stderr}"
+    );
+    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
+    let built = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "whoami")
+        .filter(|m| m["target"]["kind"] == json!(["example"]))
+        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo reported no whoami executable\n{stderr}"));
+    assert!(built.is_file(), "{} is not a file", built.display());
+    built
+}
+
+/// `child.wait()` with a deadline; `None` (child killed and reaped) on timeout.
+fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().expect("wait for child") {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// A running `whoami --listen 127.0.0.1:<port> <flags>`; killed and reaped
+/// on drop. Its stdout+stderr (tracing, at debug for realip) go to a log
+/// file in its temp dir, shown in failure messages.
+struct Whoami {
+    child: Child,
+    addr: SocketAddr,
+    log: PathBuf,
+    // Removed after `drop` has reaped the child.
+    _dir: TempDir,
+}
+
+impl Whoami {
+    /// Starts whoami with `flags` (after `--listen`) and waits until it
+    /// listens (read from the listen table, no probe connection), at most
+    /// [`STARTUP`]; fails at once if it exits.
+    fn start(flags: &[&str]) -> Whoami {
+        let binary = whoami_binary();
+        let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port());
+        let dir = tempfile::Builder::new()
+            .prefix("realip-whoami-")
+            .tempdir()
+            .expect("create whoami temp dir");
+        let log = dir.path().join("whoami.log");
+        let out = File::create(&log).expect("create whoami log");
+        let err = out.try_clone().expect("clone whoami log handle");
+        // As the harness does for haproxy/nginx: if this thread dies without
+        // running `Drop`, the kernel kills whoami.
+        let mut cmd = if Path::new("/usr/bin/setpriv").is_file() {
+            let mut cmd = Command::new("/usr/bin/setpriv");
+            cmd.args(["--pdeathsig", "KILL", "--"]).arg(binary);
+            cmd
+        } else {
+            Command::new(binary)
+        };
+        let child = cmd
+            .arg("--listen")
+            .arg(addr.to_string())
+            .args(flags)
+            .env("RUST_LOG", "info,realip=debug")
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
+        let mut whoami = Whoami {
+            child,
+            addr,
+            log,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + STARTUP;
+        while !is_listening(addr) {
+            if let Ok(Some(status)) = whoami.child.try_wait() {
+                panic!(
+                    "whoami {flags:?} exited during startup with {status}\n{}",
+                    whoami.log()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "whoami {flags:?} did not listen on {addr} within {STARTUP:?}\n{}",
+                whoami.log()
+            );
+            thread::sleep(Duration::from_millis(10));
+        }
+        whoami
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    fn log(&self) -> String {
+        let text = fs::read_to_string(&self.log).unwrap_or_else(|e| format!("<no log: {e}>"));
+        format!("--- whoami log ---\n{text}")
+    }
+
+    /// Panics (with whoami's log) unless whoami is still running.
+    fn assert_running(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("whoami exited with {status}\n{}", self.log());
+        }
+    }
+}
+
+impl Drop for Whoami {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `whoami <args>` that is expected to exit by itself: exit code, stdout, stderr.
+fn run_whoami(args: &[&str]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(whoami_binary())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).expect("create stdout file"))
+        .stderr(File::create(&err_path).expect("create stderr file"))
+        .spawn()
+        .expect("spawn whoami");
+    let status = wait_bounded(&mut child, STARTUP)
+        .unwrap_or_else(|| panic!("whoami {args:?} did not exit within {STARTUP:?}"));
+    (
+        status.code().unwrap_or(-1),
+        fs::read_to_string(&out_path).unwrap_or_default(),
+        fs::read_to_string(&err_path).unwrap_or_default(),
+    )
+}
+
+/// curl from 127.0.0.`n` to `url` with header lines.
+fn curl_from(n: u8, url: &str, headers: &[&str]) -> Curl {
+    headers
+        .iter()
+        .fold(Curl::new(url).interface(lo(n)), |c, h| c.header(h))
+}
+
+/// A 200 `application/json` answer: (the JSON, curl's own source address).
+fn answer(out: &CurlOutput, whoami: &Whoami) -> (Value, SocketAddr) {
+    assert!(
+        out.exit == 0 && out.status == 200,
+        "expected HTTP 200, got exit {} status {}\n{}\n{}",
+        out.exit,
+        out.status,
+        out.stderr,
+        whoami.log()
+    );
+    assert_eq!(
+        out.info["content_type"], "application/json",
+        "content type\n{}",
+        out.stderr
+    );
+    let client = out.local_addr().expect("curl reports its local address");
+    let body: Value = serde_json::from_slice(&out.body)
+        .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", out.text()));
+    (body, client)
+}
+
+/// Asserts curl got no HTTP response at all: the connection was closed
+/// (empty reply) or reset before any byte of a response.
+fn assert_closed_without_response(out: &CurlOutput, whoami: &Whoami) {
+    assert!(
+        matches!(out.exit, 52 | 56) && out.status == 0 && out.body.is_empty(),
+        "expected the connection closed without a response (curl exit 52/56), \
+         got exit {} status {} body {:?}\n{}\n{}",
+        out.exit,
+        out.status,
+        out.text(),
+        out.stderr,
+        whoami.log()
+    );
+}
+
+/// The `peer` field, parsed.
+fn peer_of(body: &Value) -> SocketAddr {
+    body["peer"]
+        .as_str()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("peer is not ip:port in {body}"))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => panic!("IPv4 expected, got {v6}"),
+    }
+}
+
+/// What haproxy's `unique-id-format %{+X}o\ %ci:%cp` makes of `client`:
+/// address and port in upper-case hex.
+fn haproxy_hex_id(client: SocketAddr) -> String {
+    format!("{:08X}:{:04X}", u32::from(v4(client.ip())), client.port())
+}
+
+/// The answer to a request without forwarded headers, straight from curl
+/// at `client`, whose address is trusted (loopback): the socket peer.
+fn expected_socket(client: SocketAddr) -> Value {
+    json!({
+        "client_ip": client.ip().to_string(),
+        "client_port": client.port(),
+        "source": "socket",
+        "peer": client.to_string(),
+        "stop": "header_absent",
+        "hops": [client.ip().to_string()],
+        "proxy_protocol": null,
+    })
+}
+
+/// The answer to `curl --haproxy-protocol` from `client` (a trusted
+/// loopback address) to whoami on 127.0.0.1:`port`, without forwarded
+/// headers: the v1 header's source, which is curl itself.
+fn expected_curl_v1(client: SocketAddr, port: u16) -> Value {
+    json!({
+        "client_ip": client.ip().to_string(),
+        "client_port": client.port(),
+        "source": "proxy-protocol",
+        "peer": client.to_string(),
+        "stop": "header_absent",
+        // The socket peer, then the PROXY source (both curl).
+        "hops": [client.ip().to_string(), client.ip().to_string()],
+        "proxy_protocol": {
+            "version": 1,
+            "command": "proxy",
+            "source": client.to_string(),
+            "destination": format!("127.0.0.1:{port}"),
+            "tlvs": {},
+        },
+    })
+}
+
+/// (1) Defaults (only `--listen`): PROXY optional from loopback/private,
+/// `X-Forwarded-For` believed from loopback/private. Without a header the
+/// client is the socket peer; with one, the walk passes the trusted
+/// loopback peer and the private 10.1.1.1 and stops at 203.0.113.9.
+#[test]
+fn defaults_socket_peer_then_trusted_x_forwarded_for() {
+    let whoami = Whoami::start(&[]);
+
+    let out = curl_from(100, &whoami.url(), &[]).run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(100));
+    assert_eq!(body, expected_socket(client));
+    assert_eq!(body["client_ip"], "127.0.0.100");
+
+    let out = curl_from(
+        101,
+        &whoami.url(),
+        &["X-Forwarded-For: 203.0.113.9, 10.1.1.1"],
+    )
+    .run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(101));
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "203.0.113.9",
+            "client_port": null,
+            "source": "x-forwarded-for",
+            "peer": client.to_string(),
+            "stop": "untrusted_hop",
+            "hops": ["127.0.0.101", "10.1.1.1", "203.0.113.9"],
+            "proxy_protocol": null,
+        })
+    );
+}
+
+/// (2) `curl --haproxy-protocol` (PROXY v1) with the default flags: the
+/// header's source decides, and the header is reported as sent. The v1
+/// source (loopback) is itself a trusted proxy, so an `X-Forwarded-For`
+/// after it is walked next.
+#[test]
+fn curl_proxy_v1_header_decides() {
+    let whoami = Whoami::start(&[]);
+    let destination = format!("127.0.0.1:{}", whoami.port());
+
+    let out = curl_from(102, &whoami.url(), &[]).haproxy_protocol().run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(102));
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
+    assert_eq!(body["client_ip"], "127.0.0.102");
+
+    let out = curl_from(103, &whoami.url(), &["X-Forwarded-For: 198.51.100.7"])
+        .haproxy_protocol()
+        .run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(103));
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "198.51.100.7",
+            "client_port": null,
+            "source": "x-forwarded-for",
+            "peer": client.to_string(),
+            "stop": "untrusted_hop",
+            "hops": ["127.0.0.103", "127.0.0.103", "198.51.100.7"],
+            "proxy_protocol": {
+                "version": 1,
+                "command": "proxy",
+                "source": client.to_string(),
+                "destination": destination,
+                "tlvs": {},
+            },
+        })
+    );
+}
+
+/// The PROXY v2 header haproxy 2.6 writes for a plaintext TCP4 connection
+/// with `proxy-v2-options crc32c,unique-id,authority` and no TLS (so no
+/// ALPN and no AUTHORITY TLV), in haproxy's TLV order (CRC32C first, then
+/// UNIQUE_ID), CRC field zeroed: the checksum whoami reports must be
+/// CRC32C of exactly these bytes (PROXY spec 2.2.5).
+fn haproxy_v2_crc(src: SocketAddr, dst: SocketAddr, unique_id: &[u8]) -> u32 {
+    let mut tlvs = vec![0x03, 0x00, 0x04, 0, 0, 0, 0];
+    tlvs.push(0x05);
+    tlvs.extend_from_slice(&u16::try_from(unique_id.len()).unwrap().to_be_bytes());
+    tlvs.extend_from_slice(unique_id);
+    let mut header = realip::proxy::v2::SIGNATURE.to_vec();
+    header.extend_from_slice(&[0x21, 0x11]);
+    header.extend_from_slice(&u16::try_from(12 + tlvs.len()).unwrap().to_be_bytes());
+    header.extend_from_slice(&v4(src.ip()).octets());
+    header.extend_from_slice(&v4(dst.ip()).octets());
+    header.extend_from_slice(&src.port().to_be_bytes());
+    header.extend_from_slice(&dst.port().to_be_bytes());
+    header.extend_from_slice(&tlvs);
+    crc32c::crc32c(&header)
+}
+
+/// (3) client → haproxy (`source 127.0.0.210`, `send-proxy-v2` with CRC32C,
+/// UNIQUE_ID and AUTHORITY) → `whoami --proxy-protocol required
+/// --proxy-from 127.0.0.210/32`: the client is curl, the peer is haproxy,
+/// the TLVs are reported as haproxy wrote them.
+#[test]
+fn haproxy_send_proxy_v2_with_tlvs() {
+    let whoami = Whoami::start(&[
+        "--proxy-protocol",
+        "required",
+        "--proxy-from",
+        "127.0.0.210/32",
+    ]);
+    let hp = free_port();
+    let haproxy = Haproxy::start(&format!(
+        "frontend fe\n\
+         \x20   bind 127.0.0.1:{hp}\n\
+         \x20   unique-id-format %{{+X}}o\\ %ci:%cp\n\
+         \x20   default_backend whoami\n\
+         backend whoami\n\
+         \x20   server w1 {} source 127.0.0.210 send-proxy-v2 proxy-v2-options crc32c,unique-id,authority\n",
+        whoami.addr
+    ));
+
+    for n in [104, 114] {
+        let out = curl_from(n, &format!("http://127.0.0.1:{hp}/"), &[]).run();
+        let (body, client) = answer(&out, &whoami);
+        assert_eq!(client.ip(), lo(n));
+        let peer = peer_of(&body);
+        assert_eq!(peer.ip(), lo(210), "the socket peer is haproxy: {body}");
+        let destination: SocketAddr = format!("127.0.0.1:{hp}").parse().unwrap();
+        let unique_id = haproxy_hex_id(client);
+        let crc = haproxy_v2_crc(client, destination, unique_id.as_bytes());
+        assert_eq!(
+            body,
+            json!({
+                "client_ip": client.ip().to_string(),
+                "client_port": client.port(),
+                "source": "proxy-protocol",
+                "peer": peer.to_string(),
+                "stop": "header_absent",
+                "hops": ["127.0.0.210", client.ip().to_string()],
+                "proxy_protocol": {
+                    "version": 2,
+                    "command": "proxy",
+                    "source": client.to_string(),
+                    "destination": destination.to_string(),
+                    // No AUTHORITY: haproxy 2.6 takes it from TLS SNI
+                    // (see the TLS test below).
+                    "tlvs": {
+                        "unique_id": hex(unique_id.as_bytes()),
+                        "crc32c": format!("{crc:08x}"),
+                    },
+                },
+            }),
+            "haproxy log:\n{}",
+            haproxy.log()
+        );
+    }
+}
+
+/// (3b) The same through a TLS frontend (haproxy terminates TLS, SNI
+/// `whoami.test`, client certificate verified against its CA): ALPN,
+/// AUTHORITY (the SNI) and the SSL TLV with version, client CN, cipher and
+/// the frontend certificate's algorithms reach whoami's JSON.
+#[test]
+fn haproxy_tls_frontend_alpn_authority_ssl_tlvs() {
+    let whoami = Whoami::start(&[
+        "--proxy-protocol",
+        "required",
+        "--proxy-from",
+        "127.0.0.211/32",
+    ]);
+    let server = SelfSigned::new("whoami.test", &["whoami.test"]);
+    let client_cert = SelfSigned::new("whoami-client", &["whoami-client"]);
+    let hp = free_port();
+    let haproxy = Haproxy::start(&format!(
+        "frontend fe\n\
+         \x20   bind 127.0.0.1:{hp} ssl crt {crt} alpn http/1.1 ca-file {ca} verify optional\n\
+         \x20   unique-id-format %{{+X}}o\\ %ci:%cp\n\
+         \x20   default_backend whoami\n\
+         backend whoami\n\
+         \x20   server w1 {addr} source 127.0.0.211 send-proxy-v2 proxy-v2-options \
+         crc32c,unique-id,authority,ssl,cert-cn,ssl-cipher,cert-sig,cert-key\n",
+        crt = server.combined_path().display(),
+        ca = client_cert.cert_path().display(),
+        addr = whoami.addr,
+    ));
+
+    let out = Curl::new(format!("https://whoami.test:{hp}/"))
+        .resolve("whoami.test", hp, lo(1))
+        .interface(lo(105))
+        .insecure()
+        .client_cert(&client_cert.cert_path(), &client_cert.key_path())
+        .run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(105));
+    let (tls_version, cipher) = out.tls().expect("curl traces the TLS session");
+    assert_eq!(out.alpn().as_deref(), Some("http/1.1"));
+    let peer = peer_of(&body);
+    assert_eq!(peer.ip(), lo(211), "the socket peer is haproxy: {body}");
+    let tlvs = &body["proxy_protocol"]["tlvs"];
+    let crc = tlvs["crc32c"].as_str().unwrap_or_default();
+    assert!(
+        crc.len() == 8
+            && crc
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "crc32c is 8 lower-case hex digits (the header was accepted, so it matched): {body}"
+    );
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "127.0.0.105",
+            "client_port": client.port(),
+            "source": "proxy-protocol",
+            "peer": peer.to_string(),
+            "stop": "header_absent",
+            "hops": ["127.0.0.211", "127.0.0.105"],
+            "proxy_protocol": {
+                "version": 2,
+                "command": "proxy",
+                "source": client.to_string(),
+                "destination": format!("127.0.0.1:{hp}"),
+                "tlvs": {
+                    "alpn": "http/1.1",
+                    "authority": "whoami.test",
+                    "unique_id": hex(haproxy_hex_id(client).as_bytes()),
+                    "crc32c": crc,
+                    "ssl": {
+                        "version": tls_version,
+                        "cn": "whoami-client",
+                        "cipher": cipher,
+                        // rcgen's default key: ECDSA P-256 with SHA-256,
+                        // in OpenSSL's names.
+                        "sig_alg": "ecdsa-with-SHA256",
+                        "key_alg": "EC256",
+                        "verified": true,
+                    },
+                },
+            },
+        }),
+        "haproxy log:\n{}",
+        haproxy.log()
+    );
+}
+
+/// (4) `--proxy-protocol required`: a client without a header gets its
+/// connection closed without a response; a client whose header never
+/// comes is cut at `--proxy-timeout`; neither delays a client with a
+/// header, which is served meanwhile.
+#[test]
+fn required_closes_clients_without_header_and_serves_others() {
+    let mut whoami = Whoami::start(&["--proxy-protocol", "required", "--proxy-timeout", "3000"]);
+    // A silent client (no byte at all) holds its handshake open.
+    let started = Instant::now();
+    let mut silent = TcpStream::connect_timeout(&whoami.addr, STARTUP).expect("connect");
+
+    let out = curl_from(106, &whoami.url(), &[])
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert_closed_without_response(&out, &whoami);
+
+    let out = curl_from(107, &whoami.url(), &[]).haproxy_protocol().run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(107));
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "served while the silent client was still pending"
+    );
+
+    // The silent client is closed at the 3 s header deadline, not before.
+    silent
+        .set_read_timeout(Some(Duration::from_secs(6)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = silent.read(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        matches!(&read, Ok(0))
+            || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "silent client: expected EOF or reset at the deadline, got {read:?} after {waited:?}\n{}",
+        whoami.log()
+    );
+    assert!(
+        waited >= Duration::from_millis(2900) && waited < Duration::from_secs(5),
+        "closed after {waited:?}, expected at the 3 s --proxy-timeout"
+    );
+    whoami.assert_running();
+}
+
+/// (5) `--proxy-from 127.0.0.212/32` (PROXY optional): a header from any
+/// other source closes the connection; the same source without a header
+/// is served as itself, and 127.0.0.212 with a header is believed.
+#[test]
+fn proxy_header_from_outside_proxy_from_is_rejected() {
+    let whoami = Whoami::start(&["--proxy-from", "127.0.0.212/32"]);
+
+    let out = curl_from(108, &whoami.url(), &[])
+        .haproxy_protocol()
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert_closed_without_response(&out, &whoami);
+
+    let out = curl_from(108, &whoami.url(), &[]).run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(108));
+    assert_eq!(body, expected_socket(client));
+
+    let out = curl_from(212, &whoami.url(), &[]).haproxy_protocol().run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(212));
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
+}
+
+/// (6) client → nginx http (`proxy_bind 127.0.0.213`,
+/// `$proxy_add_x_forwarded_for`) → `whoami --proxy-protocol off --trust
+/// 127.0.0.213/32`: a forged `X-Forwarded-For: 6.6.6.6` reaches whoami
+/// left of the client nginx appended, and never wins.
+#[test]
+fn nginx_x_forwarded_for_forgery_never_wins() {
+    let whoami = Whoami::start(&["--proxy-protocol", "off", "--trust", "127.0.0.213/32"]);
+    let port = free_port();
+    let nginx = Nginx::start(&format!(
+        "http {{\n\
+         \x20   server {{\n\
+         \x20       listen 127.0.0.1:{port};\n\
+         \x20       location / {{\n\
+         \x20           proxy_pass http://{};\n\
+         \x20           proxy_bind 127.0.0.213;\n\
+         \x20           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+         \x20       }}\n\
+         \x20   }}\n\
+         }}\n",
+        whoami.addr
+    ));
+
+    for (n, forged) in [(110, "6.6.6.6"), (111, "6.6.6.6, 127.0.0.213")] {
+        let out = curl_from(
+            n,
+            &format!("http://127.0.0.1:{port}/"),
+            &[&format!("X-Forwarded-For: {forged}")],
+        )
+        .run();
+        let (body, client) = answer(&out, &whoami);
+        assert_eq!(client.ip(), lo(n));
+        let peer = peer_of(&body);
+        assert_eq!(peer.ip(), lo(213), "the socket peer is nginx: {body}");
+        assert_eq!(
+            body,
+            json!({
+                "client_ip": client.ip().to_string(),
+                "client_port": null,
+                "source": "x-forwarded-for",
+                "peer": peer.to_string(),
+                "stop": "untrusted_hop",
+                "hops": ["127.0.0.213", client.ip().to_string()],
+                "proxy_protocol": null,
+            }),
+            "forged {forged:?}\nnginx log:\n{}",
+            nginx.log()
+        );
+    }
+}
+
+/// (7a) `--no-recursive` takes one step left: with loopback trusted and
+/// `X-Forwarded-For: 203.0.113.9, 127.0.0.50`, the recursive walk passes
+/// the trusted 127.0.0.50 to 203.0.113.9; the one-step walk stops at it.
+#[test]
+fn no_recursive_takes_one_step() {
+    let header = "X-Forwarded-For: 203.0.113.9, 127.0.0.50";
+    let recursive = Whoami::start(&["--proxy-protocol", "off", "--trust", "loopback"]);
+    let out = curl_from(120, &recursive.url(), &[header]).run();
+    let (body, client) = answer(&out, &recursive);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "203.0.113.9",
+            "client_port": null,
+            "source": "x-forwarded-for",
+            "peer": client.to_string(),
+            "stop": "untrusted_hop",
+            "hops": ["127.0.0.120", "127.0.0.50", "203.0.113.9"],
+            "proxy_protocol": null,
+        })
+    );
+
+    let one_step = Whoami::start(&[
+        "--proxy-protocol",
+        "off",
+        "--trust",
+        "loopback",
+        "--no-recursive",
+    ]);
+    let out = curl_from(121, &one_step.url(), &[header]).run();
+    let (body, client) = answer(&out, &one_step);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "127.0.0.50",
+            "client_port": null,
+            "source": "x-forwarded-for",
+            "peer": client.to_string(),
+            "stop": "single_step",
+            "hops": ["127.0.0.121", "127.0.0.50"],
+            "proxy_protocol": null,
+        })
+    );
+}
+
+/// (7b) `--hops 2` (two proxies in front, the socket peer first): the
+/// client is the 2nd entry from the right, whatever the trusted ranges
+/// say; a chain too short fails closed to the nearest hop.
+#[test]
+fn hops_two_counts_proxies() {
+    let header = "X-Forwarded-For: 203.0.113.9, 198.51.100.1, 192.0.2.1";
+    // Defaults (private + loopback trusted): 192.0.2.1 is not private.
+    let ranges = Whoami::start(&["--proxy-protocol", "off"]);
+    let out = curl_from(130, &ranges.url(), &[header]).run();
+    let (body, _) = answer(&out, &ranges);
+    assert_eq!(body["client_ip"], "192.0.2.1", "{body}");
+    assert_eq!(body["stop"], "untrusted_hop", "{body}");
+
+    let hops = Whoami::start(&["--proxy-protocol", "off", "--hops", "2"]);
+    let out = curl_from(131, &hops.url(), &[header]).run();
+    let (body, client) = answer(&out, &hops);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "198.51.100.1",
+            "client_port": null,
+            "source": "x-forwarded-for",
+            "peer": client.to_string(),
+            "stop": "hop_count",
+            "hops": ["127.0.0.131", "192.0.2.1", "198.51.100.1"],
+            "proxy_protocol": null,
+        })
+    );
+
+    // One entry: that is the second proxy's address, the client's entry
+    // is missing: fail closed to the socket peer.
+    let out = curl_from(132, &hops.url(), &["X-Forwarded-For: 198.51.100.1"]).run();
+    let (body, client) = answer(&out, &hops);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "127.0.0.132",
+            "client_port": client.port(),
+            "source": "socket",
+            "peer": client.to_string(),
+            "stop": "too_short",
+            "hops": ["127.0.0.132", "198.51.100.1"],
+            "proxy_protocol": null,
+        })
+    );
+
+    // No header at all: the peer, and the header is reported absent.
+    let out = curl_from(133, &hops.url(), &[]).run();
+    let (body, client) = answer(&out, &hops);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "127.0.0.133",
+            "client_port": client.port(),
+            "source": "socket",
+            "peer": client.to_string(),
+            "stop": "header_absent",
+            "hops": ["127.0.0.133"],
+            "proxy_protocol": null,
+        })
+    );
+}
+
+/// (8) Bad flags exit 2 with a message on stderr naming the flag, before
+/// listening; `--help` exits 0 and lists every flag.
+#[test]
+fn bad_flags_exit_2_and_help_exits_0() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    for (args, message) in [
+        (&["--hops", "0"][..], "whoami: policy: "),
+        (&["--trust", "nonsense"], "whoami: --trust: "),
+        (
+            &["--proxy-protocol", "maybe"],
+            "whoami: --proxy-protocol: `maybe` is not off|optional|required",
+        ),
+        (&["--hops", "two"], "whoami: --hops: `two` is not a number"),
+        (&["--hops", "2", "--trust", "private"], "whoami: policy: "),
+        (&["--nope"], "whoami: unknown flag `--nope`"),
+        (&["--header"], "whoami: --header needs a value"),
+    ] {
+        let mut full = vec!["--listen", &listen];
+        full.extend_from_slice(args);
+        let (code, stdout, stderr) = run_whoami(&full);
+        assert_eq!(
+            code, 2,
+            "{args:?}: exit code\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        assert!(
+            stderr.starts_with(message) && stderr.ends_with("Run with --help for usage.\n"),
+            "{args:?}: stderr should start with {message:?}: {stderr:?}"
+        );
+        assert!(
+            !stdout.contains("whoami listening"),
+            "{args:?}: must not start: {stdout}"
+        );
+    }
+
+    let (code, stdout, stderr) = run_whoami(&["--help"]);
+    assert_eq!(code, 0, "--help: exit code\n{stderr}");
+    assert!(stdout.starts_with("whoami: "), "{stdout}");
+    for flag in [
+        "--listen ADDR",
+        "--proxy-protocol MODE",
+        "--proxy-from CIDR",
+        "--trust CIDR|loopback|private",
+        "--header NAME",
+        "--no-recursive",
+        "--hops N",
+        "--proxy-timeout MS",
+        "--help",
+    ] {
+        assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
+    }
+}
