@@ -160,7 +160,9 @@ impl<'a> super::LineParser<'a> for Line<'a> {
     fn from_line(line: &'a [u8]) -> Self {
         Line::new(line)
     }
+}
 
+impl super::RawEntries for Line<'_> {
     #[inline]
     fn next_raw(&mut self) -> Option<Raw> {
         Line::next_raw(self)

@@ -50,26 +50,24 @@ impl<'a> Line<'a> {
 }
 
 impl Line<'_> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_raw(&mut self) -> Option<Raw> {
         if self.done {
             return None;
         }
-        // Fast path: a plain `a.b.c.d` read right to left in one pass. It
-        // accepts only what the general path parses to the same value, and
-        // defers everything else (ports included) to the paths below, kept
-        // out of line so that this one stays small.
+        // Fast path, inlined into the resolver's walk: a plain `a.b.c.d`
+        // ending the rest of the line (no space after it), read right to
+        // left in one pass. It accepts only what the general path parses
+        // to the same value, and defers everything else (ports, trailing
+        // spaces) to the paths below, kept out of line so that this one
+        // stays small.
         let s = self.rest;
-        let mut end = s.len();
-        while end > 0 && is_ows(s[end - 1]) {
-            end -= 1;
-        }
-        if let Some((v4, start)) = v4_plain_rev::<false>(s, end) {
+        if let Some((v4, start)) = v4_plain_rev::<false>(s, s.len()) {
             if let Some(raw) = self.take_item(start, MAPPED_PREFIX | u128::from(v4), None) {
                 return Some(raw);
             }
         }
-        self.next_raw_slow(end)
+        self.next_raw_slow()
     }
 
     /// Ends the item that starts at `self.rest[start..]` with the address
@@ -97,10 +95,16 @@ impl Line<'_> {
         })
     }
 
-    /// `a.b.c.d:port` read right to left, then the general path.
+    /// Trailing spaces trimmed, `a.b.c.d` or `a.b.c.d:port` read right to
+    /// left, then the general path.
     #[inline(never)]
-    fn next_raw_slow(&mut self, end: usize) -> Option<Raw> {
-        if let Some((bits, port, start)) = v4_rev(self.rest, end) {
+    fn next_raw_slow(&mut self) -> Option<Raw> {
+        let s = self.rest;
+        let mut end = s.len();
+        while end > 0 && is_ows(s[end - 1]) {
+            end -= 1;
+        }
+        if let Some((bits, port, start)) = v4_rev(s, end) {
             if let Some(raw) = self.take_item(start, bits, port) {
                 return Some(raw);
             }
@@ -279,8 +283,10 @@ impl<'a> super::LineParser<'a> for Line<'a> {
     fn from_line(line: &'a [u8]) -> Self {
         Line::new(line)
     }
+}
 
-    #[inline]
+impl super::RawEntries for Line<'_> {
+    #[inline(always)]
     fn next_raw(&mut self) -> Option<Raw> {
         Line::next_raw(self)
     }
