@@ -55,7 +55,7 @@
 //! # Ok::<(), realip::trust::ConfigError>(())
 //! ```
 
-use crate::forwarded::{self, bits_of, ip_of, rfc7239, single, xff, Raw};
+use crate::forwarded::{self, bits_of, ip_of, rfc7239, single, xff, Raw, RawEntries};
 use crate::trust::TrustedProxies;
 pub use crate::trust::{ConfigError, ConfigErrorKind};
 use http::{HeaderMap, HeaderName};
@@ -81,6 +81,55 @@ pub enum Source {
     ProxyProtocol,
     /// An entry of this request header.
     Header(HeaderName),
+}
+
+/// Sources shared by every [`Resolution`]: recording one copies a pointer,
+/// where cloning a custom [`HeaderName`] calls through its `Bytes` vtable
+/// (and dropping it again). Only headers configured by a custom name
+/// that is none of these are cloned.
+static SOCKET: Source = Source::Socket;
+static PROXY_PROTOCOL: Source = Source::ProxyProtocol;
+static BUILTIN_HEADERS: [Source; 8] = [
+    Source::Header(forwarded::X_FORWARDED_FOR),
+    Source::Header(forwarded::FORWARDED),
+    Source::Header(forwarded::X_REAL_IP),
+    Source::Header(forwarded::CF_CONNECTING_IP),
+    Source::Header(forwarded::TRUE_CLIENT_IP),
+    Source::Header(forwarded::FLY_CLIENT_IP),
+    Source::Header(forwarded::X_ENVOY_EXTERNAL_ADDRESS),
+    Source::Header(forwarded::CLOUDFRONT_VIEWER_ADDRESS),
+];
+
+/// A [`Source`] as a [`Resolution`] records it.
+#[derive(Debug)]
+enum Recorded {
+    /// One of the statics above.
+    Shared(&'static Source),
+    /// A custom header name.
+    Owned(Source),
+}
+
+impl Clone for Recorded {
+    /// A pointer copy for the shared ones, inlined into the walk.
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        match self {
+            Recorded::Shared(s) => Recorded::Shared(s),
+            Recorded::Owned(s) => Recorded::Owned(s.clone()),
+        }
+    }
+}
+
+impl std::ops::Deref for Recorded {
+    type Target = Source;
+
+    #[inline]
+    fn deref(&self) -> &Source {
+        match self {
+            Recorded::Shared(s) => s,
+            Recorded::Owned(s) => s,
+        }
+    }
 }
 
 /// Why the walk stopped.
@@ -139,7 +188,7 @@ pub struct Resolution {
     port: Option<u16>,
     len: u8,
     stop: Stop,
-    source: Source,
+    source: Recorded,
 }
 
 /// Hops a [`Resolution`] keeps without a heap allocation: the socket peer,
@@ -159,7 +208,7 @@ impl Resolution {
             port: Some(peer.port()),
             len: 1,
             stop: Stop::UntrustedHop,
-            source: Source::Socket,
+            source: Recorded::Shared(&SOCKET),
         }
     }
 
@@ -245,7 +294,7 @@ impl fmt::Debug for Resolution {
         f.debug_struct("Resolution")
             .field("ip", &self.ip())
             .field("port", &self.port)
-            .field("source", &self.source)
+            .field("source", self.source())
             .field("stop", &self.stop)
             .field("hops", &self.hops())
             .finish()
@@ -350,6 +399,8 @@ enum Kind {
 struct Spec {
     name: HeaderName,
     kind: Kind,
+    /// `Source::Header(name)`, shared when the name is a built-in one.
+    source: Recorded,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -456,7 +507,7 @@ impl Policy {
         let inner = &*self.inner;
         if let Some(src) = proxy_source {
             r.step(bits_of(src.ip()), Some(src.port()));
-            r.source = Source::ProxyProtocol;
+            r.source = Recorded::Shared(&PROXY_PROTOCOL);
         }
         let anchor_trusted = match inner.mode {
             Mode::Ranges { .. } => inner.trusted.contains_bits(r.ip),
@@ -478,31 +529,23 @@ impl Policy {
                     // Repeated lines: walk them in order, the last first.
                     let lines = headers.get_all(&spec.name);
                     if spec.kind == Kind::List {
-                        let mut entries = xff::Entries::new(lines);
-                        self.walk(r, &spec.name, || entries.next_raw());
+                        self.walk(r, &spec.source, xff::Entries::new(lines));
                     } else {
-                        let mut entries = rfc7239::Entries::new(lines);
-                        self.walk(r, &spec.name, || entries.next_raw());
+                        self.walk(r, &spec.source, rfc7239::Entries::new(lines));
                     }
                     return;
                 }
             };
             match spec.kind {
-                Kind::List => {
-                    let mut line = xff::Line::new(value);
-                    self.walk(r, &spec.name, || line.next_raw());
-                }
-                Kind::Forwarded => {
-                    let mut line = rfc7239::Line::new(value);
-                    self.walk(r, &spec.name, || line.next_raw());
-                }
+                Kind::List => self.walk(r, &spec.source, xff::Line::new(value)),
+                Kind::Forwarded => self.walk(r, &spec.source, rfc7239::Line::new(value)),
                 Kind::Single | Kind::CloudFront => {
-                    let mut node = Some(if spec.kind == Kind::Single {
+                    let node = if spec.kind == Kind::Single {
                         single::parse_single_raw(value)
                     } else {
                         single::parse_cloudfront_raw(value)
-                    });
-                    self.walk(r, &spec.name, || node.take());
+                    };
+                    self.walk(r, &spec.source, Some(node));
                 }
             }
             return;
@@ -511,13 +554,13 @@ impl Policy {
     }
 
     #[inline]
-    fn walk(&self, r: &mut Resolution, name: &HeaderName, mut next: impl FnMut() -> Option<Raw>) {
+    fn walk(&self, r: &mut Resolution, source: &Recorded, mut entries: impl RawEntries) {
         let inner = &*self.inner;
         match inner.mode {
             Mode::Ranges { recursive } => {
                 let mut read = 0;
                 loop {
-                    let Some(node) = next() else {
+                    let Some(node) = entries.next_raw() else {
                         r.stop = Stop::Exhausted;
                         return;
                     };
@@ -530,7 +573,7 @@ impl Policy {
                         return;
                     };
                     if read == 0 {
-                        r.source = Source::Header(name.clone());
+                        r.source = source.clone();
                     }
                     read += 1;
                     r.step(bits, port);
@@ -546,12 +589,12 @@ impl Policy {
             }
             Mode::Count(n) => {
                 let (ip, port) = (r.ip, r.port);
-                let via_proxy = matches!(r.source, Source::ProxyProtocol);
+                let anchor = r.source.clone();
                 for k in 1..=n {
-                    match next() {
+                    match entries.next_raw() {
                         Some(Raw::Ip { bits, port, .. }) => {
                             if k == 1 {
-                                r.source = Source::Header(name.clone());
+                                r.source = source.clone();
                             }
                             r.step(bits, port);
                             if k == n {
@@ -569,11 +612,7 @@ impl Policy {
                 // Too short: back to the anchor (socket or PROXY source).
                 r.ip = ip;
                 r.port = port;
-                r.source = if via_proxy {
-                    Source::ProxyProtocol
-                } else {
-                    Source::Socket
-                };
+                r.source = anchor;
                 r.stop = Stop::TooShort;
             }
         }
@@ -765,7 +804,14 @@ impl PolicyBuilder {
                     format!("header `{name}` is configured twice"),
                 ));
             }
+            let shared = BUILTIN_HEADERS
+                .iter()
+                .find(|s| matches!(s, Source::Header(n) if *n == name));
             specs.push(Spec {
+                source: shared.map_or_else(
+                    || Recorded::Owned(Source::Header(name.clone())),
+                    Recorded::Shared,
+                ),
                 name,
                 kind: source.kind(),
             });

@@ -8,8 +8,11 @@
 //! thousand: ranges are merged into sorted disjoint intervals, and a small
 //! bucket index over the high bits of the address narrows each lookup to the
 //! few intervals of one bucket before a binary search. The index has about
-//! four buckets per interval (at most 65,536), so a lookup is two index
-//! reads plus a search over a handful of intervals whatever the set size.
+//! four buckets per interval (at least 1,024, at most 65,536), so a lookup
+//! is two index reads plus a search over a handful of intervals whatever
+//! the set size. A bucket that lies wholly inside one interval, or outside
+//! all of them, records that verdict in its index entry: addresses of a
+//! whole `10.0.0.0/8`, say, are answered by the one index read.
 //! A prefix trie crate was not needed: this is a few dozen lines and a
 //! lookup is a couple of cache lines.
 //!
@@ -127,7 +130,9 @@ impl Key for u128 {
 struct Intervals<T> {
     starts: Vec<T>,
     ends: Vec<T>,
-    /// `index[b]` = first interval whose end reaches bucket `b`.
+    /// `index[b]` = first interval whose end reaches bucket `b`; with
+    /// [`DECIDED`] also set, every address of the bucket has the same
+    /// verdict ([`INSIDE`] or not) and no search is needed.
     index: Vec<u32>,
     /// `min >> shift`.
     base: T,
@@ -135,6 +140,15 @@ struct Intervals<T> {
     min: T,
     max: T,
 }
+
+/// Index entry flag: the bucket is wholly inside or wholly outside the set.
+const DECIDED: u32 = 1 << 31;
+/// With [`DECIDED`]: wholly inside.
+const INSIDE: u32 = 1 << 30;
+/// Fewest buckets the index aims for: fine enough that the common wide
+/// ranges (`10.0.0.0/8`, `127.0.0.0/8`, `100.64.0.0/10`) cover whole
+/// buckets of the private preset, small enough (4 KiB) to stay cheap.
+const MIN_BUCKETS: usize = 1 << 10;
 
 impl<T: Key> Intervals<T> {
     fn build(mut raw: Vec<(T, T)>) -> Self {
@@ -159,9 +173,11 @@ impl<T: Key> Intervals<T> {
         if n == 0 {
             return Intervals::default();
         }
+        // Interval numbers share the index entries with the flags.
+        assert!(n < INSIDE as usize, "too many disjoint trusted ranges");
         let min: u128 = starts[0].into();
         let max: u128 = ends[n - 1].into();
-        let target = (n.next_power_of_two() * 4).clamp(16, 1 << 16) as u128;
+        let target = (n.next_power_of_two() * 4).clamp(MIN_BUCKETS, 1 << 16) as u128;
         let mut shift = 0u32;
         while shift < 127 && (max >> shift) - (min >> shift) >= target {
             shift += 1;
@@ -171,8 +187,16 @@ impl<T: Key> Intervals<T> {
         let mut index = Vec::with_capacity(buckets + 1);
         for b in 0..buckets {
             let bucket_start = (base + b as u128) << shift;
+            let bucket_end = bucket_start | ((1u128 << shift) - 1);
             let first = ends.partition_point(|&e| e.into() < bucket_start);
-            index.push(first as u32);
+            let flags = match (starts.get(first), ends.get(first)) {
+                (Some(&lo), Some(&hi)) if lo.into() <= bucket_start && hi.into() >= bucket_end => {
+                    DECIDED | INSIDE
+                }
+                (Some(&lo), _) if lo.into() <= bucket_end => 0,
+                _ => DECIDED,
+            };
+            index.push(first as u32 | flags);
         }
         index.push(n as u32);
         Intervals {
@@ -188,14 +212,19 @@ impl<T: Key> Intervals<T> {
 
     #[inline]
     fn contains(&self, x: T) -> bool {
-        // An empty set has min = max = 0 and no index: 0 must not match.
-        if x < self.min || x > self.max || self.index.is_empty() {
+        // An empty set has min = max = 0 and no index, so 0 gets past this
+        // test and is refused by the index read below.
+        if x < self.min || x > self.max {
             return false;
         }
         let b = x.bucket(self.base, self.shift);
         let Some(&[lo, hi]) = self.index.get(b..b.wrapping_add(2)) else {
             return false;
         };
+        if lo & DECIDED != 0 {
+            return lo & INSIDE != 0;
+        }
+        let hi = hi & !(DECIDED | INSIDE);
         let (lo, hi) = (lo as usize, (hi as usize + 1).min(self.starts.len()));
         let Some(starts) = self.starts.get(lo..hi) else {
             return false;
@@ -502,6 +531,61 @@ mod tests {
         // Supersets of the mapped block are allowed (and do not match mapped
         // addresses, which are IPv4 by then).
         assert!(TrustedProxies::from_nets(["::/0".parse().unwrap()]).is_ok());
+    }
+
+    /// Buckets answered from the index alone (wholly inside or outside)
+    /// agree with a linear scan at both edges of every bucket and of every
+    /// network, for small sets whose few ranges span a wide space.
+    #[test]
+    fn decided_buckets_agree_with_linear_scan() {
+        let sets: [&[&str]; 5] = [
+            &[
+                "10.0.0.0/8",
+                "127.0.0.0/8",
+                "192.168.0.0/16",
+                "::1/128",
+                "fc00::/7",
+            ],
+            &["0.0.0.0/1", "128.0.0.0/2", "255.255.255.255/32"],
+            &["1.2.3.4/32", "200.0.0.0/5", "8000::/1"],
+            &["0.0.0.0/0", "::/0"],
+            &["10.0.0.0/9", "10.128.0.0/9", "11.0.0.0/8", "2001:db8::/32"],
+        ];
+        for list in sets {
+            let mut nets: Vec<IpNet> = list.iter().map(|s| s.parse().unwrap()).collect();
+            nets.extend(TrustedProxies::private().iter().copied());
+            let t = TrustedProxies::from_nets(nets.clone()).unwrap();
+            let linear = |ip: IpAddr| nets.iter().any(|n| n.contains(&ip));
+            let mut probes: Vec<IpAddr> = Vec::new();
+            for b in 0..t.v4.index.len() as u128 {
+                let start = ((u128::from(t.v4.base) + b) << t.v4.shift) as u32;
+                probes.extend(
+                    [start, start.wrapping_sub(1)].map(|v| IpAddr::from(Ipv4Addr::from(v))),
+                );
+            }
+            for b in 0..t.v6.index.len() as u128 {
+                let start = (t.v6.base + b) << t.v6.shift;
+                probes.extend(
+                    [start, start.wrapping_sub(1)].map(|v| IpAddr::from(Ipv6Addr::from(v))),
+                );
+            }
+            for n in &nets {
+                for ip in [n.network(), n.broadcast()] {
+                    probes.push(ip);
+                    probes.push(match ip {
+                        IpAddr::V4(a) => Ipv4Addr::from(u32::from(a).wrapping_add(1)).into(),
+                        IpAddr::V6(a) => Ipv6Addr::from(u128::from(a).wrapping_add(1)).into(),
+                    });
+                }
+            }
+            for ip in probes {
+                let ip = match ip {
+                    IpAddr::V6(a) => a.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                    v4 => v4,
+                };
+                assert_eq!(t.contains(ip), linear(ip), "{ip} in {list:?}");
+            }
+        }
     }
 
     #[test]

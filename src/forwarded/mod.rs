@@ -38,11 +38,23 @@ pub mod rfc7239;
 pub mod single;
 pub mod xff;
 
+/// Entries in the resolver's form, nearest first: what its walk reads.
+pub(crate) trait RawEntries {
+    fn next_raw(&mut self) -> Option<Raw>;
+}
+
+/// A single-address header: its one entry.
+impl RawEntries for Option<Raw> {
+    #[inline]
+    fn next_raw(&mut self) -> Option<Raw> {
+        self.take()
+    }
+}
+
 /// A one-line parser read right to left ([`xff::Line`],
 /// [`rfc7239::Line`]).
-pub(crate) trait LineParser<'a>: Sized {
+pub(crate) trait LineParser<'a>: RawEntries + Sized {
     fn from_line(line: &'a [u8]) -> Self;
-    fn next_raw(&mut self) -> Option<Raw>;
 }
 
 /// The entries of every line of a repeated header, nearest first: the last
@@ -76,9 +88,11 @@ impl<'a, L: LineParser<'a>> Entries<'a, L> {
     pub fn has_lines(&self) -> bool {
         self.present
     }
+}
 
+impl<'a, L: LineParser<'a>> RawEntries for Entries<'a, L> {
     #[inline]
-    pub(crate) fn next_raw(&mut self) -> Option<Raw> {
+    fn next_raw(&mut self) -> Option<Raw> {
         loop {
             if let Some(n) = self.line.next_raw() {
                 return Some(n);

@@ -160,7 +160,9 @@ impl<'a> super::LineParser<'a> for Line<'a> {
     fn from_line(line: &'a [u8]) -> Self {
         Line::new(line)
     }
+}
 
+impl super::RawEntries for Line<'_> {
     #[inline]
     fn next_raw(&mut self) -> Option<Raw> {
         Line::next_raw(self)
@@ -173,7 +175,7 @@ impl<'a> super::LineParser<'a> for Line<'a> {
 /// (parameters, quotes, ports, IPv6, other case) is left to it.
 #[inline]
 fn for_v4_rev(s: &[u8], i: usize) -> Option<(u32, usize)> {
-    let (v4, start) = v4_plain_rev::<true>(s, i)?;
+    let (v4, start) = v4_plain_rev(s, i)?;
     let mut j = start.checked_sub(4)?;
     if s.get(j..start)? != b"for=" {
         return None;

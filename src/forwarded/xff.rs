@@ -50,26 +50,24 @@ impl<'a> Line<'a> {
 }
 
 impl Line<'_> {
-    #[inline]
+    #[inline(always)]
     pub(crate) fn next_raw(&mut self) -> Option<Raw> {
         if self.done {
             return None;
         }
-        // Fast path: a plain `a.b.c.d` read right to left in one pass. It
-        // accepts only what the general path parses to the same value, and
-        // defers everything else (ports included) to the paths below, kept
-        // out of line so that this one stays small.
+        // Fast path, inlined into the resolver's walk: a plain `a.b.c.d`
+        // ending the rest of the line (no space after it), read right to
+        // left in one pass. It accepts only what the general path parses
+        // to the same value, and defers everything else (ports, trailing
+        // spaces) to the paths below, kept out of line so that this one
+        // stays small.
         let s = self.rest;
-        let mut end = s.len();
-        while end > 0 && is_ows(s[end - 1]) {
-            end -= 1;
-        }
-        if let Some((v4, start)) = v4_plain_rev::<false>(s, end) {
+        if let Some((v4, start)) = v4_plain_rev(s, s.len()) {
             if let Some(raw) = self.take_item(start, MAPPED_PREFIX | u128::from(v4), None) {
                 return Some(raw);
             }
         }
-        self.next_raw_slow(end)
+        self.next_raw_slow()
     }
 
     /// Ends the item that starts at `self.rest[start..]` with the address
@@ -77,18 +75,23 @@ impl Line<'_> {
     /// the line's start).
     #[inline(always)]
     fn take_item(&mut self, start: usize, bits: u128, port: Option<u16>) -> Option<Raw> {
-        let s = self.rest;
-        let mut i = start;
-        while i > 0 && is_ows(s[i - 1]) {
-            i -= 1;
-        }
-        if i == 0 {
-            self.done = true;
-            self.rest = &[];
-        } else if s[i - 1] == b',' {
-            self.rest = &s[..i - 1];
+        let s = self.rest.get(..start)?;
+        // `, ` and `,` (what proxies write) are matched directly.
+        if let [rest @ .., b',', b' '] | [rest @ .., b','] = s {
+            self.rest = rest;
         } else {
-            return None;
+            let mut i = start;
+            while i > 0 && is_ows(s[i - 1]) {
+                i -= 1;
+            }
+            if i == 0 {
+                self.done = true;
+                self.rest = &[];
+            } else if s[i - 1] == b',' {
+                self.rest = &s[..i - 1];
+            } else {
+                return None;
+            }
         }
         Some(Raw::Ip {
             bits,
@@ -97,10 +100,16 @@ impl Line<'_> {
         })
     }
 
-    /// `a.b.c.d:port` read right to left, then the general path.
+    /// Trailing spaces trimmed, `a.b.c.d` or `a.b.c.d:port` read right to
+    /// left, then the general path.
     #[inline(never)]
-    fn next_raw_slow(&mut self, end: usize) -> Option<Raw> {
-        if let Some((bits, port, start)) = v4_rev(self.rest, end) {
+    fn next_raw_slow(&mut self) -> Option<Raw> {
+        let s = self.rest;
+        let mut end = s.len();
+        while end > 0 && is_ows(s[end - 1]) {
+            end -= 1;
+        }
+        if let Some((bits, port, start)) = v4_rev(s, end) {
             if let Some(raw) = self.take_item(start, bits, port) {
                 return Some(raw);
             }
@@ -130,76 +139,60 @@ impl Line<'_> {
     }
 }
 
-/// The digit at `s[i]`, if any (`i` may have wrapped below zero).
+/// One octet ending `s`, read right to left: its value, where it starts
+/// and the byte before it (0 at the line's start), which the caller
+/// judges: a dot, or for the first octet neither a dot nor a digit. The
+/// last four bytes are taken in one slice match rather than one
+/// bounds-checked read each, so a fourth digit shows up as that byte.
 #[inline(always)]
-fn digit_at(s: &[u8], i: usize) -> Option<u32> {
-    let d = s.get(i)?.wrapping_sub(b'0');
-    (d <= 9).then_some(u32::from(d))
-}
-
-/// One octet ending at `s[..end]`, read right to left with constant
-/// multipliers: its value and where it starts. A fourth digit before it is
-/// left for the caller to refuse (it expects a dot or the item's start).
-#[inline(always)]
-fn octet_rev<const WIDE: bool>(s: &[u8], end: usize) -> Option<(u32, usize)> {
-    // With `WIDE`, three bytes are read with one bounds check when they
-    // are there; the bytes before a shorter octet (a dot, say) are read
-    // but not used. It pays off after `for=`, not in `X-Forwarded-For`
-    // (measured with callgrind and criterion).
-    if WIDE {
-        if let Some(&[h, t, o]) = s.get(end.wrapping_sub(3)..end) {
-            let (h, t, o) = (
-                u32::from(h.wrapping_sub(b'0')),
-                u32::from(t.wrapping_sub(b'0')),
-                u32::from(o.wrapping_sub(b'0')),
-            );
-            if o > 9 {
-                return None;
-            }
-            if t > 9 {
-                return Some((o, end - 1));
-            }
-            if h > 9 {
-                return (t != 0).then_some((t * 10 + o, end - 2));
-            }
-            let v = h * 100 + t * 10 + o;
-            return (h != 0 && v <= 255).then_some((v, end - 3));
-        }
-    }
-    let ones = digit_at(s, end.wrapping_sub(1))?;
-    let Some(tens) = digit_at(s, end.wrapping_sub(2)) else {
-        return Some((ones, end - 1));
+fn octet_rev(s: &[u8]) -> Option<(u32, usize, u8)> {
+    let end = s.len();
+    let [p, h, t, o] = match *s {
+        [.., p, h, t, o] => [p, h, t, o],
+        [h, t, o] => [0, h, t, o],
+        [t, o] => [0, 0, t, o],
+        [o] => [0, 0, 0, o],
+        [] => return None,
     };
-    let Some(hundreds) = digit_at(s, end.wrapping_sub(3)) else {
-        return (tens != 0).then_some((tens * 10 + ones, end - 2));
+    let digit = |b: u8| {
+        let d = b.wrapping_sub(b'0');
+        (d <= 9).then_some(u32::from(d))
+    };
+    let ones = digit(o)?;
+    let Some(tens) = digit(t) else {
+        return Some((ones, end - 1, t));
+    };
+    let Some(hundreds) = digit(h) else {
+        return (tens != 0).then_some((tens * 10 + ones, end - 2, h));
     };
     let v = hundreds * 100 + tens * 10 + ones;
-    (hundreds != 0 && v <= 255).then_some((v, end - 3))
+    (hundreds != 0 && v <= 255).then_some((v, end - 3, p))
 }
 
 /// A plain `a.b.c.d` (no port) ending exactly at `s[..end]`: the address
 /// and where it starts. The common case, in one right-to-left pass without
 /// the port handling of [`v4_rev`]; `None` for anything else.
 #[inline(always)]
-pub(super) fn v4_plain_rev<const WIDE: bool>(s: &[u8], end: usize) -> Option<(u32, usize)> {
-    let (d, i) = octet_rev::<WIDE>(s, end)?;
-    if s.get(i.wrapping_sub(1)) != Some(&b'.') {
+pub(super) fn v4_plain_rev(s: &[u8], end: usize) -> Option<(u32, usize)> {
+    let s = s.get(..end)?;
+    // Each octet but the first must follow a dot, which is a real byte, so
+    // `i - 1` cannot wrap.
+    let (d, i, dot) = octet_rev(s)?;
+    if dot != b'.' {
         return None;
     }
-    let (c, i) = octet_rev::<WIDE>(s, i - 1)?;
-    if s.get(i.wrapping_sub(1)) != Some(&b'.') {
+    let (c, i, dot) = octet_rev(&s[..i - 1])?;
+    if dot != b'.' {
         return None;
     }
-    let (b, i) = octet_rev::<WIDE>(s, i - 1)?;
-    if s.get(i.wrapping_sub(1)) != Some(&b'.') {
+    let (b, i, dot) = octet_rev(&s[..i - 1])?;
+    if dot != b'.' {
         return None;
     }
-    let (a, i) = octet_rev::<WIDE>(s, i - 1)?;
+    let (a, i, before) = octet_rev(&s[..i - 1])?;
     // A digit or dot before the first octet means this is not a dotted quad.
-    if let Some(&p) = s.get(i.wrapping_sub(1)) {
-        if p.is_ascii_digit() || p == b'.' {
-            return None;
-        }
+    if before.is_ascii_digit() || before == b'.' {
+        return None;
     }
     Some(((a << 24) | (b << 16) | (c << 8) | d, i))
 }
@@ -279,8 +272,10 @@ impl<'a> super::LineParser<'a> for Line<'a> {
     fn from_line(line: &'a [u8]) -> Self {
         Line::new(line)
     }
+}
 
-    #[inline]
+impl super::RawEntries for Line<'_> {
+    #[inline(always)]
     fn next_raw(&mut self) -> Option<Raw> {
         Line::next_raw(self)
     }
@@ -307,16 +302,14 @@ mod tests {
         std::iter::from_fn(|| l.next_raw()).collect()
     }
 
-    /// The port-less fast path alone (both ways of reading octets), where
-    /// it accepts, gives the general path's first item.
+    /// The port-less fast path alone, where it accepts, gives the general
+    /// path's first item.
     fn plain_agrees(line: &[u8]) {
         let mut end = line.len();
         while end > 0 && is_ows(line[end - 1]) {
             end -= 1;
         }
-        let narrow = v4_plain_rev::<false>(line, end);
-        assert_eq!(narrow, v4_plain_rev::<true>(line, end));
-        let Some((v4, start)) = narrow else {
+        let Some((v4, start)) = v4_plain_rev(line, end) else {
             return;
         };
         // `next_raw` accepts it only as a whole item.
@@ -384,6 +377,16 @@ mod tests {
             b"1.2.3.1234",
             b"1234.2.3.4",
             b"100.20.3.40",
+            b"\x001.2.3.4",
+            b",1.2.3.4",
+            b" ,1.2.3.4",
+            b"1.2.3.4, 5.6.7.8",
+            b"1.2.3.4 ,5.6.7.8",
+            b"1.2.3.4,\t5.6.7.8",
+            b"9.9.9.9,  1.2.3.4",
+            b"1.2.3.4x, 5.6.7.8",
+            b"123.2.3.4",
+            b"1234.2.3.4, 5.6.7.8",
         ] {
             plain_agrees(line);
             assert_eq!(
