@@ -121,7 +121,8 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 };
                 args.trust
                     .get_or_insert_with(TrustedProxies::new)
-                    .merge(&set);
+                    .merge(&set)
+                    .map_err(|e| format!("--trust: {e}"))?;
             }
             "--header" => args.headers.push(header_source(&value()?)?),
             "--no-recursive" => args.recursive = false,

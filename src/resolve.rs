@@ -699,7 +699,9 @@ impl PolicyBuilder {
 
     /// Trusts every network of a prepared set.
     pub fn trusted_proxies(mut self, set: &TrustedProxies) -> Self {
-        self.trusted.merge(set);
+        if let Err(e) = self.trusted.merge(set) {
+            self.error.get_or_insert(e);
+        }
         self
     }
 

@@ -66,7 +66,14 @@ pub enum ConfigErrorKind {
     UnderscoreHeaderName,
     /// The same header appears twice in the source list.
     DuplicateSource,
+    /// More than [`MAX_RANGES`] networks in one set.
+    TooManyRanges,
 }
+
+/// Most networks one [`TrustedProxies`] holds: far beyond any published
+/// provider list (AWS publishes about ten thousand), and small enough that
+/// interval numbers leave room for the lookup index's flag bits.
+pub const MAX_RANGES: usize = 1 << 20;
 
 /// A policy or trusted-range configuration that cannot work, reported when
 /// it is built rather than on each request.
@@ -173,8 +180,9 @@ impl<T: Key> Intervals<T> {
         if n == 0 {
             return Intervals::default();
         }
-        // Interval numbers share the index entries with the flags.
-        assert!(n < INSIDE as usize, "too many disjoint trusted ranges");
+        // Interval numbers share the index entries with the flags; merged
+        // intervals are at most the networks, which `MAX_RANGES` caps.
+        debug_assert!(n < INSIDE as usize);
         let min: u128 = starts[0].into();
         let max: u128 = ends[n - 1].into();
         let target = (n.next_power_of_two() * 4).clamp(MIN_BUCKETS, 1 << 16) as u128;
@@ -286,6 +294,13 @@ fn preset(list: &'static [&'static str]) -> impl Iterator<Item = IpNet> {
         .map(|s| s.parse().expect("preset ranges are valid"))
 }
 
+fn too_many() -> ConfigError {
+    ConfigError::new(
+        ConfigErrorKind::TooManyRanges,
+        format!("more than {MAX_RANGES} trusted networks in one set"),
+    )
+}
+
 fn check(net: IpNet) -> Result<IpNet, ConfigError> {
     if let IpNet::V6(v6) = net {
         let mapped =
@@ -353,7 +368,14 @@ impl TrustedProxies {
     ) -> Result<&mut Self, ConfigError> {
         let start = self.nets.len();
         for net in nets {
-            match check(net) {
+            let checked = check(net).and_then(|n| {
+                if self.nets.len() < MAX_RANGES {
+                    Ok(n)
+                } else {
+                    Err(too_many())
+                }
+            });
+            match checked {
                 Ok(n) => self.nets.push(n),
                 Err(e) => {
                     self.nets.truncate(start);
@@ -366,10 +388,17 @@ impl TrustedProxies {
     }
 
     /// Adds every network of `other`.
-    pub fn merge(&mut self, other: &TrustedProxies) -> &mut Self {
+    ///
+    /// # Errors
+    /// The two sets together hold more than [`MAX_RANGES`] networks;
+    /// nothing is added then.
+    pub fn merge(&mut self, other: &TrustedProxies) -> Result<&mut Self, ConfigError> {
+        if self.nets.len() + other.nets.len() > MAX_RANGES {
+            return Err(too_many());
+        }
         self.nets.extend_from_slice(&other.nets);
         self.rebuild();
-        self
+        Ok(self)
     }
 
     fn rebuild(&mut self) {
@@ -531,6 +560,21 @@ mod tests {
         // Supersets of the mapped block are allowed (and do not match mapped
         // addresses, which are IPv4 by then).
         assert!(TrustedProxies::from_nets(["::/0".parse().unwrap()]).is_ok());
+    }
+
+    #[test]
+    fn more_than_max_ranges_is_refused_and_adds_nothing() {
+        let host = |i: usize| IpNet::from(IpAddr::from(Ipv4Addr::from(i as u32)));
+        let mut t = TrustedProxies::from_nets(["10.0.0.0/8".parse().unwrap()]).unwrap();
+        let err = t.extend((0..MAX_RANGES).map(host)).unwrap_err();
+        assert_eq!(err.kind(), ConfigErrorKind::TooManyRanges);
+        assert_eq!(t.iter().count(), 1);
+        assert!(t.contains("10.1.2.3".parse().unwrap()));
+
+        let full = TrustedProxies::from_nets((0..MAX_RANGES).map(host)).unwrap();
+        let err = t.merge(&full).unwrap_err();
+        assert_eq!(err.kind(), ConfigErrorKind::TooManyRanges);
+        assert_eq!(t.iter().count(), 1);
     }
 
     /// Buckets answered from the index alone (wholly inside or outside)
