@@ -3,29 +3,28 @@
 //!
 //! ```sh
 //! cargo run --release --example bench_layer -- plain 127.0.0.1:0
-//! cargo run --release --example bench_layer -- layer 127.0.0.1:0
-//! cargo run --release --example bench_layer -- connect-info 127.0.0.1:0
+//! cargo run --release --example bench_layer -- make-service 127.0.0.1:0
 //! ```
 //!
-//! - `plain`: `GET /` answers `Hello, World!`; no layer, no `ConnectInfo`.
-//! - `connect-info`: the plain app served with
-//!   `into_make_service_with_connect_info::<SocketAddr>()`, the handler
-//!   extracting `ConnectInfo` (what the layer needs, without the layer), to
-//!   split the layer's cost from the connection-info plumbing.
-//! - `make-service`: the same route with `RealIpLayer` trusting private
+//! Modes (`GET /` always answers `Hello, World!`):
+//! - `plain`: no layer, no connect info.
+//! - `make-service`: the same handler with `RealIpLayer` trusting private
 //!   and loopback ranges with `X-Forwarded-For` (a 3-hop header such as
 //!   `203.0.113.7, 10.0.0.2, 10.0.0.3` from loopback walks 3 entries),
-//!   served with `layer.into_make_service(app)` (the peer is read once per
-//!   connection), the handler extracting `ClientIp`; `GET /ip` answers the
-//!   resolved address, so the script can check the layer really resolves.
-//! - `layer`: the same, with `Router::layer` and
+//!   served with `layer.into_make_service(app)`: the layer resolves every
+//!   request and stores the result; the handler is unchanged.
+//! - `make-service-ip`: the same, the handler extracting `ClientIp`.
+//! - `layer`: the layer added with `Router::layer`, the app served with
 //!   `into_make_service_with_connect_info::<SocketAddr>()`.
-//! - `layer-outer`: the same, the layer around the whole `Router`
-//!   (`axum::ServiceExt`) and connect info.
+//! - `layer-ip`: the same, the handler extracting `ClientIp`.
+//! - `connect-info`: no layer, served with connect info, the handler
+//!   extracting `ConnectInfo` (the plumbing `layer` needs, alone).
 //!
-//! All run on a single-threaded tokio runtime, so on a 2-core machine the
-//! server and one wrk thread each get a core. The first line on stdout is
-//! the bound address.
+//! Every layered mode also answers `GET /ip` with the resolved address, so
+//! the script can check the layer really resolves. All run on a
+//! single-threaded tokio runtime, so on a 2-core machine the server and one
+//! wrk thread each get a core. The first line on stdout is the bound
+//! address.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -38,6 +37,14 @@ use realip::{ClientIp, HeaderSource, RealIpLayer};
 use tokio::net::TcpListener;
 
 const BODY: &str = "Hello, World!";
+const MODES: [&str; 6] = [
+    "plain",
+    "make-service",
+    "make-service-ip",
+    "layer",
+    "layer-ip",
+    "connect-info",
+];
 
 async fn hello() -> &'static str {
     BODY
@@ -59,6 +66,12 @@ async fn ip(ClientIp(ip): ClientIp) -> String {
     ip.to_string()
 }
 
+/// `GET /` (extracting `ClientIp` or not) and `GET /ip`.
+fn routes(extract: bool) -> Router {
+    let root = if extract { get(hello_from) } else { get(hello) };
+    Router::new().route("/", root).route("/ip", get(ip))
+}
+
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     let mode = args.next().unwrap_or_default();
@@ -69,16 +82,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if ![
-        "plain",
-        "connect-info",
-        "layer",
-        "layer-outer",
-        "make-service",
-    ]
-    .contains(&mode.as_str())
-    {
-        eprintln!("usage: bench_layer plain|connect-info|layer|layer-outer|make-service [ADDR]");
+    if !MODES.contains(&mode.as_str()) {
+        eprintln!("usage: bench_layer {} [ADDR]", MODES.join("|"));
         return ExitCode::FAILURE;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -89,67 +94,29 @@ fn main() -> ExitCode {
         let listener = TcpListener::bind(addr).await.expect("bind");
         println!("{}", listener.local_addr().expect("local address"));
         std::io::stdout().flush().expect("flush stdout");
-        if mode == "plain" {
-            let app = Router::new().route("/", get(hello));
-            axum::serve(listener, app).await.expect("serve");
-        } else if mode == "connect-info" {
-            let app = Router::new().route("/", get(hello_peer));
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
-        } else if mode == "make-service" {
-            let layer = RealIpLayer::builder()
-                .trust_private()
-                .header(HeaderSource::XForwardedFor)
-                .build()
-                .expect("valid policy");
-            let app = Router::new()
-                .route("/", get(hello_from))
-                .route("/ip", get(ip));
-            axum::serve(listener, layer.into_make_service(app))
-                .await
-                .expect("serve");
-        } else if mode == "layer-outer" {
-            // The layer around the whole Router (axum::ServiceExt), instead
-            // of `Router::layer`, which wraps and re-boxes every route.
-            use axum::ServiceExt;
-            use tower_layer::Layer;
-            let layer = RealIpLayer::builder()
-                .trust_private()
-                .header(HeaderSource::XForwardedFor)
-                .build()
-                .expect("valid policy");
-            let app = Router::new()
-                .route("/", get(hello_from))
-                .route("/ip", get(ip));
-            axum::serve(
-                listener,
-                ServiceExt::<axum::extract::Request>::into_make_service_with_connect_info::<
-                    SocketAddr,
-                >(layer.layer(app)),
-            )
-            .await
-            .expect("serve");
-        } else {
-            let layer = RealIpLayer::builder()
-                .trust_private()
-                .header(HeaderSource::XForwardedFor)
-                .build()
-                .expect("valid policy");
-            let app = Router::new()
-                .route("/", get(hello_from))
-                .route("/ip", get(ip))
-                .layer(layer);
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .await
-            .expect("serve");
-        }
+        let layer = RealIpLayer::builder()
+            .trust_private()
+            .header(HeaderSource::XForwardedFor)
+            .build()
+            .expect("valid policy");
+        let served = match mode.as_str() {
+            "plain" => axum::serve(listener, Router::new().route("/", get(hello))).await,
+            "connect-info" => {
+                let app = Router::new().route("/", get(hello_peer));
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, app).await
+            }
+            "make-service" | "make-service-ip" => {
+                let app = routes(mode == "make-service-ip");
+                axum::serve(listener, layer.into_make_service(app)).await
+            }
+            _ => {
+                let app = routes(mode == "layer-ip").layer(layer);
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, app).await
+            }
+        };
+        served.expect("serve");
     });
     ExitCode::SUCCESS
 }
