@@ -559,7 +559,10 @@ mod tests {
         assert!(has(&t, "::ffff:10.1.1.1"));
         // Supersets of the mapped block are allowed (and do not match mapped
         // addresses, which are IPv4 by then).
-        assert!(TrustedProxies::from_nets(["::/0".parse().unwrap()]).is_ok());
+        let v6_all = TrustedProxies::from_nets(["::/0".parse().unwrap()]).unwrap();
+        assert!(has(&v6_all, "2001:db8::1"));
+        assert!(!has(&v6_all, "10.0.0.1"));
+        assert!(!has(&v6_all, "::ffff:10.0.0.1"));
     }
 
     #[test]
