@@ -224,6 +224,12 @@ impl Resolution {
     fn step(&mut self, bits: u128, port: Option<u16>) {
         self.ip = bits;
         self.port = port;
+        self.push(bits);
+    }
+
+    /// Records a hop without making it the client (yet).
+    #[inline]
+    fn push(&mut self, bits: u128) {
         match self.inline.get_mut(usize::from(self.len)) {
             Some(slot) => {
                 *slot = bits;
@@ -483,7 +489,9 @@ impl Policy {
     ///
     /// `proxy_source` is the accepted PROXY header's source address (`None`
     /// when there was no header, or it was LOCAL/UNKNOWN/AF_UNSPEC).
-    #[inline]
+    // Out of line, with the walk inlined into it: the result is set up
+    // and filled in one frame (inlining it into callers cost more).
+    #[inline(never)]
     pub fn resolve(
         &self,
         peer: SocketAddr,
@@ -495,9 +503,7 @@ impl Policy {
         r
     }
 
-    // Not inlined: `resolve` is, so the result is built in the caller's
-    // frame and never copied.
-    #[inline(never)]
+    #[inline(always)]
     fn resolve_into(
         &self,
         r: &mut Resolution,
@@ -558,34 +564,38 @@ impl Policy {
         let inner = &*self.inner;
         match inner.mode {
             Mode::Ranges { recursive } => {
+                // The client address and port are written once, when the
+                // walk stops, rather than at each hop.
+                let limit = if recursive { inner.cap } else { 1 };
                 let mut read = 0;
-                loop {
-                    let Some(node) = entries.next_raw() else {
-                        r.stop = Stop::Exhausted;
-                        return;
+                let mut last = (r.ip, r.port);
+                let stop = loop {
+                    let (bits, port, zoned) = match entries.next_raw() {
+                        Some(Raw::Ip { bits, port, zoned }) => (bits, port, zoned),
+                        Some(_) => break Stop::Malformed,
+                        None => break Stop::Exhausted,
                     };
-                    if read == inner.cap {
-                        r.stop = Stop::HopCap;
-                        return;
-                    }
-                    let Raw::Ip { bits, port, zoned } = node else {
-                        r.stop = Stop::Malformed;
-                        return;
-                    };
-                    if read == 0 {
-                        r.source = source.clone();
-                    }
                     read += 1;
-                    r.step(bits, port);
+                    r.push(bits);
+                    last = (bits, port);
                     if zoned || !inner.trusted.contains_bits(bits) {
-                        r.stop = Stop::UntrustedHop;
-                        return;
+                        break Stop::UntrustedHop;
                     }
-                    if !recursive {
-                        r.stop = Stop::SingleStep;
-                        return;
+                    if read == limit {
+                        break if !recursive {
+                            Stop::SingleStep
+                        } else if entries.next_raw().is_none() {
+                            Stop::Exhausted
+                        } else {
+                            Stop::HopCap
+                        };
                     }
+                };
+                if read > 0 {
+                    (r.ip, r.port) = last;
+                    r.source = source.clone();
                 }
+                r.stop = stop;
             }
             Mode::Count(n) => {
                 let (ip, port) = (r.ip, r.port);

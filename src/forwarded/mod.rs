@@ -212,7 +212,9 @@ pub(crate) fn bits_of(ip: IpAddr) -> u128 {
 /// Whether the 128-bit form holds an IPv4 address.
 #[inline]
 pub(crate) fn is_v4_bits(bits: u128) -> bool {
-    (bits >> 32) == 0xffff
+    // Spelled as one comparison with the mapped form of its low 32 bits,
+    // which compiles to fewer instructions than `bits >> 32 == 0xffff`.
+    bits == MAPPED_PREFIX | u128::from(bits as u32)
 }
 
 /// The address of a 128-bit form, IPv4 when mapped.

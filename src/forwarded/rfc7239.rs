@@ -175,7 +175,8 @@ impl super::RawEntries for Line<'_> {
 /// (parameters, quotes, ports, IPv6, other case) is left to it.
 #[inline]
 fn for_v4_rev(s: &[u8], i: usize) -> Option<(u32, usize)> {
-    let (v4, start) = v4_plain_rev(s, i)?;
+    let (v4, before) = v4_plain_rev(s.get(..i)?)?;
+    let start = before.len();
     let mut j = start.checked_sub(4)?;
     if s.get(j..start)? != b"for=" {
         return None;

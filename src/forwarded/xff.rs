@@ -35,64 +35,58 @@ pub fn parse_item(item: &[u8]) -> Node {
 /// The entries of one header line, nearest (rightmost) first.
 #[derive(Clone, Debug)]
 pub struct Line<'a> {
+    /// The part not yet read. Empty items are skipped, so an empty rest
+    /// is the end of the line.
     rest: &'a [u8],
-    done: bool,
 }
 
 impl<'a> Line<'a> {
     /// Iterates `line` right to left.
     pub fn new(line: &'a [u8]) -> Self {
-        Line {
-            rest: line,
-            done: false,
-        }
+        Line { rest: line }
     }
 }
 
-impl Line<'_> {
+impl<'a> Line<'a> {
     #[inline(always)]
     pub(crate) fn next_raw(&mut self) -> Option<Raw> {
-        if self.done {
-            return None;
-        }
         // Fast path, inlined into the resolver's walk: a plain `a.b.c.d`
         // ending the rest of the line (no space after it), read right to
         // left in one pass. It accepts only what the general path parses
         // to the same value, and defers everything else (ports, trailing
-        // spaces) to the paths below, kept out of line so that this one
-        // stays small.
-        let s = self.rest;
-        if let Some((v4, start)) = v4_plain_rev(s, s.len()) {
-            if let Some(raw) = self.take_item(start, MAPPED_PREFIX | u128::from(v4), None) {
+        // spaces, the end of the line) to the paths below, kept out of
+        // line so that this one stays small.
+        if let Some((v4, before)) = v4_plain_rev(self.rest) {
+            if let Some(raw) = self.take_item(before, MAPPED_PREFIX | u128::from(v4), None) {
                 return Some(raw);
             }
         }
         self.next_raw_slow()
     }
 
-    /// Ends the item that starts at `self.rest[start..]` with the address
-    /// read, if it is a whole item (only spaces before it, then a comma or
-    /// the line's start).
+    /// Ends the item read, `before` being the line up to its first byte,
+    /// if it is a whole item (only spaces before it, then a comma or the
+    /// line's start).
     #[inline(always)]
-    fn take_item(&mut self, start: usize, bits: u128, port: Option<u16>) -> Option<Raw> {
-        let s = self.rest.get(..start)?;
-        // `, ` and `,` (what proxies write) are matched directly.
-        if let [rest @ .., b',', b' '] | [rest @ .., b','] = s {
-            self.rest = rest;
-        } else {
-            let mut i = start;
-            while i > 0 && is_ows(s[i - 1]) {
-                i -= 1;
+    fn take_item(&mut self, before: &'a [u8], bits: u128, port: Option<u16>) -> Option<Raw> {
+        let len = before.len();
+        // `, ` and `,` (what proxies write) and the line's start are
+        // matched directly.
+        self.rest = match before {
+            [rest @ .., b',', b' '] | [rest @ .., b','] => rest,
+            [] => &[],
+            _ => {
+                let mut i = len;
+                while i > 0 && is_ows(before[i - 1]) {
+                    i -= 1;
+                }
+                match i.checked_sub(1) {
+                    None => &[],
+                    Some(comma) if before[comma] == b',' => &before[..comma],
+                    Some(_) => return None,
+                }
             }
-            if i == 0 {
-                self.done = true;
-                self.rest = &[];
-            } else if s[i - 1] == b',' {
-                self.rest = &s[..i - 1];
-            } else {
-                return None;
-            }
-        }
+        };
         Some(Raw::Ip {
             bits,
             port,
@@ -110,7 +104,7 @@ impl Line<'_> {
             end -= 1;
         }
         if let Some((bits, port, start)) = v4_rev(s, end) {
-            if let Some(raw) = self.take_item(start, bits, port) {
+            if let Some(raw) = self.take_item(&s[..start], bits, port) {
                 return Some(raw);
             }
         }
@@ -118,17 +112,14 @@ impl Line<'_> {
     }
 
     fn next_raw_general(&mut self) -> Option<Raw> {
-        while !self.done {
+        while !self.rest.is_empty() {
             let item = match self.rest.iter().rposition(|&b| b == b',') {
                 Some(comma) => {
                     let item = &self.rest[comma + 1..];
                     self.rest = &self.rest[..comma];
                     item
                 }
-                None => {
-                    self.done = true;
-                    self.rest
-                }
+                None => std::mem::take(&mut self.rest),
             };
             let item = trim_ows(item);
             if !item.is_empty() {
@@ -139,62 +130,72 @@ impl Line<'_> {
     }
 }
 
-/// One octet ending `s`, read right to left: its value, where it starts
-/// and the byte before it (0 at the line's start), which the caller
-/// judges: a dot, or for the first octet neither a dot nor a digit. The
-/// last four bytes are taken in one slice match rather than one
-/// bounds-checked read each, so a fourth digit shows up as that byte.
-#[inline(always)]
-fn octet_rev(s: &[u8]) -> Option<(u32, usize, u8)> {
-    let end = s.len();
-    let [p, h, t, o] = match *s {
-        [.., p, h, t, o] => [p, h, t, o],
-        [h, t, o] => [0, h, t, o],
-        [t, o] => [0, 0, t, o],
-        [o] => [0, 0, 0, o],
-        [] => return None,
-    };
-    let digit = |b: u8| {
-        let d = b.wrapping_sub(b'0');
-        (d <= 9).then_some(u32::from(d))
-    };
-    let ones = digit(o)?;
-    let Some(tens) = digit(t) else {
-        return Some((ones, end - 1, t));
-    };
-    let Some(hundreds) = digit(h) else {
-        return (tens != 0).then_some((tens * 10 + ones, end - 2, h));
-    };
-    let v = hundreds * 100 + tens * 10 + ones;
-    (hundreds != 0 && v <= 255).then_some((v, end - 3, p))
-}
-
-/// A plain `a.b.c.d` (no port) ending exactly at `s[..end]`: the address
-/// and where it starts. The common case, in one right-to-left pass without
+/// A plain `a.b.c.d` (no port) ending `s`: the address and the bytes
+/// before it, which the caller judges (a digit or dot there means this is
+/// not a dotted quad). The common case, in one right-to-left pass without
 /// the port handling of [`v4_rev`]; `None` for anything else.
 #[inline(always)]
-pub(super) fn v4_plain_rev(s: &[u8], end: usize) -> Option<(u32, usize)> {
-    let s = s.get(..end)?;
-    // Each octet but the first must follow a dot, which is a real byte, so
-    // `i - 1` cannot wrap.
-    let (d, i, dot) = octet_rev(s)?;
-    if dot != b'.' {
-        return None;
-    }
-    let (c, i, dot) = octet_rev(&s[..i - 1])?;
-    if dot != b'.' {
-        return None;
-    }
-    let (b, i, dot) = octet_rev(&s[..i - 1])?;
-    if dot != b'.' {
-        return None;
-    }
-    let (a, i, before) = octet_rev(&s[..i - 1])?;
-    // A digit or dot before the first octet means this is not a dotted quad.
-    if before.is_ascii_digit() || before == b'.' {
-        return None;
-    }
-    Some(((a << 24) | (b << 16) | (c << 8) | d, i))
+pub(super) fn v4_plain_rev(s: &[u8]) -> Option<(u32, &[u8])> {
+    // The parse reads a fixed 16-byte window ending the line, so no read
+    // needs a bounds check; a shorter line is copied into a zeroed one (a
+    // zero byte ends an item as the line's start does).
+    let (v4, len) = match s.last_chunk::<16>() {
+        Some(w) => v4_plain_window(w)?,
+        None => {
+            let mut w = [0; 16];
+            w[16 - s.len()..].copy_from_slice(s);
+            v4_plain_window(&w)?
+        }
+    };
+    Some((v4, s.get(..s.len() - len)?))
+}
+
+/// A plain `a.b.c.d` ending the window: the address and its length. At
+/// most 15 bytes are read, each at a fixed offset from the last octet
+/// read; the byte before the address is left to the caller.
+#[inline(always)]
+fn v4_plain_window(w: &[u8; 16]) -> Option<(u32, usize)> {
+    let (d, i) = octet_window(w, 16)?;
+    let (c, i) = octet_window(w, dot_window(w, i)?)?;
+    let (b, i) = octet_window(w, dot_window(w, i)?)?;
+    let (a, i) = octet_window(w, dot_window(w, i)?)?;
+    Some(((a << 24) | (b << 16) | (c << 8) | d, 16 - i))
+}
+
+/// The byte of the window at `i`. An item is at most 15 bytes
+/// (`255.255.255.255`), so `i` stays in 1..16; the mask only spares the
+/// compiler the proof.
+#[inline(always)]
+fn at(w: &[u8; 16], i: usize) -> u8 {
+    w[i & 15]
+}
+
+#[inline(always)]
+fn digit_window(w: &[u8; 16], i: usize) -> Option<u32> {
+    let d = at(w, i).wrapping_sub(b'0');
+    (d <= 9).then_some(u32::from(d))
+}
+
+/// Where the dot ending at `i` is, if there is one.
+#[inline(always)]
+fn dot_window(w: &[u8; 16], i: usize) -> Option<usize> {
+    (at(w, i - 1) == b'.').then_some(i - 1)
+}
+
+/// The octet ending before `i`: its value and where it starts. A fourth
+/// digit is left for the caller, which wants a dot there.
+#[inline(always)]
+fn octet_window(w: &[u8; 16], i: usize) -> Option<(u32, usize)> {
+    let ones = digit_window(w, i - 1)?;
+    let Some(tens) = digit_window(w, i - 2) else {
+        return Some((ones, i - 1));
+    };
+    // Leading zeros (`01`, `001`) are not a dotted quad.
+    let Some(hundreds) = digit_window(w, i - 3) else {
+        return (tens != 0).then_some((tens * 10 + ones, i - 2));
+    };
+    let v = hundreds * 100 + tens * 10 + ones;
+    (hundreds != 0 && v <= 255).then_some((v, i - 3))
 }
 
 /// Reads up to `max` digits ending at `s[..*i]`, right to left. Returns the
@@ -309,11 +310,11 @@ mod tests {
         while end > 0 && is_ows(line[end - 1]) {
             end -= 1;
         }
-        let Some((v4, start)) = v4_plain_rev(line, end) else {
+        let Some((v4, before)) = v4_plain_rev(&line[..end]) else {
             return;
         };
         // `next_raw` accepts it only as a whole item.
-        let mut i = start;
+        let mut i = before.len();
         while i > 0 && is_ows(line[i - 1]) {
             i -= 1;
         }
@@ -395,6 +396,56 @@ mod tests {
                 "{:?}",
                 String::from_utf8_lossy(line)
             );
+        }
+    }
+
+    /// Every octet value in every position, with leading zeros and a
+    /// fourth digit, in the shapes around an item that the fast path
+    /// judges: separators, spaces, tabs, empty items, commas at both ends,
+    /// three and five octets, trailing dots.
+    #[test]
+    fn fast_path_agrees_on_every_octet() {
+        let mut spellings = Vec::new();
+        for v in 0..=255u32 {
+            spellings.push(v.to_string());
+            spellings.push(format!("0{v}"));
+            spellings.push(format!("{v:03}"));
+        }
+        spellings.extend(["1000", "2550", "256", "999", "0000", ""].map(String::from));
+        let shapes: [fn(&str) -> String; 16] = [
+            |o| format!("{o}.2.3.4"),
+            |o| format!("1.{o}.3.4"),
+            |o| format!("1.2.{o}.4"),
+            |o| format!("1.2.3.{o}"),
+            |o| format!("9.9.9.9, 1.2.3.{o}"),
+            |o| format!("{o}.2.3.4, 9.9.9.9"),
+            |o| format!(",{o}.2.3.4,"),
+            |o| format!(" \t{o}.2.3.4\t ,, 1.2.3.{o} "),
+            |o| format!("1.2.{o}"),
+            |o| format!("1.2.3.4.{o}"),
+            |o| format!("{o}.1.2.3.4"),
+            |o| format!("1.2.3.{o}."),
+            |o| format!(".{o}.2.3.4"),
+            |o| format!("1.2.3.{o}:80"),
+            |o| format!("x{o}.2.3.4"),
+            |o| format!("1.2.3.4 {o}"),
+        ];
+        // Every canonical spelling takes the fast path itself, whether the
+        // line is shorter than the 16-byte window (copied) or not.
+        for v in 0..=255u32 {
+            let want = u32::from_be_bytes([v as u8; 4]);
+            for before in ["", ",", ", ", "1.1.1.1, ", "255.255.255.255,"] {
+                let line = format!("{before}{v}.{v}.{v}.{v}");
+                let got = v4_plain_rev(line.as_bytes());
+                assert_eq!(got, Some((want, before.as_bytes())), "{line:?}");
+            }
+        }
+        for o in &spellings {
+            for shape in shapes {
+                let line = shape(o);
+                plain_agrees(line.as_bytes());
+                assert_eq!(fast(line.as_bytes()), general(line.as_bytes()), "{line:?}");
+            }
         }
     }
 
