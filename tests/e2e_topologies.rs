@@ -477,19 +477,7 @@ async fn make_service_form_behind_haproxy_and_nginx() {
     // trusts exactly nginx.
     let (routes, _) = echo_routes();
     let app = serve_made(routes, trust_xff_from(&[203]), false);
-    let port = free_port();
-    let nginx = Nginx::start(&format!(
-        "http {{\n\
-         \x20   server {{\n\
-         \x20       listen 127.0.0.1:{port};\n\
-         \x20       location / {{\n\
-         \x20           proxy_bind 127.0.0.203;\n\
-         \x20           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-         \x20           proxy_pass http://{app};\n\
-         \x20       }}\n\
-         \x20   }}\n\
-         }}\n"
-    ));
+    let (nginx, port) = Nginx::xff_proxy(app, lo(203));
     let out = curl_from(
         93,
         format!("http://127.0.0.1:{port}/"),

@@ -705,20 +705,7 @@ fn proxy_header_from_outside_proxy_from_is_rejected() {
 #[test]
 fn nginx_x_forwarded_for_forgery_never_wins() {
     let whoami = Whoami::start(&["--proxy-protocol", "off", "--trust", "127.0.0.213/32"]);
-    let port = free_port();
-    let nginx = Nginx::start(&format!(
-        "http {{\n\
-         \x20   server {{\n\
-         \x20       listen 127.0.0.1:{port};\n\
-         \x20       location / {{\n\
-         \x20           proxy_pass http://{};\n\
-         \x20           proxy_bind 127.0.0.213;\n\
-         \x20           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
-         \x20       }}\n\
-         \x20   }}\n\
-         }}\n",
-        whoami.addr
-    ));
+    let (nginx, port) = Nginx::xff_proxy(whoami.addr, lo(213));
 
     for (n, forged) in [(110, "6.6.6.6"), (111, "6.6.6.6, 127.0.0.213")] {
         let out = curl_from(

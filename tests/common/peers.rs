@@ -271,6 +271,27 @@ pub struct Nginx {
 }
 
 impl Nginx {
+    /// nginx as an HTTP reverse proxy on `127.0.0.1:<port>` to `upstream`,
+    /// connecting from `bind` and appending the client to
+    /// `X-Forwarded-For` (`$proxy_add_x_forwarded_for`); returns it and
+    /// its port.
+    pub fn xff_proxy(upstream: std::net::SocketAddr, bind: std::net::IpAddr) -> (Nginx, u16) {
+        let port = super::free_port();
+        let nginx = Nginx::start(&format!(
+            "http {{\n\
+             \x20   server {{\n\
+             \x20       listen 127.0.0.1:{port};\n\
+             \x20       location / {{\n\
+             \x20           proxy_pass http://{upstream};\n\
+             \x20           proxy_bind {bind};\n\
+             \x20           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+             \x20       }}\n\
+             \x20   }}\n\
+             }}\n"
+        ));
+        (nginx, port)
+    }
+
     /// Starts nginx with `config_body`.
     pub fn start(config_body: &str) -> Nginx {
         let binary = find_binary("nginx");
