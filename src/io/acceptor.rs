@@ -221,7 +221,9 @@ impl ProxyAcceptor {
         self.rule(Mode::Skip, ranges)
     }
 
-    /// The mode for peers no range covers (default [`Mode::Require`]).
+    /// The mode for peers no range covers. Default: [`Mode::Require`] while
+    /// no `*_from` rule names a range, [`Mode::Reject`] once one does (see
+    /// [`SourcePolicy`](super::SourcePolicy)).
     #[must_use]
     pub fn otherwise(self, mode: Mode) -> Self {
         self.edit(|s| s.policy = std::mem::take(&mut s.policy).otherwise(mode))

@@ -342,7 +342,9 @@ where
         self.map_acceptor(|a| a.skip_from(ranges))
     }
 
-    /// The mode for peers no range covers (default [`Mode::Require`]).
+    /// The mode for peers no range covers. Default: [`Mode::Require`] while
+    /// no `*_from` rule names a range, [`Mode::Reject`] once one does (see
+    /// [`SourcePolicy`](super::SourcePolicy)).
     #[must_use]
     pub fn otherwise(self, mode: Mode) -> Self {
         self.map_acceptor(|a| a.otherwise(mode))

@@ -60,7 +60,16 @@ impl fmt::Display for Mode {
 type PolicyFn = dyn Fn(SocketAddr) -> Mode + Send + Sync;
 
 /// Chooses a [`Mode`] for every peer: CIDR rules (most specific range wins)
-/// or one closure, with a fallback mode (default [`Mode::Require`]).
+/// or one closure, with a fallback mode for peers no rule covers.
+///
+/// The fallback fails closed: with no rule at all, every peer must send a
+/// header ([`Mode::Require`], the specification, right only when nothing
+/// but the load balancer can reach the port); as soon as any rule names
+/// ranges, a peer outside every named range is [`Mode::Reject`]: its
+/// PROXY header closes the connection, and without one it is served as
+/// itself. Naming the balancer's range with `require_from` must never leave
+/// the rest of the internet able to send a header. [`otherwise`](Self::otherwise)
+/// chooses another fallback explicitly.
 ///
 /// Peers written as IPv4-mapped IPv6 (`::ffff:a.b.c.d`, as a dual-stack
 /// socket reports them) are matched as the IPv4 address, and mapped ranges
@@ -69,7 +78,8 @@ type PolicyFn = dyn Fn(SocketAddr) -> Mode + Send + Sync;
 pub struct SourcePolicy {
     rules: Vec<(IpNet, Mode)>,
     func: Option<Arc<PolicyFn>>,
-    default: Mode,
+    /// `None`: [`Mode::Require`] without rules, [`Mode::Reject`] with rules.
+    default: Option<Mode>,
 }
 
 impl Default for SourcePolicy {
@@ -89,12 +99,13 @@ impl fmt::Debug for SourcePolicy {
 }
 
 impl SourcePolicy {
-    /// No rules: every peer gets [`Mode::Require`].
+    /// No rules: every peer gets [`Mode::Require`] until a rule names
+    /// ranges, then peers outside them get [`Mode::Reject`].
     pub fn new() -> Self {
         Self {
             rules: Vec::new(),
             func: None,
-            default: Mode::Require,
+            default: None,
         }
     }
 
@@ -107,11 +118,21 @@ impl SourcePolicy {
         self
     }
 
-    /// Peers that no rule covers get `mode` (default [`Mode::Require`]).
+    /// Peers that no rule covers get `mode` (default: [`Mode::Require`]
+    /// while there is no rule, [`Mode::Reject`] once a rule names ranges).
     #[must_use]
     pub fn otherwise(mut self, mode: Mode) -> Self {
-        self.default = mode;
+        self.default = Some(mode);
         self
+    }
+
+    /// The mode of peers no rule covers, as it stands.
+    pub fn fallback(&self) -> Mode {
+        match self.default {
+            Some(mode) => mode,
+            None if self.rules.is_empty() => Mode::Require,
+            None => Mode::Reject,
+        }
     }
 
     /// Decide with a closure instead; when set, it alone decides (the CIDR
@@ -139,7 +160,7 @@ impl SourcePolicy {
                 best = Some((net.prefix_len(), *mode));
             }
         }
-        best.map_or(self.default, |(_, m)| m)
+        best.map_or_else(|| self.fallback(), |(_, m)| m)
     }
 }
 
@@ -177,6 +198,28 @@ mod tests {
     #[test]
     fn default_is_require() {
         assert_eq!(SourcePolicy::new().mode_for(p("1.2.3.4:5")), Mode::Require);
+    }
+
+    /// Naming one range never leaves everyone else in `Require`: a peer
+    /// outside every named range is `Reject` unless `otherwise` says so.
+    #[test]
+    fn any_named_range_makes_the_rest_reject() {
+        for mode in [Mode::Require, Mode::Optional, Mode::Ignore, Mode::Skip] {
+            let pol = SourcePolicy::new().with(mode, [n("10.0.0.0/8")]);
+            assert_eq!(pol.mode_for(p("10.1.2.3:1")), mode);
+            assert_eq!(pol.mode_for(p("8.8.8.8:1")), Mode::Reject, "{mode:?}");
+            assert_eq!(pol.mode_for(p("[2001:db8::1]:1")), Mode::Reject);
+            assert_eq!(pol.fallback(), Mode::Reject);
+        }
+        let pol = SourcePolicy::new()
+            .with(Mode::Require, [n("10.0.0.0/8")])
+            .otherwise(Mode::Optional);
+        assert_eq!(pol.mode_for(p("8.8.8.8:1")), Mode::Optional);
+        // The order of `otherwise` and the rules does not matter.
+        let pol = SourcePolicy::new()
+            .otherwise(Mode::Skip)
+            .with(Mode::Require, [n("10.0.0.0/8")]);
+        assert_eq!(pol.mode_for(p("8.8.8.8:1")), Mode::Skip);
     }
 
     #[test]
