@@ -42,9 +42,9 @@ FLAGS:
     --trust CIDR|loopback|private
                                proxies whose forwarded headers are believed
                                (repeatable) [default: loopback and private ranges]
-    --header NAME              header to read the client from, tried in order
-                               (repeatable): x-forwarded-for, forwarded,
-                               x-real-ip, or any single-address header name
+    --header NAME              the one header to read the client from:
+                               x-forwarded-for, forwarded, x-real-ip, or any
+                               single-address header name
                                [default: x-forwarded-for]
     --no-recursive             take at most one step left in the header
     --hops N                   N proxies stand in front (hop-count mode,
@@ -67,7 +67,7 @@ struct Args {
     proxy_protocol: ProxyProtocol,
     proxy_from: Vec<IpNet>,
     trust: Option<TrustedProxies>,
-    headers: Vec<HeaderSource>,
+    header: Option<HeaderSource>,
     recursive: bool,
     hops: Option<usize>,
     proxy_timeout: Option<Duration>,
@@ -80,7 +80,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         proxy_protocol: ProxyProtocol::Optional,
         proxy_from: Vec::new(),
         trust: None,
-        headers: Vec::new(),
+        header: None,
         recursive: true,
         hops: None,
         proxy_timeout: None,
@@ -124,7 +124,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     .merge(&set)
                     .map_err(|e| format!("--trust: {e}"))?;
             }
-            "--header" => args.headers.push(header_source(&value()?)?),
+            "--header" => {
+                let source = header_source(&value()?)?;
+                if args.header.is_some() {
+                    return Err("--header: given twice; a policy reads exactly one address \
+                         header (several would let the client pick the one its proxy does \
+                         not overwrite)"
+                        .to_owned());
+                }
+                args.header = Some(source);
+            }
             "--no-recursive" => args.recursive = false,
             "--hops" => {
                 let v = value()?;
@@ -145,9 +154,6 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
     }
     if args.proxy_from.is_empty() {
         args.proxy_from = TrustedProxies::private().iter().copied().collect();
-    }
-    if args.headers.is_empty() {
-        args.headers.push(HeaderSource::XForwardedFor);
     }
     Ok(Some(args))
 }
@@ -186,9 +192,7 @@ fn layer(args: &Args) -> Result<RealIpLayer, String> {
     if !args.recursive {
         b = b.recursive(false);
     }
-    for h in &args.headers {
-        b = b.header(h.clone());
-    }
+    b = b.header(args.header.clone().unwrap_or(HeaderSource::XForwardedFor));
     b.build().map_err(|e| format!("policy: {e}"))
 }
 
@@ -229,12 +233,10 @@ async fn main() -> ExitCode {
     let from = args.proxy_from.iter().copied();
     let mut listener = match args.proxy_protocol {
         ProxyProtocol::Off => ProxyProtocolListener::new(tcp).otherwise(Mode::Skip),
-        ProxyProtocol::Optional => ProxyProtocolListener::new(tcp)
-            .optional_from(from)
-            .otherwise(Mode::Reject),
-        ProxyProtocol::Required => ProxyProtocolListener::new(tcp)
-            .require_from(from)
-            .otherwise(Mode::Reject),
+        // Peers outside `from` fall back to Mode::Reject: a header from
+        // them closes the connection.
+        ProxyProtocol::Optional => ProxyProtocolListener::new(tcp).optional_from(from),
+        ProxyProtocol::Required => ProxyProtocolListener::new(tcp).require_from(from),
     };
     if let Some(t) = args.proxy_timeout {
         listener = listener.header_timeout(t);
@@ -246,7 +248,7 @@ async fn main() -> ExitCode {
         proxy_from = ?args.proxy_from,
         proxy_timeout = ?listener.proxy_acceptor().timeout(),
         trust = ?layer.policy().trusted_proxies().iter().collect::<Vec<_>>(),
-        headers = ?args.headers.iter().map(|h| h.name()).collect::<Vec<_>>(),
+        header = %args.header.as_ref().map_or(HeaderSource::XForwardedFor.name(), |h| h.name()),
         recursive = args.recursive,
         hops = ?args.hops,
         "whoami listening"
@@ -276,6 +278,7 @@ async fn whoami(real: RealIp) -> Json<Value> {
         },
         "peer": real.peer().to_string(),
         "stop": stop_name(real.stop()),
+        "conclusive": real.is_conclusive(),
         "hops": real.hops().map(|ip| ip.to_string()).collect::<Vec<_>>(),
         "proxy_protocol": real.proxy_header().map(proxy_json),
     }))

@@ -5,7 +5,19 @@
 //! - [`ClientAddr`]: the client address and its port, when the deciding
 //!   source carried one;
 //! - [`RealIp`]: the whole resolution (source, socket peer, hops, why the
-//!   walk stopped, the PROXY header with its TLVs).
+//!   walk stopped, the PROXY header with its TLVs);
+//! - [`Conclusive<T>`] around any of them: the same, but a request whose
+//!   walk was inconclusive (a malformed entry, an ambiguous single-address
+//!   header, the hop cap, too short a chain) is rejected with `400`.
+//!
+//! When to use which: the plain extractors always give an address, the
+//! nearest one the policy can vouch for (a trusted proxy, when the walk was
+//! inconclusive). That is right for logs and rate-limit keys (abusers share
+//! the proxy's bucket, none escapes it). Anything that *grants* something on
+//! the address (an allowlist, an admin route for internal ranges, audit
+//! records that must name a client) takes `Conclusive<ClientIp>`: an
+//! inconclusive walk resolves to an internal proxy, which such a check
+//! would let in.
 //!
 //! Each is also an `Option<_>` extractor that gives `None` instead of
 //! rejecting. Without the layer, or when the server passes no connection
@@ -101,6 +113,13 @@ impl RealIp {
         self.resolution.stop()
     }
 
+    /// Whether the walk found the client ([`Stop::is_conclusive`]); when
+    /// not, [`ip`](Self::ip) is the nearest trusted hop and must not grant
+    /// access.
+    pub fn is_conclusive(&self) -> bool {
+        self.resolution.is_conclusive()
+    }
+
     /// The addresses walked, nearest first (the socket peer first).
     pub fn hops(&self) -> crate::resolve::Hops<'_> {
         self.resolution.hops()
@@ -190,6 +209,65 @@ impl fmt::Display for ClientAddr {
     }
 }
 
+/// Any client extractor ([`ClientIp`], [`ClientAddr`], [`RealIp`]) that
+/// only succeeds when the walk was conclusive; an inconclusive request is
+/// rejected with `400 Bad Request` ([`RejectionReason::Inconclusive`]).
+///
+/// Use it wherever the address grants something: see the
+/// [module docs](self) for when. `Option<Conclusive<T>>` gives `None`
+/// instead of rejecting.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use realip::{ClientIp, Conclusive, HeaderSource, RealIpLayer};
+///
+/// async fn admin(Conclusive(ClientIp(ip)): Conclusive<ClientIp>) -> String {
+///     // Only here is `ip` known to be the client itself, never a proxy
+///     // standing in for a request it could not vouch for.
+///     format!("hello {ip}")
+/// }
+/// let layer = RealIpLayer::builder()
+///     .trust_private()
+///     .header(HeaderSource::XForwardedFor)
+///     .build()?;
+/// let app: Router = Router::new().route("/admin", get(admin)).layer(layer);
+/// # let _ = app;
+/// # Ok::<(), realip::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Conclusive<T>(pub T);
+
+/// What [`Conclusive`] can wrap: a value read from the stored [`RealIp`].
+pub trait FromRealIp: Sized + sealed::Sealed {
+    /// The value for `real`.
+    fn from_real_ip(real: &RealIp) -> Self;
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::ClientIp {}
+    impl Sealed for super::ClientAddr {}
+    impl Sealed for super::RealIp {}
+}
+
+impl FromRealIp for ClientIp {
+    fn from_real_ip(real: &RealIp) -> Self {
+        ClientIp(real.ip())
+    }
+}
+
+impl FromRealIp for ClientAddr {
+    fn from_real_ip(real: &RealIp) -> Self {
+        real.client_addr()
+    }
+}
+
+impl FromRealIp for RealIp {
+    fn from_real_ip(real: &RealIp) -> Self {
+        real.clone()
+    }
+}
+
 #[cfg(feature = "axum")]
 pub use self::axum_impls::{RealIpRejection, RejectionReason};
 
@@ -203,7 +281,8 @@ mod axum_impls {
     use http::request::Parts;
     use http::StatusCode;
 
-    use super::{ClientAddr, ClientIp, NoPeer, RealIp};
+    use super::{ClientAddr, ClientIp, Conclusive, FromRealIp, NoPeer, RealIp};
+    use crate::resolve::Stop;
 
     /// Why no client address was available.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -213,11 +292,16 @@ mod axum_impls {
         MissingLayer,
         /// The layer ran but the server passed no connection info.
         MissingConnectInfo,
+        /// The walk was inconclusive (only [`Conclusive`] rejects for it).
+        Inconclusive(Stop),
     }
 
-    /// Rejection of [`ClientIp`], [`ClientAddr`] and [`RealIp`]: a server
+    /// Rejection of [`ClientIp`], [`ClientAddr`], [`RealIp`] and
+    /// [`Conclusive`]. A missing layer or connection info is a server
     /// configuration mistake, answered with `500 Internal Server Error` and
-    /// a message naming the fix.
+    /// a message naming the fix; an inconclusive walk (from
+    /// [`Conclusive`] only) is the request's doing, answered with
+    /// `400 Bad Request`.
     #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
     pub struct RealIpRejection {
         reason: RejectionReason,
@@ -238,9 +322,13 @@ mod axum_impls {
             self.reason
         }
 
-        /// Always `500 Internal Server Error`: the client did nothing wrong.
+        /// `500 Internal Server Error` for a server mistake (the client did
+        /// nothing wrong), `400 Bad Request` for an inconclusive walk.
         pub fn status(&self) -> StatusCode {
-            StatusCode::INTERNAL_SERVER_ERROR
+            match self.reason {
+                RejectionReason::Inconclusive(_) => StatusCode::BAD_REQUEST,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
+            }
         }
 
         /// The message sent as the response body.
@@ -254,8 +342,23 @@ mod axum_impls {
                     "realip: RealIpLayer found no peer address: serve the app with \
                      layer.into_make_service(app), or with \
                      into_make_service_with_connect_info::<ProxiedAddr>() or \
-                     ::<SocketAddr>() (or insert a ProxiedAddr or SocketAddr request \
-                     extension)"
+                     ::<SocketAddr>() (or insert a ProxiedAddr request extension)"
+                }
+                RejectionReason::Inconclusive(Stop::Malformed) => {
+                    "realip: the client address could not be determined: a forwarded \
+                     header entry did not parse"
+                }
+                RejectionReason::Inconclusive(Stop::Ambiguous) => {
+                    "realip: the client address could not be determined: the client \
+                     address header was sent more than once"
+                }
+                RejectionReason::Inconclusive(Stop::HopCap) => {
+                    "realip: the client address could not be determined: the forwarded \
+                     chain is longer than the hop cap"
+                }
+                RejectionReason::Inconclusive(_) => {
+                    "realip: the client address could not be determined: the forwarded \
+                     chain is shorter than the trusted proxies"
                 }
             }
         }
@@ -271,7 +374,12 @@ mod axum_impls {
 
     impl IntoResponse for RealIpRejection {
         fn into_response(self) -> Response {
-            tracing::error!(target: "realip::extract", reason = ?self.reason, "{}", self.body_text());
+            if let RejectionReason::Inconclusive(stop) = self.reason {
+                // The request's doing, and a client can repeat it at will.
+                tracing::debug!(target: "realip::extract", %stop, "{}", self.body_text());
+            } else {
+                tracing::error!(target: "realip::extract", reason = ?self.reason, "{}", self.body_text());
+            }
             (self.status(), self.body_text()).into_response()
         }
     }
@@ -328,6 +436,33 @@ mod axum_impls {
 
         async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
             Ok(parts.extensions.get::<RealIp>().map(RealIp::client_addr))
+        }
+    }
+
+    impl<S: Sync, T: FromRealIp> FromRequestParts<S> for Conclusive<T> {
+        type Rejection = RealIpRejection;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+            let real = get(parts)?;
+            if real.is_conclusive() {
+                Ok(Conclusive(T::from_real_ip(real)))
+            } else {
+                Err(RealIpRejection {
+                    reason: RejectionReason::Inconclusive(real.stop()),
+                })
+            }
+        }
+    }
+
+    impl<S: Sync, T: FromRealIp> OptionalFromRequestParts<S> for Conclusive<T> {
+        type Rejection = Infallible;
+
+        async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Option<Self>, Infallible> {
+            Ok(parts
+                .extensions
+                .get::<RealIp>()
+                .filter(|r| r.is_conclusive())
+                .map(|r| Conclusive(T::from_real_ip(r))))
         }
     }
 }

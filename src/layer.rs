@@ -12,9 +12,15 @@
 //!    [`ProxyProtocolListener`](crate::io::ProxyProtocolListener));
 //! 2. `ConnectInfo<SocketAddr>` (axum on a plain listener);
 //! 3. a [`ProxiedAddr`](crate::io::ProxiedAddr) extension (hyper-util
-//!    servers using [`ProxyAcceptor`](crate::io::ProxyAcceptor));
-//! 4. a [`SocketAddr`] extension (any other server);
-//! 5. the [`RealIp`] an outer layer stored (its peer and PROXY header).
+//!    servers using [`ProxyAcceptor`](crate::io::ProxyAcceptor), or any
+//!    server that builds one with [`ProxiedAddr::new`](crate::io::ProxiedAddr::new));
+//! 4. the [`RealIp`] an outer layer stored (its peer and PROXY header).
+//!
+//! A bare [`SocketAddr`] extension is never taken as the peer: any
+//! middleware may insert one for its own reasons (an upstream address, a
+//! value parsed from a header), and believing it would let that value
+//! decide who the client is. The types above are only ever made by the
+//! server from the accepted socket.
 //!
 //! A service made for one connection ([`RealIpLayer::into_make_service`],
 //! [`RealIpService::for_connection`]) already holds its peer and reads
@@ -22,8 +28,9 @@
 //!
 //! When none is present the layer stores nothing and the extractors reject
 //! the request with a 500 naming the fix. Servers that keep the peer in
-//! another type (tonic's `TcpConnectInfo`, for one) insert it as a
-//! `SocketAddr` extension in front of the layer.
+//! another type (tonic's `TcpConnectInfo`, for one) insert a
+//! [`ProxiedAddr`](crate::io::ProxiedAddr) built from it in front of the
+//! layer, or serve each connection with [`RealIpService::for_connection`].
 //!
 //! Layers nest: each one resolves with its own policy and overwrites the
 //! result, so the layer nearest the handler decides.
@@ -204,13 +211,23 @@ impl RealIpLayerBuilder {
         self.map(PolicyBuilder::trust_loopback)
     }
 
-    /// Trusts private and internal networks ([`TrustedProxies::private`]).
+    /// Trusts RFC 1918, IPv6 ULA and loopback networks ([`TrustedProxies::private`]).
     pub fn trust_private(self) -> Self {
         self.map(PolicyBuilder::trust_private)
     }
 
-    /// Adds a header to read, tried after those already added: the first
-    /// one present in a request decides.
+    /// Trusts the CGNAT shared address space ([`PolicyBuilder::trust_cgnat`]).
+    pub fn trust_cgnat(self) -> Self {
+        self.map(PolicyBuilder::trust_cgnat)
+    }
+
+    /// Trusts link-local networks ([`PolicyBuilder::trust_link_local`]).
+    pub fn trust_link_local(self) -> Self {
+        self.map(PolicyBuilder::trust_link_local)
+    }
+
+    /// The header to read the client from: exactly one per layer (a
+    /// second is a [`ConfigError`]; see [`PolicyBuilder::header`]).
     pub fn header(self, source: HeaderSource) -> Self {
         self.map(|b| b.header(source))
     }
@@ -431,7 +448,7 @@ fn peer_of(ext: &Extensions) -> Option<(SocketAddr, Option<Arc<OwnedHeader>>)> {
     if let Some(a) = ext.get::<crate::io::ProxiedAddr>() {
         return Some((a.peer(), a.header_arc().cloned()));
     }
-    if let Some(a) = ext.get::<SocketAddr>() {
+    if let Some(crate::testing::TestPeer(a)) = ext.get() {
         return Some((*a, None));
     }
     ext.get::<RealIp>()

@@ -17,7 +17,7 @@ pub mod layer;
 pub mod testing;
 
 #[cfg(feature = "tower")]
-pub use extract::{ClientAddr, ClientIp, RealIp};
+pub use extract::{ClientAddr, ClientIp, Conclusive, FromRealIp, RealIp};
 #[cfg(feature = "axum")]
 pub use extract::{RealIpRejection, RejectionReason};
 #[cfg(feature = "tokio")]

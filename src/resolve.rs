@@ -11,7 +11,7 @@
 //! 1. start from the socket peer;
 //! 2. a PROXY protocol source replaces it;
 //! 3. while the current address is a trusted proxy, step one entry left in
-//!    the first configured header that is present. The first untrusted
+//!    the configured header (a policy reads exactly one). The first untrusted
 //!    entry is the client. A malformed entry (`garbage`, `unknown`,
 //!    `_hidden`) ends the walk at the last good hop; nothing is skipped.
 //!    If every entry is trusted, the leftmost is the client.
@@ -161,6 +161,53 @@ pub enum Stop {
     TooShort,
 }
 
+impl Stop {
+    /// Whether the walk found the client, rather than giving up at the
+    /// nearest address it can vouch for.
+    ///
+    /// Conclusive: [`UntrustedHop`](Stop::UntrustedHop),
+    /// [`Exhausted`](Stop::Exhausted), [`HeaderAbsent`](Stop::HeaderAbsent),
+    /// [`SingleStep`](Stop::SingleStep), [`HopCount`](Stop::HopCount).
+    /// Inconclusive: [`Malformed`](Stop::Malformed),
+    /// [`Ambiguous`](Stop::Ambiguous), [`HopCap`](Stop::HopCap),
+    /// [`TooShort`](Stop::TooShort): the address is then a trusted proxy
+    /// (or the nearest hop), which is safe as a rate-limit key (abusers share
+    /// the proxy's bucket) but must never grant access: an allowlist for
+    /// internal ranges would let the request in.
+    pub fn is_conclusive(self) -> bool {
+        match self {
+            Stop::UntrustedHop
+            | Stop::Exhausted
+            | Stop::HeaderAbsent
+            | Stop::SingleStep
+            | Stop::HopCount => true,
+            Stop::Malformed | Stop::Ambiguous | Stop::HopCap | Stop::TooShort => false,
+        }
+    }
+
+    /// Short lowercase name (`untrusted-hop`, `malformed`, ...), for logs
+    /// and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stop::UntrustedHop => "untrusted-hop",
+            Stop::Malformed => "malformed",
+            Stop::Exhausted => "exhausted",
+            Stop::HopCap => "hop-cap",
+            Stop::HeaderAbsent => "header-absent",
+            Stop::Ambiguous => "ambiguous",
+            Stop::SingleStep => "single-step",
+            Stop::HopCount => "hop-count",
+            Stop::TooShort => "too-short",
+        }
+    }
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// The outcome of [`Policy::resolve`].
 ///
 /// Records the addresses walked: the socket peer, the PROXY source if any,
@@ -287,6 +334,14 @@ impl Resolution {
         self.stop
     }
 
+    /// Whether the walk found the client ([`Stop::is_conclusive`]). An
+    /// inconclusive result names the nearest address the policy can vouch
+    /// for (a trusted proxy): fine for logs and rate-limit keys, never for
+    /// granting access.
+    pub fn is_conclusive(&self) -> bool {
+        self.stop.is_conclusive()
+    }
+
     /// The addresses walked, nearest first (socket peer first).
     pub fn hops(&self) -> Hops<'_> {
         Hops {
@@ -341,7 +396,7 @@ impl fmt::Debug for Hops<'_> {
     }
 }
 
-/// A header the policy may read, tried in the order configured.
+/// The header a policy reads the client from (exactly one per policy).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HeaderSource {
@@ -418,7 +473,7 @@ enum Mode {
 #[derive(Debug)]
 struct Inner {
     trusted: TrustedProxies,
-    specs: Vec<Spec>,
+    spec: Option<Spec>,
     mode: Mode,
     cap: usize,
 }
@@ -432,9 +487,12 @@ struct Inner {
 /// - **trusted ranges, non-recursive**: one step at most (nginx
 ///   `real_ip_recursive off`);
 /// - **hop count** (`trusted_hops(n)`): `n` proxies stand in front of the
-///   app, the socket peer (or PROXY source) being the first; the client is
-///   the `n`th entry from the right, and a shorter chain fails closed to the
-///   nearest hop.
+///   app. The chain is the socket peer (entry 0), then the PROXY source
+///   when the listener accepted a header, then the header's entries right
+///   to left; the client is entry `n`. A load balancer that sends PROXY is
+///   one of the `n`. A shorter chain fails closed to the nearest hop
+///   ([`Stop::TooShort`]); a zoned entry (`fe80::1%eth0`) ends the walk as
+///   the client.
 ///
 /// Configuration rules, checked by [`PolicyBuilder::build`]:
 /// - trust (ranges or a hop count) without any header is an error, and so
@@ -445,7 +503,12 @@ struct Inner {
 ///   trusted ranges, hop count above the hop cap: errors;
 /// - hop cap 0 or above [`MAX_HOP_CAP`]: error;
 /// - a header name containing `_` (look-alike of a dashed name, which some
-///   servers conflate) or the same header twice: error.
+///   servers conflate): error;
+/// - more than one header: error. With two (say `X-Real-IP` and
+///   `X-Forwarded-For` behind an nginx that appends the second but passes
+///   the first through), the client picks the one its proxy does not
+///   overwrite. Deployments with several kinds of proxy use one policy
+///   (one layer) per router.
 #[derive(Clone, Debug)]
 pub struct Policy {
     inner: Arc<Inner>,
@@ -456,7 +519,7 @@ impl Default for Policy {
         Policy {
             inner: Arc::new(Inner {
                 trusted: TrustedProxies::new(),
-                specs: Vec::new(),
+                spec: None,
                 mode: Mode::Ranges { recursive: true },
                 cap: DEFAULT_HOP_CAP,
             }),
@@ -515,52 +578,71 @@ impl Policy {
             r.step(bits_of(src.ip()), Some(src.port()));
             r.source = Recorded::Shared(&PROXY_PROTOCOL);
         }
-        let anchor_trusted = match inner.mode {
-            Mode::Ranges { .. } => inner.trusted.contains_bits(r.ip),
-            Mode::Count(_) => true,
-        };
-        if !anchor_trusted || inner.specs.is_empty() {
+        let Some(spec) = &inner.spec else {
             r.stop = Stop::UntrustedHop;
             return;
-        }
-        for spec in &inner.specs {
-            let value = match lookup(headers, &spec.name) {
-                Lookup::Absent => continue,
-                Lookup::One(value) => value,
-                Lookup::Many if matches!(spec.kind, Kind::Single | Kind::CloudFront) => {
-                    r.stop = Stop::Ambiguous;
-                    return;
-                }
-                Lookup::Many => {
-                    // Repeated lines: walk them in order, the last first.
-                    let lines = headers.get_all(&spec.name);
-                    if spec.kind == Kind::List {
-                        self.walk(r, &spec.source, xff::Entries::new(lines));
-                    } else {
-                        self.walk(r, &spec.source, rfc7239::Entries::new(lines));
-                    }
-                    return;
-                }
-            };
-            match spec.kind {
-                Kind::List => self.walk(r, &spec.source, xff::Line::new(value)),
-                Kind::Forwarded => self.walk(r, &spec.source, rfc7239::Line::new(value)),
-                Kind::Single | Kind::CloudFront => {
-                    let node = if spec.kind == Kind::Single {
-                        single::parse_single_raw(value)
-                    } else {
-                        single::parse_cloudfront_raw(value)
-                    };
-                    self.walk(r, &spec.source, Some(node));
-                }
+        };
+        match inner.mode {
+            Mode::Ranges { .. } if !inner.trusted.contains_bits(r.ip) => {
+                r.stop = Stop::UntrustedHop;
+                return;
             }
-            return;
+            // The PROXY source is the first counted hop: with one proxy in
+            // front, it is the client and no header is read.
+            Mode::Count(1) if proxy_source.is_some() => {
+                r.stop = Stop::HopCount;
+                return;
+            }
+            _ => {}
         }
-        r.stop = Stop::HeaderAbsent;
+        let value = match lookup(headers, &spec.name) {
+            Lookup::Absent => {
+                r.stop = match inner.mode {
+                    Mode::Ranges { .. } => Stop::HeaderAbsent,
+                    Mode::Count(_) => Stop::TooShort,
+                };
+                return;
+            }
+            Lookup::One(value) => value,
+            Lookup::Many if matches!(spec.kind, Kind::Single | Kind::CloudFront) => {
+                r.stop = Stop::Ambiguous;
+                return;
+            }
+            Lookup::Many => {
+                // Repeated lines: walk them in order, the last first.
+                let lines = headers.get_all(&spec.name);
+                if spec.kind == Kind::List {
+                    self.walk(r, &spec.source, proxy_source, xff::Entries::new(lines));
+                } else {
+                    self.walk(r, &spec.source, proxy_source, rfc7239::Entries::new(lines));
+                }
+                return;
+            }
+        };
+        match spec.kind {
+            Kind::List => self.walk(r, &spec.source, proxy_source, xff::Line::new(value)),
+            Kind::Forwarded => {
+                self.walk(r, &spec.source, proxy_source, rfc7239::Line::new(value));
+            }
+            Kind::Single | Kind::CloudFront => {
+                let node = if spec.kind == Kind::Single {
+                    single::parse_single_raw(value)
+                } else {
+                    single::parse_cloudfront_raw(value)
+                };
+                self.walk(r, &spec.source, proxy_source, Some(node));
+            }
+        }
     }
 
     #[inline]
-    fn walk(&self, r: &mut Resolution, source: &Recorded, mut entries: impl RawEntries) {
+    fn walk(
+        &self,
+        r: &mut Resolution,
+        source: &Recorded,
+        proxy_source: Option<SocketAddr>,
+        mut entries: impl RawEntries,
+    ) {
         let inner = &*self.inner;
         match inner.mode {
             Mode::Ranges { recursive } => {
@@ -598,17 +680,25 @@ impl Policy {
                 r.stop = stop;
             }
             Mode::Count(n) => {
+                // Entry 0 is the socket peer, entry 1 the PROXY source when
+                // there is one: the header supplies the rest.
+                let from_header = n - usize::from(proxy_source.is_some());
                 let (ip, port) = (r.ip, r.port);
                 let anchor = r.source.clone();
-                for k in 1..=n {
+                for k in 1..=from_header {
                     match entries.next_raw() {
-                        Some(Raw::Ip { bits, port, .. }) => {
+                        Some(Raw::Ip { bits, port, zoned }) => {
                             if k == 1 {
                                 r.source = source.clone();
                             }
                             r.step(bits, port);
-                            if k == n {
+                            if k == from_header {
                                 r.stop = Stop::HopCount;
+                                return;
+                            }
+                            if zoned {
+                                // A zoned address is never a proxy.
+                                r.stop = Stop::UntrustedHop;
                                 return;
                             }
                         }
@@ -682,8 +772,8 @@ fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Lookup<'a> {
 #[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct PolicyBuilder {
-    trusted: TrustedProxies,
-    error: Option<ConfigError>,
+    /// Collected as given; the lookup index is built once, in `build`.
+    nets: Vec<IpNet>,
     sources: Vec<HeaderSource>,
     recursive: Option<bool>,
     trusted_hops: Option<usize>,
@@ -691,28 +781,35 @@ pub struct PolicyBuilder {
 }
 
 impl PolicyBuilder {
-    /// Trusts one network (a mapped-form range fails at `build`).
+    /// Trusts one network (a mapped-form range fails at `build`). Calling
+    /// it once per range costs no more than [`trust_all`](Self::trust_all):
+    /// the lookup index is built once, by `build`.
     pub fn trust(mut self, net: IpNet) -> Self {
-        if let Err(e) = self.trusted.add(net) {
-            self.error.get_or_insert(e);
-        }
+        self.nets.push(net);
         self
     }
 
     /// Trusts many networks.
     pub fn trust_all<I: IntoIterator<Item = IpNet>>(mut self, nets: I) -> Self {
-        if let Err(e) = self.trusted.extend(nets) {
-            self.error.get_or_insert(e);
-        }
+        self.nets.extend(nets);
         self
     }
 
     /// Trusts every network of a prepared set.
     pub fn trusted_proxies(mut self, set: &TrustedProxies) -> Self {
-        if let Err(e) = self.trusted.merge(set) {
-            self.error.get_or_insert(e);
-        }
+        self.nets.extend(set.iter().copied());
         self
+    }
+
+    /// Trusts the CGNAT shared address space ([`TrustedProxies::cgnat`]),
+    /// for platforms whose load balancers live there.
+    pub fn trust_cgnat(self) -> Self {
+        self.trusted_proxies(&TrustedProxies::cgnat())
+    }
+
+    /// Trusts link-local networks ([`TrustedProxies::link_local`]).
+    pub fn trust_link_local(self) -> Self {
+        self.trusted_proxies(&TrustedProxies::link_local())
     }
 
     /// Trusts loopback ([`TrustedProxies::loopback`]).
@@ -720,12 +817,14 @@ impl PolicyBuilder {
         self.trusted_proxies(&TrustedProxies::loopback())
     }
 
-    /// Trusts private and internal networks ([`TrustedProxies::private`]).
+    /// Trusts RFC 1918, IPv6 ULA and loopback networks ([`TrustedProxies::private`]).
     pub fn trust_private(self) -> Self {
         self.trusted_proxies(&TrustedProxies::private())
     }
 
-    /// Adds a header to try, after those already added.
+    /// The header to read the client from. A policy reads exactly one:
+    /// a second call is an error at [`build`](Self::build)
+    /// ([`ConfigErrorKind::SeveralHeaders`]).
     pub fn header(mut self, source: HeaderSource) -> Self {
         self.sources.push(source);
         self
@@ -757,9 +856,7 @@ impl PolicyBuilder {
     /// See [`Policy`] for the rules.
     pub fn build(self) -> Result<Policy, ConfigError> {
         use ConfigErrorKind as K;
-        if let Some(e) = self.error {
-            return Err(e);
-        }
+        let trusted = TrustedProxies::from_nets(self.nets)?;
         let cap = self.hop_cap.unwrap_or(DEFAULT_HOP_CAP);
         if cap == 0 || cap > MAX_HOP_CAP {
             return Err(ConfigError::new(
@@ -767,7 +864,7 @@ impl PolicyBuilder {
                 format!("hop cap must be between 1 and {MAX_HOP_CAP}, got {cap}"),
             ));
         }
-        let has_ranges = !self.trusted.is_empty();
+        let has_ranges = !trusted.is_empty();
         let mode = match self.trusted_hops {
             Some(0) => {
                 return Err(ConfigError::new(
@@ -798,7 +895,19 @@ impl PolicyBuilder {
                 recursive: self.recursive.unwrap_or(true),
             },
         };
-        let mut specs: Vec<Spec> = Vec::with_capacity(self.sources.len());
+        if self.sources.len() > 1 {
+            let names: Vec<String> = self.sources.iter().map(|s| s.name().to_string()).collect();
+            return Err(ConfigError::new(
+                K::SeveralHeaders,
+                format!(
+                    "a policy reads exactly one address header, got {}: the client would \
+                     pick whichever its proxy does not overwrite; use one policy (one \
+                     RealIpLayer) per router for each kind of proxy",
+                    names.join(", ")
+                ),
+            ));
+        }
+        let mut specs: Vec<Spec> = Vec::with_capacity(1);
         for source in &self.sources {
             let name = source.name();
             if name.as_str().contains('_') {
@@ -808,12 +917,6 @@ impl PolicyBuilder {
                         "header name `{name}` contains `_`; use dashes (underscore \
                          look-alikes are never read)"
                     ),
-                ));
-            }
-            if specs.iter().any(|s| s.name == name) {
-                return Err(ConfigError::new(
-                    K::DuplicateSource,
-                    format!("header `{name}` is configured twice"),
                 ));
             }
             let shared = BUILTIN_HEADERS
@@ -844,8 +947,8 @@ impl PolicyBuilder {
         }
         Ok(Policy {
             inner: Arc::new(Inner {
-                trusted: self.trusted,
-                specs,
+                trusted,
+                spec: specs.pop(),
                 mode,
                 cap,
             }),
@@ -869,13 +972,14 @@ mod tests {
     #[test]
     fn small_and_large_header_maps_resolve_alike() {
         use http::HeaderValue;
-        let policy = Policy::builder()
-            .trust_private()
-            .header(HeaderSource::XRealIp)
-            .header(HeaderSource::Forwarded)
-            .header(HeaderSource::XForwardedFor)
-            .build()
-            .unwrap();
+        let policies: Vec<Policy> = [
+            HeaderSource::XRealIp,
+            HeaderSource::Forwarded,
+            HeaderSource::XForwardedFor,
+        ]
+        .into_iter()
+        .map(|h| Policy::builder().trust_private().header(h).build().unwrap())
+        .collect();
         let peer: SocketAddr = "10.0.0.1:4000".parse().unwrap();
         let cases: &[&[(&str, &str)]] = &[
             &[],
@@ -906,11 +1010,49 @@ mod tests {
                 large.append(name, HeaderValue::from_static("x"));
             }
             assert!(small.len() <= SCAN_MAX && large.len() > SCAN_MAX);
-            let (a, b) = (
-                policy.resolve(peer, None, &small),
-                policy.resolve(peer, None, &large),
-            );
-            assert_eq!(format!("{a:?}"), format!("{b:?}"), "{case:?}");
+            for policy in &policies {
+                let (a, b) = (
+                    policy.resolve(peer, None, &small),
+                    policy.resolve(peer, None, &large),
+                );
+                assert_eq!(format!("{a:?}"), format!("{b:?}"), "{case:?}");
+            }
         }
+    }
+
+    /// The conclusive/inconclusive split DESIGN.md decides, stop by stop.
+    #[test]
+    fn conclusive_stops() {
+        use Stop::*;
+        for stop in [UntrustedHop, Exhausted, HeaderAbsent, SingleStep, HopCount] {
+            assert!(stop.is_conclusive(), "{stop}");
+        }
+        for stop in [Malformed, Ambiguous, HopCap, TooShort] {
+            assert!(!stop.is_conclusive(), "{stop}");
+        }
+    }
+
+    /// Trusting ranges one call at a time builds the index once: 10,000
+    /// `/20`s through `trust` give the same set as `trust_all`.
+    #[test]
+    fn trust_one_by_one_equals_trust_all() {
+        let nets: Vec<IpNet> = (0..10_000u32)
+            .map(|i| IpNet::V4(ipnet::Ipv4Net::new((i << 12).into(), 20).unwrap()))
+            .collect();
+        let mut b = Policy::builder().header(HeaderSource::XForwardedFor);
+        for n in &nets {
+            b = b.trust(*n);
+        }
+        let one = b.build().unwrap();
+        let all = Policy::builder()
+            .trust_all(nets)
+            .header(HeaderSource::XForwardedFor)
+            .build()
+            .unwrap();
+        assert_eq!(one.trusted_proxies().len(), 10_000);
+        assert_eq!(
+            one.trusted_proxies().interval_count(),
+            all.trusted_proxies().interval_count()
+        );
     }
 }

@@ -43,13 +43,18 @@ pub fn with_client_addr<B>(req: Request<B>, addr: SocketAddr) -> Request<B> {
     insert(req, addr.ip(), Some(addr.port()))
 }
 
-/// Sets the socket peer of `req` (as a [`SocketAddr`] extension), so a
-/// [`RealIpLayer`](crate::RealIpLayer) in the stack resolves the request
-/// as if it arrived over a connection from `peer`.
+/// Sets the socket peer of `req`, so a [`RealIpLayer`](crate::RealIpLayer)
+/// in the stack resolves the request as if it arrived over a connection
+/// from `peer`. The peer travels in a type only this module makes: a
+/// plain `SocketAddr` extension is never believed by the layer.
 pub fn with_peer<B>(mut req: Request<B>, peer: SocketAddr) -> Request<B> {
-    req.extensions_mut().insert(peer);
+    req.extensions_mut().insert(TestPeer(peer));
     req
 }
+
+/// The peer [`with_peer`] sets; read by the layer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct TestPeer(pub(crate) SocketAddr);
 
 fn insert<B>(mut req: Request<B>, ip: IpAddr, port: Option<u16>) -> Request<B> {
     let resolution = Resolution::direct(ip, port);

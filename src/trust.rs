@@ -64,8 +64,8 @@ pub enum ConfigErrorKind {
     HeaderWithoutTrust,
     /// A header name contains `_` (a look-alike of a dashed name).
     UnderscoreHeaderName,
-    /// The same header appears twice in the source list.
-    DuplicateSource,
+    /// More than one address header configured for one policy.
+    SeveralHeaders,
     /// More than [`MAX_RANGES`] networks in one set.
     TooManyRanges,
 }
@@ -279,15 +279,9 @@ impl fmt::Debug for TrustedProxies {
 }
 
 const LOOPBACK: [&str; 2] = ["127.0.0.0/8", "::1/128"];
-const PRIVATE: [&str; 7] = [
-    "10.0.0.0/8",
-    "172.16.0.0/12",
-    "192.168.0.0/16",
-    "100.64.0.0/10",
-    "169.254.0.0/16",
-    "fc00::/7",
-    "fe80::/10",
-];
+const PRIVATE: [&str; 4] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"];
+const CGNAT: [&str; 1] = ["100.64.0.0/10"];
+const LINK_LOCAL: [&str; 2] = ["169.254.0.0/16", "fe80::/10"];
 
 fn preset(list: &'static [&'static str]) -> impl Iterator<Item = IpNet> {
     list.iter()
@@ -329,11 +323,28 @@ impl TrustedProxies {
         Self::from_valid(preset(&LOOPBACK))
     }
 
-    /// Private and internal networks: RFC 1918 (`10/8`, `172.16/12`,
-    /// `192.168/16`), CGNAT `100.64/10`, IPv4 link-local `169.254/16`,
-    /// IPv6 ULA `fc00::/7` and link-local `fe80::/10`, plus both loopbacks.
+    /// Private networks: RFC 1918 (`10/8`, `172.16/12`, `192.168/16`),
+    /// IPv6 ULA `fc00::/7`, and both loopbacks.
+    ///
+    /// CGNAT and link-local are not in it: a carrier's CGNAT range holds
+    /// many subscribers, and link-local addresses are reachable by any host
+    /// on the same link, so trusting either lets those clients forge
+    /// headers. Add [`cgnat`](Self::cgnat) or [`link_local`](Self::link_local)
+    /// only where your own proxies live there.
     pub fn private() -> Self {
         Self::from_valid(preset(&PRIVATE).chain(preset(&LOOPBACK)))
+    }
+
+    /// Shared address space (CGNAT, RFC 6598): `100.64.0.0/10`. Some
+    /// platforms put their load balancers there; so do carriers, for their
+    /// subscribers.
+    pub fn cgnat() -> Self {
+        Self::from_valid(preset(&CGNAT))
+    }
+
+    /// Link-local: `169.254.0.0/16` and `fe80::/10`.
+    pub fn link_local() -> Self {
+        Self::from_valid(preset(&LINK_LOCAL))
     }
 
     fn from_valid(nets: impl Iterator<Item = IpNet>) -> Self {
@@ -532,18 +543,31 @@ mod tests {
             "10.9.8.7",
             "172.31.255.255",
             "192.168.0.1",
-            "100.127.0.1",
-            "169.254.1.1",
             "fd00::1",
-            "fe80::1",
             "::1",
             "127.0.0.1",
         ] {
             assert!(has(&p, ip), "{ip}");
         }
-        for ip in ["172.32.0.1", "100.128.0.1", "8.8.8.8", "2001:db8::1"] {
+        // CGNAT and link-local are opt-in: a carrier's subscribers and any
+        // host on the link must not be able to forge headers by default.
+        for ip in [
+            "172.32.0.1",
+            "100.64.0.1",
+            "100.127.0.1",
+            "169.254.1.1",
+            "fe80::1",
+            "8.8.8.8",
+            "2001:db8::1",
+        ] {
             assert!(!has(&p, ip), "{ip}");
         }
+        let c = TrustedProxies::cgnat();
+        assert!(has(&c, "100.64.0.1") && has(&c, "100.127.255.255"));
+        assert!(!has(&c, "100.128.0.1") && !has(&c, "10.0.0.1") && c.len() == 1);
+        let ll = TrustedProxies::link_local();
+        assert!(has(&ll, "169.254.1.1") && has(&ll, "fe80::1") && ll.len() == 2);
+        assert!(!has(&ll, "fd00::1"));
         let l = TrustedProxies::loopback();
         assert!(has(&l, "127.255.0.1") && has(&l, "::1") && !has(&l, "10.0.0.1"));
     }

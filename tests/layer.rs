@@ -14,7 +14,8 @@ use axum::Router;
 use http::{Request, StatusCode};
 use realip::proxy::{self, OwnedHeader, Status};
 use realip::{
-    testing, ClientAddr, ClientIp, HeaderSource, ProxiedAddr, RealIp, RealIpLayer, Source,
+    testing, ClientAddr, ClientIp, Conclusive, HeaderSource, ProxiedAddr, RealIp, RealIpLayer,
+    Source,
 };
 use tower::{Layer, Service, ServiceExt};
 
@@ -65,6 +66,17 @@ async fn maybe(ip: Option<ClientIp>, addr: Option<ClientAddr>, real: Option<Real
     )
 }
 
+async fn conclusive_ip(Conclusive(ClientIp(ip)): Conclusive<ClientIp>) -> String {
+    ip.to_string()
+}
+
+async fn maybe_conclusive(c: Option<Conclusive<ClientAddr>>, ip: ClientIp) -> String {
+    match c {
+        Some(Conclusive(addr)) => format!("conclusive {addr}"),
+        None => format!("inconclusive {ip}"),
+    }
+}
+
 fn app(layer: RealIpLayer) -> Router {
     routes().layer(layer)
 }
@@ -75,6 +87,8 @@ fn routes() -> Router {
         .route("/ip", get(client_ip))
         .route("/addr", get(client_addr))
         .route("/maybe", get(maybe))
+        .route("/conclusive", get(conclusive_ip))
+        .route("/maybe-conclusive", get(maybe_conclusive))
 }
 
 /// A GET to `uri` from `peer` (axum `ConnectInfo<SocketAddr>`) with headers.
@@ -265,31 +279,93 @@ async fn custom_single_header() {
     );
 }
 
+/// Inconclusive walks (malformed entry, ambiguous single header, hop cap,
+/// too short a chain) resolve to the nearest trusted hop for `ClientIp`,
+/// but `Conclusive<_>` rejects them with 400 and `Option<Conclusive<_>>`
+/// gives `None`; conclusive walks pass through unchanged.
 #[tokio::test]
-async fn ordered_sources_first_present_decides() {
-    let layer = RealIpLayer::builder()
-        .trust_private()
-        .header(HeaderSource::CfConnectingIp)
+async fn conclusive_extractor_rejects_inconclusive_walks() {
+    let xff = xff_private();
+    let count = RealIpLayer::builder()
+        .trusted_hops(3)
         .header(HeaderSource::XForwardedFor)
         .build()
         .unwrap();
-    let both = req(
-        "/",
+    let capped = RealIpLayer::builder()
+        .trust_private()
+        .hop_cap(2)
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    let real_ip = RealIpLayer::builder()
+        .trust_private()
+        .header(HeaderSource::XRealIp)
+        .build()
+        .unwrap();
+    type Row<'a> = (RealIpLayer, Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let inconclusive: Vec<Row> = vec![
+        (
+            xff.clone(),
+            vec![("x-forwarded-for", "203.0.113.9, garbage, 10.0.0.7")],
+            "10.0.0.7",
+            "did not parse",
+        ),
+        (
+            capped,
+            vec![("x-forwarded-for", "203.0.113.9, 10.0.0.8, 10.0.0.7")],
+            "10.0.0.8",
+            "hop cap",
+        ),
+        (
+            real_ip,
+            vec![("x-real-ip", "203.0.113.9"), ("x-real-ip", "198.51.100.1")],
+            "10.0.0.2",
+            "more than once",
+        ),
+        (
+            count,
+            vec![("x-forwarded-for", "203.0.113.9")],
+            "10.0.0.2",
+            "shorter",
+        ),
+    ];
+    for (layer, headers, nearest, why) in inconclusive {
+        let r = req("/ip", "10.0.0.2:1", &headers);
+        assert_eq!(ok(app(layer.clone()), r).await, nearest, "{headers:?}");
+        let r = req("/conclusive", "10.0.0.2:1", &headers);
+        let (status, body) = call(app(layer.clone()), r).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{headers:?}: {body}");
+        assert!(body.contains(why), "{body}");
+        let r = req("/maybe-conclusive", "10.0.0.2:1", &headers);
+        assert_eq!(ok(app(layer), r).await, format!("inconclusive {nearest}"));
+    }
+    let r = req("/conclusive", "10.0.0.2:1", &[("x-forwarded-for", CHAIN)]);
+    assert_eq!(ok(app(xff.clone()), r).await, "203.0.113.9");
+    let r = req(
+        "/maybe-conclusive",
         "10.0.0.2:1",
-        &[
-            ("cf-connecting-ip", "198.51.100.20"),
-            ("x-forwarded-for", "198.51.100.30"),
-        ],
+        &[("x-forwarded-for", CHAIN)],
     );
-    assert_eq!(
-        ok(app(layer.clone()), both).await,
-        "198.51.100.20|-|cf-connecting-ip|UntrustedHop|10.0.0.2,198.51.100.20"
+    assert_eq!(ok(app(xff), r).await, "conclusive 203.0.113.9:5123");
+}
+
+/// Two address headers would let the client pick the one its proxy does
+/// not overwrite: one header per layer, a second is refused at build time.
+#[test]
+fn a_second_address_header_is_a_config_error() {
+    let err = RealIpLayer::builder()
+        .trust_private()
+        .header(HeaderSource::XRealIp)
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.kind(), realip::ConfigErrorKind::SeveralHeaders);
+    let msg = err.to_string();
+    assert!(
+        msg.contains("x-real-ip") && msg.contains("x-forwarded-for"),
+        "{msg}"
     );
-    let xff_only = req("/", "10.0.0.2:1", &[("x-forwarded-for", "198.51.100.30")]);
-    assert_eq!(
-        ok(app(layer), xff_only).await,
-        "198.51.100.30|-|x-forwarded-for|UntrustedHop|10.0.0.2,198.51.100.30"
-    );
+    assert!(msg.contains("one policy"), "names the fix: {msg}");
 }
 
 #[tokio::test]
@@ -437,14 +513,16 @@ async fn connect_info_proxied_addr_wins_over_socket_addr() {
 
 // ---- plain extensions (hyper-util servers) ----------------------------
 
+/// A bare `SocketAddr` extension (which any middleware may insert) is never
+/// taken as the peer: the layer finds no connection info and the extractor
+/// answers 500, rather than letting that value decide the client.
 #[tokio::test]
-async fn plain_socket_addr_extension() {
+async fn bare_socket_addr_extension_is_never_the_peer() {
     let mut r = bare("/", &[("x-forwarded-for", CHAIN)]);
     r.extensions_mut().insert(sa("10.0.0.2:40000"));
-    assert_eq!(
-        ok(app(xff_private()), r).await,
-        "203.0.113.9|5123|x-forwarded-for|UntrustedHop|10.0.0.2,10.0.0.7,203.0.113.9"
-    );
+    let (status, body) = call(app(xff_private()), r).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.contains("found no peer address"), "{body}");
 }
 
 #[tokio::test]
@@ -468,7 +546,7 @@ async fn layer_in_a_plain_tower_stack() {
     let mut r = Request::new(());
     r.headers_mut()
         .insert("x-forwarded-for", CHAIN.parse().unwrap());
-    r.extensions_mut().insert(sa("10.0.0.2:40000"));
+    r.extensions_mut().insert(proxied("10.0.0.2:40000", None));
     let got = svc.ready().await.unwrap().call(r).await.unwrap();
     assert_eq!(
         got,

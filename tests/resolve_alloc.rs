@@ -72,7 +72,6 @@ fn five_hop_chains_allocate_nothing() {
     let fwd = Policy::builder()
         .trust_private()
         .header(HeaderSource::Forwarded)
-        .header(HeaderSource::XForwardedFor)
         .build()
         .unwrap();
     let mut headers = HeaderMap::new();

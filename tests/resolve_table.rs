@@ -15,8 +15,6 @@ enum P {
     Xff,
     /// Private ranges, Forwarded.
     Fwd,
-    /// Private ranges, Forwarded then X-Forwarded-For.
-    FwdThenXff,
     /// Private ranges, X-Forwarded-For, one step.
     NonRec,
     /// Private ranges, X-Forwarded-For, hop cap.
@@ -27,6 +25,8 @@ enum P {
     Single(HeaderSource),
     /// Only 10.0.0.0/8 trusted, X-Forwarded-For.
     Ten,
+    /// Private and link-local ranges, X-Forwarded-For.
+    XffLinkLocal,
 }
 
 fn policy(p: &P) -> Policy {
@@ -35,10 +35,6 @@ fn policy(p: &P) -> Policy {
         P::Default => return Policy::default(),
         P::Xff => b.trust_private().header(HeaderSource::XForwardedFor),
         P::Fwd => b.trust_private().header(HeaderSource::Forwarded),
-        P::FwdThenXff => b
-            .trust_private()
-            .header(HeaderSource::Forwarded)
-            .header(HeaderSource::XForwardedFor),
         P::NonRec => b
             .trust_private()
             .header(HeaderSource::XForwardedFor)
@@ -51,6 +47,10 @@ fn policy(p: &P) -> Policy {
         P::Single(s) => b.trust_private().header(s.clone()),
         P::Ten => b
             .trust("10.0.0.0/8".parse().unwrap())
+            .header(HeaderSource::XForwardedFor),
+        P::XffLinkLocal => b
+            .trust_private()
+            .trust_link_local()
             .header(HeaderSource::XForwardedFor),
     };
     b.build().unwrap()
@@ -530,12 +530,45 @@ fn cases() -> Vec<Case> {
             UntrustedHop,
         ),
         c(
-            "same link-local without zone is trusted",
-            P::Xff,
+            "same link-local without zone is trusted when link-local is",
+            P::XffLinkLocal,
             PEER,
             None,
             xff("203.0.113.5, fe80::1"),
             "203.0.113.5",
+            None,
+            Hdr(XFF),
+            UntrustedHop,
+        ),
+        c(
+            "zoned link-local untrusted even when link-local is",
+            P::XffLinkLocal,
+            PEER,
+            None,
+            xff("203.0.113.5, fe80::1%eth0"),
+            "fe80::1",
+            None,
+            Hdr(XFF),
+            UntrustedHop,
+        ),
+        c(
+            "link-local not trusted by private()",
+            P::Xff,
+            PEER,
+            None,
+            xff("203.0.113.5, fe80::1"),
+            "fe80::1",
+            None,
+            Hdr(XFF),
+            UntrustedHop,
+        ),
+        c(
+            "cgnat not trusted by private()",
+            P::Xff,
+            PEER,
+            None,
+            xff("203.0.113.5, 100.64.0.9"),
+            "100.64.0.9",
             None,
             Hdr(XFF),
             UntrustedHop,
@@ -756,7 +789,7 @@ fn cases() -> Vec<Case> {
             TooShort,
         ),
         c(
-            "count 2: header absent",
+            "count 2: header absent is too short",
             P::Count(2),
             "198.51.100.7:1",
             None,
@@ -764,7 +797,40 @@ fn cases() -> Vec<Case> {
             "198.51.100.7",
             Some(1),
             Socket,
-            HeaderAbsent,
+            TooShort,
+        ),
+        c(
+            "count 1 with PROXY source: the NLB is the one proxy, forged xff unread",
+            P::Count(1),
+            PEER,
+            Some("198.51.100.20:7000"),
+            xff("6.6.6.6"),
+            "198.51.100.20",
+            Some(7000),
+            Proxy,
+            HopCount,
+        ),
+        c(
+            "count 1 with PROXY source and no header",
+            P::Count(1),
+            PEER,
+            Some("198.51.100.20:7000"),
+            vec![],
+            "198.51.100.20",
+            Some(7000),
+            Proxy,
+            HopCount,
+        ),
+        c(
+            "count 3: zoned entry ends the walk as the client",
+            P::Count(3),
+            "198.51.100.7:1",
+            None,
+            xff("6.6.6.6, 203.0.113.5, fe80::1%eth0"),
+            "fe80::1",
+            None,
+            Hdr(XFF),
+            UntrustedHop,
         ),
         c(
             "count 2: malformed before the client",
@@ -778,12 +844,12 @@ fn cases() -> Vec<Case> {
             Malformed,
         ),
         c(
-            "count 2 with PROXY source",
+            "count 2 with PROXY source: the PROXY sender counts as a hop",
             P::Count(2),
             PEER,
             Some("198.51.100.20:7000"),
             xff("6.6.6.6, 203.0.113.5, 192.0.2.9"),
-            "203.0.113.5",
+            "192.0.2.9",
             None,
             Hdr(XFF),
             HopCount,
@@ -1121,25 +1187,14 @@ fn cases() -> Vec<Case> {
             HeaderAbsent,
         ),
         c(
-            "fwd first wins when both sent",
-            P::FwdThenXff,
+            "fwd policy ignores a client's xff sent beside it",
+            P::Fwd,
             PEER,
             None,
             h(&[(XFF, "6.6.6.6"), (FWD, "for=203.0.113.5")]),
             "203.0.113.5",
             None,
             Hdr(FWD),
-            UntrustedHop,
-        ),
-        c(
-            "falls back to xff when fwd absent",
-            P::FwdThenXff,
-            PEER,
-            None,
-            xff("203.0.113.5"),
-            "203.0.113.5",
-            None,
-            Hdr(XFF),
             UntrustedHop,
         ),
         // --- single-address headers ----------------------------------------
@@ -1489,9 +1544,23 @@ fn config_errors_fail_at_build() {
                 .build(),
         ),
         (
-            K::DuplicateSource,
+            K::SeveralHeaders,
             b().trust_private()
                 .header(xff.clone())
+                .header(xff.clone())
+                .build(),
+        ),
+        (
+            K::SeveralHeaders,
+            b().trust_private()
+                .header(HeaderSource::XRealIp)
+                .header(xff.clone())
+                .build(),
+        ),
+        (
+            K::SeveralHeaders,
+            b().trusted_hops(1)
+                .header(HeaderSource::Forwarded)
                 .header(xff.clone())
                 .build(),
         ),

@@ -359,6 +359,7 @@ fn expected_socket(client: SocketAddr) -> Value {
         "source": "socket",
         "peer": client.to_string(),
         "stop": "header_absent",
+        "conclusive": true,
         "hops": [client.ip().to_string()],
         "proxy_protocol": null,
     })
@@ -374,6 +375,7 @@ fn expected_curl_v1(client: SocketAddr, port: u16) -> Value {
         "source": "proxy-protocol",
         "peer": client.to_string(),
         "stop": "header_absent",
+        "conclusive": true,
         // The socket peer, then the PROXY source (both curl).
         "hops": [client.ip().to_string(), client.ip().to_string()],
         "proxy_protocol": {
@@ -416,6 +418,7 @@ fn defaults_socket_peer_then_trusted_x_forwarded_for() {
             "source": "x-forwarded-for",
             "peer": client.to_string(),
             "stop": "untrusted_hop",
+            "conclusive": true,
             "hops": ["127.0.0.101", "10.1.1.1", "203.0.113.9"],
             "proxy_protocol": null,
         })
@@ -450,6 +453,7 @@ fn curl_proxy_v1_header_decides() {
             "source": "x-forwarded-for",
             "peer": client.to_string(),
             "stop": "untrusted_hop",
+            "conclusive": true,
             "hops": ["127.0.0.103", "127.0.0.103", "198.51.100.7"],
             "proxy_protocol": {
                 "version": 1,
@@ -523,6 +527,7 @@ fn haproxy_send_proxy_v2_with_tlvs() {
                 "source": "proxy-protocol",
                 "peer": peer.to_string(),
                 "stop": "header_absent",
+                "conclusive": true,
                 "hops": ["127.0.0.210", client.ip().to_string()],
                 "proxy_protocol": {
                     "version": 2,
@@ -600,6 +605,7 @@ fn haproxy_tls_frontend_alpn_authority_ssl_tlvs() {
             "source": "proxy-protocol",
             "peer": peer.to_string(),
             "stop": "header_absent",
+            "conclusive": true,
             "hops": ["127.0.0.211", "127.0.0.105"],
             "proxy_protocol": {
                 "version": 2,
@@ -698,6 +704,36 @@ fn proxy_header_from_outside_proxy_from_is_rejected() {
     assert_eq!(body, expected_curl_v1(client, whoami.port()));
 }
 
+/// `--proxy-protocol required --proxy-from 127.0.0.212/32`: naming the
+/// balancer's range leaves every other peer in reject mode (the library's
+/// default once a range is named, which whoami relies on): a forged header
+/// from 127.0.0.109 closes the connection, the same client without a
+/// header is served as itself, and 127.0.0.212 must send one.
+#[test]
+fn required_from_a_range_rejects_forged_headers_from_elsewhere() {
+    let mut whoami = Whoami::start(&[
+        "--proxy-protocol",
+        "required",
+        "--proxy-from",
+        "127.0.0.212/32",
+    ]);
+    let out = curl_from(109, &whoami.url(), &[])
+        .haproxy_protocol()
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert_closed_without_response(&out, &whoami);
+
+    let out = curl_from(109, &whoami.url(), &[]).run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(109));
+    assert_eq!(body, expected_socket(client));
+
+    let out = curl_from(212, &whoami.url(), &[]).haproxy_protocol().run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
+    whoami.assert_running();
+}
+
 /// (6) client → nginx http (`proxy_bind 127.0.0.213`,
 /// `$proxy_add_x_forwarded_for`) → `whoami --proxy-protocol off --trust
 /// 127.0.0.213/32`: a forged `X-Forwarded-For: 6.6.6.6` reaches whoami
@@ -726,6 +762,7 @@ fn nginx_x_forwarded_for_forgery_never_wins() {
                 "source": "x-forwarded-for",
                 "peer": peer.to_string(),
                 "stop": "untrusted_hop",
+                "conclusive": true,
                 "hops": ["127.0.0.213", client.ip().to_string()],
                 "proxy_protocol": null,
             }),
@@ -752,6 +789,7 @@ fn no_recursive_takes_one_step() {
             "source": "x-forwarded-for",
             "peer": client.to_string(),
             "stop": "untrusted_hop",
+            "conclusive": true,
             "hops": ["127.0.0.120", "127.0.0.50", "203.0.113.9"],
             "proxy_protocol": null,
         })
@@ -774,6 +812,7 @@ fn no_recursive_takes_one_step() {
             "source": "x-forwarded-for",
             "peer": client.to_string(),
             "stop": "single_step",
+            "conclusive": true,
             "hops": ["127.0.0.121", "127.0.0.50"],
             "proxy_protocol": null,
         })
@@ -804,6 +843,7 @@ fn hops_two_counts_proxies() {
             "source": "x-forwarded-for",
             "peer": client.to_string(),
             "stop": "hop_count",
+            "conclusive": true,
             "hops": ["127.0.0.131", "192.0.2.1", "198.51.100.1"],
             "proxy_protocol": null,
         })
@@ -821,12 +861,13 @@ fn hops_two_counts_proxies() {
             "source": "socket",
             "peer": client.to_string(),
             "stop": "too_short",
+            "conclusive": false,
             "hops": ["127.0.0.132", "198.51.100.1"],
             "proxy_protocol": null,
         })
     );
 
-    // No header at all: the peer, and the header is reported absent.
+    // No header at all: too short a chain as well, fail closed to the peer.
     let out = curl_from(133, &hops.url(), &[]).run();
     let (body, client) = answer(&out, &hops);
     assert_eq!(
@@ -836,7 +877,8 @@ fn hops_two_counts_proxies() {
             "client_port": client.port(),
             "source": "socket",
             "peer": client.to_string(),
-            "stop": "header_absent",
+            "stop": "too_short",
+            "conclusive": false,
             "hops": ["127.0.0.133"],
             "proxy_protocol": null,
         })
@@ -859,6 +901,10 @@ fn bad_flags_exit_2_and_help_exits_0() {
         (&["--hops", "2", "--trust", "private"], "whoami: policy: "),
         (&["--nope"], "whoami: unknown flag `--nope`"),
         (&["--header"], "whoami: --header needs a value"),
+        (
+            &["--header", "x-real-ip", "--header", "x-forwarded-for"],
+            "whoami: --header: given twice",
+        ),
     ] {
         let mut full = vec!["--listen", &listen];
         full.extend_from_slice(args);
