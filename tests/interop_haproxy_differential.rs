@@ -712,6 +712,8 @@ struct Tally {
     classes: BTreeMap<Class, usize>,
     /// `class <- kind of input` -> count.
     by_input: BTreeMap<String, usize>,
+    /// The first input seen of each class.
+    example: BTreeMap<Class, String>,
 }
 
 fn show(input: &[u8]) -> String {
@@ -771,6 +773,9 @@ async fn proxy_headers_differ_from_haproxy_only_as_documented() {
                         .by_input
                         .entry(format!("{c:?} <- {label}"))
                         .or_default() += 1;
+                    tally.example.entry(c).or_insert_with(|| {
+                        format!("{}: realip {ours:?}, haproxy {theirs:?}", show(&input))
+                    });
                 }
                 None => failures.push(format!(
                     "{label} {}: realip {ours:?}, haproxy {theirs:?}",
@@ -802,6 +807,8 @@ async fn proxy_headers_differ_from_haproxy_only_as_documented() {
         Class::Mapped,
         Class::UnknownRemainder,
         Class::NonTcpFamily,
+        Class::TypedTlv,
+        Class::AuthorityOver255,
     ] {
         assert!(
             tally.classes.contains_key(&class),

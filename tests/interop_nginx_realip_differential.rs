@@ -503,6 +503,7 @@ async fn xff_chains_differ_from_nginx_only_as_documented() {
         Class::Tab,
         Class::BracketNoPort,
         Class::PortZero,
+        Class::EmptyLine,
     ] {
         assert!(
             tally.keys().any(|k| k.contains(&format!("{class:?}"))),
