@@ -10,6 +10,8 @@
 //! - [`curl`]: a bounded `curl` run returning status, body and TLS facts.
 //! - [`capture`]: a raw loopback server recording the bytes each connection sent.
 //! - [`tls`]: self-signed certificates for haproxy and rustls.
+//! - [`raw`]: one exchange of exact bytes over loopback TCP.
+//! - [`seeded`]: a deterministic generator for differential inputs.
 
 // Each test binary uses a different subset of this module, and its items
 // are `pub` so sibling modules and tests can share them.
@@ -19,10 +21,14 @@ pub mod capture;
 pub mod curl;
 pub mod net;
 pub mod peers;
+pub mod raw;
+pub mod seeded;
 pub mod tls;
 
 pub use capture::{Capture, Captured, Reply};
 pub use curl::{Curl, CurlOutput};
 pub use net::{free_port, free_port_on, wait_for_accept, wait_for_listen};
 pub use peers::{Haproxy, Nginx};
+pub use raw::{exchange, exchange_from, Exchange};
+pub use seeded::Seeded;
 pub use tls::SelfSigned;
