@@ -1,6 +1,7 @@
 //! [`bind`]: a TCP listener whose accept queue holds a burst.
 //!
-//! `tokio::net::TcpListener::bind` asks the kernel for a backlog of 1024.
+//! `tokio::net::TcpListener::bind` asks the kernel for a small backlog
+//! (128 with mio 1.x, the standard library's value; 1024 with older mio).
 //! A load balancer that opens a few thousand connections at once (a
 //! restart, a failover, a traffic spike) overflows such a queue before the
 //! accept loop gets to it: Linux then drops the handshake's last ACK
