@@ -72,10 +72,7 @@ async fn client(to: SocketAddr, ready: Arc<Barrier>, go: Arc<Barrier>) -> Result
         loop {
             let n = s.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
             if n == 0 {
-                return Err(format!(
-                    "closed after {:?}",
-                    String::from_utf8_lossy(&buf)
-                ));
+                return Err(format!("closed after {:?}", String::from_utf8_lossy(&buf)));
             }
             buf.extend_from_slice(&chunk[..n]);
             if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -119,14 +116,16 @@ fn burst_through_haproxy_send_proxy_v2_loses_nothing() {
         .unwrap();
     let (addr, stats) = server_rt.block_on(async {
         let tcp = realip::io::bind("127.0.0.1:0").await.unwrap();
-        let listener = ProxyProtocolListener::new(tcp).require_from(["127.0.0.1/32"
-            .parse()
-            .unwrap()]);
+        let listener =
+            ProxyProtocolListener::new(tcp).require_from(["127.0.0.1/32".parse().unwrap()]);
         let stats = listener.stats();
         (serve(listener), stats)
     });
     let backlog = listen_backlog(addr);
-    println!("listener backlog {backlog} (somaxconn {})", realip::io::max_backlog());
+    println!(
+        "listener backlog {backlog} (somaxconn {})",
+        realip::io::max_backlog()
+    );
     assert_eq!(backlog, realip::io::max_backlog());
 
     let hp_port = common::free_port();
@@ -193,7 +192,13 @@ fn burst_through_haproxy_send_proxy_v2_loses_nothing() {
         "{} distinct errors, e.g. {:?}\n{}",
         errors.len(),
         &errors[..errors.len().min(5)],
-        haproxy.log().lines().rev().take(20).collect::<Vec<_>>().join("\n")
+        haproxy
+            .log()
+            .lines()
+            .rev()
+            .take(20)
+            .collect::<Vec<_>>()
+            .join("\n")
     );
     assert_eq!(overflows, 0, "the kernel's accept queue overflowed");
     assert_eq!(stats.snapshot().accepted, (ROUNDS * CONNS) as u64);
