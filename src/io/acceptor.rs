@@ -530,7 +530,7 @@ impl<IO: AsyncRead + Unpin> Future for Accept<IO> {
                         target: "realip::io",
                         peer = %this.peer, mode = %this.mode, reason = e.reason(),
                         read = *this.filled, ?elapsed, error = %e, suppressed,
-                        "PROXY handshake failed, closing (suppressed: like events in the last second not logged at WARN)"
+                        "PROXY handshake failed, closing (`suppressed`: like events since the last warning, logged at DEBUG)"
                     ),
                     None => tracing::debug!(
                         target: "realip::io",

@@ -750,7 +750,7 @@ where
                         Some(suppressed) => tracing::warn!(
                             target: "realip::io", %peer, reason = "handshake",
                             elapsed = ?started.elapsed(), %error, suppressed,
-                            "handshake after the PROXY header failed, closing (suppressed: like events in the last second not logged at WARN)"
+                            "handshake after the PROXY header failed, closing (`suppressed`: like events since the last warning, logged at DEBUG)"
                         ),
                         None => tracing::debug!(
                             target: "realip::io", %peer, reason = "handshake",
