@@ -540,7 +540,9 @@ where
     /// Counters of every connection's outcome (accepted, no header,
     /// missing, rejected, malformed, too large, timed out, closed, shed,
     /// handshake failed) and of accept errors: a handle that stays valid
-    /// after the listener moves into `axum::serve`.
+    /// after the listener moves into `axum::serve`. They are the
+    /// acceptor's counters, so take the handle after
+    /// [`acceptor`](Self::acceptor), which brings its own.
     ///
     /// ```no_run
     /// # async fn run() -> std::io::Result<()> {

@@ -37,7 +37,9 @@ struct Counters {
 ///
 /// Every connection is counted once in `connections` and, when its
 /// handshake ends, once in exactly one outcome (`accepted` through
-/// `handshake_failed`); the difference is the handshakes still running.
+/// `handshake_failed`); the difference is the handshakes still running
+/// (or, for [`ProxyAcceptor::accept`](super::ProxyAcceptor::accept),
+/// dropped unfinished by its caller).
 /// New fields may be added (the struct is `non_exhaustive`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 #[non_exhaustive]
