@@ -249,6 +249,13 @@ type Finished<T> = Option<(T, ProxiedAddr)>;
 ///   and a [`Mode::Reject`] peer only until its first bytes, so honest
 ///   clients leave this budget at once.
 ///
+/// When the process runs out of descriptors (`EMFILE`), the oldest
+/// handshake of the second budget is shed too, and accepting resumes as
+/// soon as its descriptor is closed: outsiders cannot hold the process at
+/// its descriptor limit either (keep the budgets below `RLIMIT_NOFILE`
+/// anyway). Through `FromAxum` and `TapIo`, axum handles accept errors
+/// itself and this does not apply.
+///
 /// Without any `*_from` rule every peer is [`Mode::Require`] and shares the
 /// first budget: name the balancers' ranges so that the rest of the
 /// network is kept apart. Bind with [`bind`](super::bind) so that bursts
@@ -337,6 +344,8 @@ impl<L: Incoming> ProxyProtocolListener<L> {
 }
 
 const BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// Pause after an accept error that shed a handshake to free its descriptor.
+const SHED_PAUSE: Duration = Duration::from_millis(1);
 const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 impl<L, H> ProxyProtocolListener<L, H>
@@ -577,8 +586,11 @@ where
 
     /// The next connection whose handshake succeeded, with its addresses.
     ///
-    /// Never fails: accept errors are retried (after a growing pause, up to
-    /// 1 s, when they are not about one connection, e.g. `EMFILE`) and
+    /// Never fails: accept errors are retried (when they are not about one
+    /// connection, e.g. `EMFILE`: after shedding the oldest handshake of a
+    /// peer outside the PROXY ranges and a 1 ms pause, or with none to shed
+    /// after a growing pause, up to 1 s; logged at `ERROR` at most once a
+    /// second) and
     /// failed handshakes are closed and logged. Cancel-safe: a connection
     /// is never lost when this future is dropped.
     pub async fn accept(&mut self) -> (H::Io, ProxiedAddr) {
@@ -678,13 +690,28 @@ where
             // About one connection that is already gone: take the next.
             return;
         }
-        // EMFILE, ENFILE, ENOBUFS...: retrying at once would spin. Pause,
-        // longer each time, while finished handshakes are still returned.
+        // EMFILE, ENFILE, ENOBUFS...: retrying at once would spin.
         self.acceptor.stats().accept_error();
-        let pause = self.backoff_step;
-        tracing::error!(target: "realip::io", error = %e, ?pause, "accept error, pausing");
+        let shed = self.shed_oldest();
+        // Out of descriptors or memory: the oldest handshake of a peer
+        // outside the PROXY ranges gives its descriptor back first, so
+        // outsiders cannot hold the process at its limit; retry as soon as
+        // the runtime has closed it. Otherwise pause, longer each time,
+        // while finished handshakes are still returned.
+        let pause = if shed { SHED_PAUSE } else { self.backoff_step };
+        match self.acceptor.warn_limiter().admit(Warn::AcceptError) {
+            Some(suppressed) => tracing::error!(
+                target: "realip::io", error = %e, ?pause, shed, suppressed,
+                "accept error, pausing (`suppressed`: like errors since the last one, logged at DEBUG)"
+            ),
+            None => tracing::debug!(
+                target: "realip::io", error = %e, ?pause, shed, "accept error, pausing"
+            ),
+        }
         self.backoff = Some(Box::pin(tokio::time::sleep(pause)));
-        self.backoff_step = (pause * 2).min(BACKOFF_MAX);
+        if !shed {
+            self.backoff_step = (pause * 2).min(BACKOFF_MAX);
+        }
     }
 
     fn spawn(&mut self, io: L::Io, peer: SocketAddr) {

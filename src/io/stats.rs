@@ -153,9 +153,10 @@ pub(crate) enum Warn {
     Malformed,
     TooLarge,
     Handshake,
+    AcceptError,
 }
 
-const WARN_KINDS: usize = 5;
+const WARN_KINDS: usize = 6;
 
 /// How often one kind of per-connection warning is emitted at most.
 pub(crate) const WARN_INTERVAL: Duration = Duration::from_secs(1);
