@@ -11,10 +11,10 @@ mod common;
 mod io_util;
 
 use std::net::SocketAddr;
-use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::net::{listen_backlog, listen_overflows};
 use common::Haproxy;
 use io_util::*;
 use realip::io::ProxyProtocolListener;
@@ -25,36 +25,6 @@ use tokio::sync::Barrier;
 const CONNS: usize = 2000;
 const ROUNDS: usize = 10;
 const FDS_NEEDED: u64 = (3 * CONNS + 512) as u64;
-
-/// `TcpExtListenOverflows` of this network namespace, read with `nstat`
-/// (absolute value, without touching nstat's history file).
-fn listen_overflows() -> u64 {
-    let out = Command::new("nstat")
-        .args(["-asz", "TcpExtListenOverflows"])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run nstat (package iproute2): {e}"));
-    assert!(out.status.success(), "nstat failed: {out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("TcpExtListenOverflows"))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no TcpExtListenOverflows in nstat output:\n{text}"))
-}
-
-/// The backlog of the socket listening on `addr`, from `ss` (its Send-Q).
-fn listen_backlog(addr: SocketAddr) -> u32 {
-    let out = Command::new("ss")
-        .args(["-Hltn", &format!("sport = :{}", addr.port())])
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run ss (package iproute2): {e}"));
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.contains(&addr.to_string()))
-        .unwrap_or_else(|| panic!("{addr} not listening per ss:\n{text}"));
-    line.split_whitespace().nth(2).unwrap().parse().unwrap()
-}
 
 /// One client: connect, wait for everyone, send a request, read the whole
 /// answer. `Err` says what went wrong.
