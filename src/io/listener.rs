@@ -586,13 +586,13 @@ where
 
     /// The next connection whose handshake succeeded, with its addresses.
     ///
-    /// Never fails: accept errors are retried (when they are not about one
-    /// connection, e.g. `EMFILE`: after shedding the oldest handshake of a
-    /// peer outside the PROXY ranges and a 1 ms pause, or with none to shed
-    /// after a growing pause, up to 1 s; logged at `ERROR` at most once a
-    /// second) and
-    /// failed handshakes are closed and logged. Cancel-safe: a connection
-    /// is never lost when this future is dropped.
+    /// Never fails: failed handshakes are closed and logged, and accept
+    /// errors are retried. An error about one connection is skipped; any
+    /// other (e.g. `EMFILE`) is logged at `ERROR` at most once a second and
+    /// retried after shedding the oldest handshake of a peer outside the
+    /// PROXY ranges and a 1 ms pause, or, with none to shed, after a
+    /// growing pause of up to 1 s. Cancel-safe: a connection is never lost
+    /// when this future is dropped.
     pub async fn accept(&mut self) -> (H::Io, ProxiedAddr) {
         loop {
             tokio::select! {
