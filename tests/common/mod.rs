@@ -5,7 +5,8 @@
 //! and is bounded by timeouts. Peers (haproxy, nginx) are killed and reaped
 //! on `Drop`, also while a failing test unwinds.
 //!
-//! - [`net`]: free loopback ports, waiting for a port to listen or accept.
+//! - [`net`]: free loopback ports, waiting for a port to listen or accept,
+//!   a listener's backlog (`ss`) and the kernel's listen overflows (`nstat`).
 //! - [`peers`]: [`Haproxy`] and [`Nginx`] started from a config body.
 //! - [`curl`]: a bounded `curl` run returning status, body and TLS facts.
 //! - [`capture`]: a raw loopback server recording the bytes each connection sent.
