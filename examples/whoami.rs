@@ -24,7 +24,6 @@ use realip::{
     HeaderSource, Mode, ProxyProtocolListener, RealIp, RealIpLayer, Source, Stop, TrustedProxies,
 };
 use serde_json::{json, Map, Value};
-use tokio::net::TcpListener;
 
 const USAGE: &str = "\
 whoami: answers every request with the client realip resolves, as JSON
@@ -223,7 +222,7 @@ async fn main() -> ExitCode {
         }
     };
 
-    let tcp = match TcpListener::bind(args.listen).await {
+    let tcp = match realip::io::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("whoami: cannot listen on {}: {e}", args.listen);

@@ -133,7 +133,7 @@ impl RealIpLayer {
     ///     .trust_private()
     ///     .header(HeaderSource::XForwardedFor)
     ///     .build()?;
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// let listener = realip::io::bind("127.0.0.1:8080").await?;
     /// axum::serve(listener, layer.into_make_service(app)).await?;
     /// # Ok(())
     /// # }

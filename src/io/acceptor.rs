@@ -165,11 +165,10 @@ pub(crate) struct Settings {
 ///
 /// ```no_run
 /// use realip::io::ProxyAcceptor;
-/// use tokio::net::TcpListener;
 ///
 /// # async fn run() -> std::io::Result<()> {
 /// let acceptor = ProxyAcceptor::new().require_from(["10.0.0.0/8".parse().unwrap()]);
-/// let tcp = TcpListener::bind("127.0.0.1:8080").await?;
+/// let tcp = realip::io::bind("127.0.0.1:8080").await?;
 /// loop {
 ///     let (socket, peer) = tcp.accept().await?;
 ///     let acceptor = acceptor.clone();

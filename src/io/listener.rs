@@ -499,7 +499,7 @@ where
     /// # async fn run(tls: tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
     /// use realip::io::ProxyProtocolListener;
     ///
-    /// let listener = ProxyProtocolListener::new(tokio::net::TcpListener::bind("0.0.0.0:443").await?)
+    /// let listener = ProxyProtocolListener::new(realip::io::bind("0.0.0.0:443").await?)
     ///     .with_handshake(move |stream, _addr| tls.accept(stream));
     /// # let _ = listener;
     /// # Ok(())
