@@ -652,7 +652,6 @@ fn every_example_and_the_readme_name_who_may_send_a_header() {
 /// DESIGN.md, Trust defaults, the same rule for the doc examples under
 /// `src/` (issue 9: "Fix the README, every example and every doc example").
 #[test]
-#[ignore = "violates DESIGN.md: the `with_handshake` doc example in src/io/listener.rs binds 0.0.0.0:443 with no *_from rule, so every peer's PROXY header is believed"]
 fn every_doc_example_names_who_may_send_a_header() {
     let mut bad = Vec::new();
     for (origin, unit) in code_units() {

@@ -496,10 +496,13 @@ where
     /// `tracing` event). Typically a TLS handshake:
     ///
     /// ```no_run
-    /// # async fn run(tls: tokio_rustls::TlsAcceptor) -> std::io::Result<()> {
+    /// # async fn run(tls: tokio_rustls::TlsAcceptor) -> Result<(), Box<dyn std::error::Error>> {
     /// use realip::io::ProxyProtocolListener;
     ///
+    /// // The balancer in 10.0.0.0/8 sends PROXY; a header from anyone else
+    /// // closes the connection before TLS starts.
     /// let listener = ProxyProtocolListener::new(realip::io::bind("0.0.0.0:443").await?)
+    ///     .require_from(["10.0.0.0/8".parse()?])
     ///     .with_handshake(move |stream, _addr| tls.accept(stream));
     /// # let _ = listener;
     /// # Ok(())
