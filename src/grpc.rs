@@ -241,7 +241,11 @@ mod tests {
         conn.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hi");
         let mut eof = [0u8; 1];
-        assert_eq!(bad.read(&mut eof).await.unwrap(), 0, "bad client not closed");
+        assert_eq!(
+            bad.read(&mut eof).await.unwrap(),
+            0,
+            "bad client not closed"
+        );
     }
 
     #[tokio::test]
