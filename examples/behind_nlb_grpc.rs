@@ -33,11 +33,11 @@ const METHOD: &str = "/whoami.WhoAmI/Ask";
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    if let Some(addr) = std::env::args()
-        .nth(2)
-        .filter(|_| std::env::args().nth(1).as_deref() == Some("call"))
-    {
-        return call(addr.parse()?).await;
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [cmd, server] = args.as_slice() {
+        if cmd == "call" {
+            return call(server.parse()?).await;
+        }
     }
     let listen = std::env::var("LISTEN").unwrap_or_else(|_| "127.0.0.1:50051".into());
     // Loopback is included so the example can be tried locally.

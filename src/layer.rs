@@ -17,8 +17,9 @@
 //! 4. the [`RealIp`] an outer layer stored (its peer and PROXY header);
 //! 5. with the `tonic` feature, tonic's `TcpConnectInfo` (tonic on a plain
 //!    TCP listener; on [`grpc::incoming`](crate::grpc::incoming) the
-//!    connection info is a `ProxiedAddr`, case 3). The layer then sets
-//!    `TcpConnectInfo` to the resolved client, for `request.remote_addr()`.
+//!    connection info is a `ProxiedAddr`, case 3). On a request from tonic
+//!    (cases 3 and 5) the layer then sets `TcpConnectInfo` to the resolved
+//!    client, for `request.remote_addr()`.
 //!
 //! A bare [`SocketAddr`] extension is never taken as the peer: any
 //! middleware may insert one for its own reasons (an upstream address, a
