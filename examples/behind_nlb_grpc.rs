@@ -25,7 +25,6 @@ use std::task::{Context, Poll};
 
 use realip::io::{Mode, ProxiedAddr, ProxyProtocolListener};
 use realip::{RealIp, RealIpLayer};
-use tokio::net::TcpListener;
 use tonic::{body::Body, server::NamedService, Request, Response, Status};
 use tonic_prost::ProstCodec;
 
@@ -43,7 +42,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Loopback is included so the example can be tried locally.
     let vpc = std::env::var("VPC_CIDR").unwrap_or_else(|_| "10.0.0.0/16".into());
 
-    let listener = ProxyProtocolListener::new(TcpListener::bind(&listen).await?)
+    let listener = ProxyProtocolListener::new(realip::io::bind(&listen).await?)
         // Every connection from the VPC must start with a PROXY header ...
         .require_from([vpc.parse()?, "127.0.0.0/8".parse()?])
         // ... and nobody else may send one (a forged header from outside

@@ -18,7 +18,6 @@
 //!
 //! ```no_run
 //! use realip::{io::ProxyProtocolListener, RealIpLayer};
-//! use tokio::net::TcpListener;
 //!
 //! # async fn run<S>(service: S) -> Result<(), Box<dyn std::error::Error>>
 //! # where
@@ -29,7 +28,7 @@
 //! # {
 //! // Only the balancer's subnet can send PROXY, and it must; anyone else
 //! // sending a header is cut off.
-//! let listener = ProxyProtocolListener::new(TcpListener::bind("0.0.0.0:50051").await?)
+//! let listener = ProxyProtocolListener::new(realip::io::bind("0.0.0.0:50051").await?)
 //!     .require_from(["10.0.0.0/16".parse()?]);
 //! tonic::transport::Server::builder()
 //!     .layer(RealIpLayer::new())
