@@ -11,6 +11,8 @@ pub mod io;
 
 #[cfg(feature = "tower")]
 pub mod extract;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 #[cfg(feature = "tower")]
 pub mod layer;
 #[cfg(feature = "tower")]

@@ -10,6 +10,7 @@
 //! - [`peers`]: [`Haproxy`] and [`Nginx`] started from a config body.
 //! - [`curl`]: a bounded `curl` run returning status, body and TLS facts.
 //! - [`capture`]: a raw loopback server recording the bytes each connection sent.
+//! - [`grpc`]: a tonic service and client without codegen, reporting what each call saw.
 //! - [`tls`]: self-signed certificates for haproxy and rustls.
 //! - [`raw`]: one exchange of exact bytes over loopback TCP.
 //! - [`seeded`]: a deterministic generator for differential inputs.
@@ -20,6 +21,7 @@
 
 pub mod capture;
 pub mod curl;
+pub mod grpc;
 pub mod net;
 pub mod peers;
 pub mod raw;
