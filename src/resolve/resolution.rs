@@ -1,0 +1,337 @@
+//! What a resolution records: the client, the hops walked, the source that
+//! decided and why the walk stopped.
+
+use super::MAX_HOP_CAP;
+use crate::forwarded;
+use crate::forwarded::{bits_of, ip_of};
+use http::HeaderName;
+use std::fmt;
+use std::iter::FusedIterator;
+use std::net::{IpAddr, SocketAddr};
+
+/// Peer + PROXY source + header entries.
+const HOPS: usize = MAX_HOP_CAP + 2;
+
+/// Which input decided the client address.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The TCP peer.
+    Socket,
+    /// The source address of an accepted PROXY protocol header.
+    ProxyProtocol,
+    /// An entry of this request header.
+    Header(HeaderName),
+}
+
+/// Sources shared by every [`Resolution`]: recording one copies a pointer,
+/// where cloning a custom [`HeaderName`] calls through its `Bytes` vtable
+/// (and dropping it again). Only headers configured by a custom name
+/// that is none of these are cloned.
+pub(super) static SOCKET: Source = Source::Socket;
+pub(super) static PROXY_PROTOCOL: Source = Source::ProxyProtocol;
+pub(super) static BUILTIN_HEADERS: [Source; 8] = [
+    Source::Header(forwarded::X_FORWARDED_FOR),
+    Source::Header(forwarded::FORWARDED),
+    Source::Header(forwarded::X_REAL_IP),
+    Source::Header(forwarded::CF_CONNECTING_IP),
+    Source::Header(forwarded::TRUE_CLIENT_IP),
+    Source::Header(forwarded::FLY_CLIENT_IP),
+    Source::Header(forwarded::X_ENVOY_EXTERNAL_ADDRESS),
+    Source::Header(forwarded::CLOUDFRONT_VIEWER_ADDRESS),
+];
+
+/// A [`Source`] as a [`Resolution`] records it.
+#[derive(Debug)]
+pub(super) enum Recorded {
+    /// One of the statics above.
+    Shared(&'static Source),
+    /// A custom header name.
+    Owned(Source),
+}
+
+impl Clone for Recorded {
+    /// A pointer copy for the shared ones, inlined into the walk.
+    #[inline(always)]
+    fn clone(&self) -> Self {
+        match self {
+            Recorded::Shared(s) => Recorded::Shared(s),
+            Recorded::Owned(s) => Recorded::Owned(s.clone()),
+        }
+    }
+}
+
+impl std::ops::Deref for Recorded {
+    type Target = Source;
+
+    #[inline]
+    fn deref(&self) -> &Source {
+        match self {
+            Recorded::Shared(s) => s,
+            Recorded::Owned(s) => s,
+        }
+    }
+}
+
+/// Why the walk stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Stop {
+    /// The current address is not a trusted proxy: it is the client. Also
+    /// the reason when the peer itself is not trusted (the default).
+    UntrustedHop,
+    /// The next entry did not parse (or was `unknown`/obfuscated); the
+    /// client is the last good hop.
+    Malformed,
+    /// Every entry was trusted; the leftmost is the client.
+    Exhausted,
+    /// The hop cap was reached with entries left; the client is the last
+    /// hop read (fail closed: entries further left are never believed).
+    HopCap,
+    /// The peer is trusted but none of the configured headers was sent.
+    HeaderAbsent,
+    /// A single-address header had several lines; the client is the hop
+    /// that sent them.
+    Ambiguous,
+    /// Non-recursive mode took its one step onto a trusted address.
+    SingleStep,
+    /// Hop-count mode reached the Nth entry from the right.
+    HopCount,
+    /// Hop-count mode: fewer entries than trusted proxies; the client is
+    /// the nearest hop (the peer or PROXY source).
+    TooShort,
+}
+
+impl Stop {
+    /// Whether the walk found the client, rather than giving up at the
+    /// nearest address it can vouch for.
+    ///
+    /// Conclusive: [`UntrustedHop`](Stop::UntrustedHop),
+    /// [`Exhausted`](Stop::Exhausted), [`HeaderAbsent`](Stop::HeaderAbsent),
+    /// [`SingleStep`](Stop::SingleStep), [`HopCount`](Stop::HopCount).
+    /// Inconclusive: [`Malformed`](Stop::Malformed),
+    /// [`Ambiguous`](Stop::Ambiguous), [`HopCap`](Stop::HopCap),
+    /// [`TooShort`](Stop::TooShort): the address is then a trusted proxy
+    /// (or the nearest hop), which is safe as a rate-limit key (abusers share
+    /// the proxy's bucket) but must never grant access: an allowlist for
+    /// internal ranges would let the request in.
+    pub fn is_conclusive(self) -> bool {
+        match self {
+            Stop::UntrustedHop
+            | Stop::Exhausted
+            | Stop::HeaderAbsent
+            | Stop::SingleStep
+            | Stop::HopCount => true,
+            Stop::Malformed | Stop::Ambiguous | Stop::HopCap | Stop::TooShort => false,
+        }
+    }
+
+    /// Short lowercase name (`untrusted-hop`, `malformed`, ...), for logs
+    /// and metrics labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stop::UntrustedHop => "untrusted-hop",
+            Stop::Malformed => "malformed",
+            Stop::Exhausted => "exhausted",
+            Stop::HopCap => "hop-cap",
+            Stop::HeaderAbsent => "header-absent",
+            Stop::Ambiguous => "ambiguous",
+            Stop::SingleStep => "single-step",
+            Stop::HopCount => "hop-count",
+            Stop::TooShort => "too-short",
+        }
+    }
+}
+
+impl fmt::Display for Stop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The outcome of [`Policy::resolve`].
+///
+/// Records the addresses walked: the socket peer, the PROXY source if any,
+/// then each header entry read, nearest first. Except for
+/// [`Stop::TooShort`], the last hop is the client.
+///
+/// Storage choice: the first eight hops are kept inline as
+/// 128-bit slots (IPv4 kept in mapped form), which covers the peer, a PROXY
+/// source and six header entries without touching the heap; a longer walk
+/// moves the hops to one heap buffer sized for the hop cap. The value stays
+/// small (about 200 bytes), so building it and storing it in a request's
+/// extensions copies little. The alternative, a count plus a re-walk of the
+/// headers in [`Resolution::hops`], would make `hops` depend on the
+/// request's headers staying unchanged after resolution; a self-contained
+/// record was preferred for audit logs.
+#[derive(Clone)]
+pub struct Resolution {
+    pub(super) ip: u128,
+    /// 128-bit forms (IPv4 as mapped IPv6): aligned, tag-free storage.
+    /// Holds the first `len` hops while `spill` is empty.
+    inline: [u128; INLINE_HOPS],
+    /// Every hop, once the walk outgrew `inline` (empty otherwise, which
+    /// does not allocate).
+    spill: Vec<u128>,
+    pub(super) port: Option<u16>,
+    len: u8,
+    pub(super) stop: Stop,
+    pub(super) source: Recorded,
+}
+
+/// Hops a [`Resolution`] keeps without a heap allocation: the socket peer,
+/// a PROXY source and six header entries.
+const INLINE_HOPS: usize = 8;
+
+impl Resolution {
+    #[inline]
+    pub(super) fn new(peer: SocketAddr) -> Self {
+        let ip = bits_of(peer.ip());
+        let mut inline = [0; INLINE_HOPS];
+        inline[0] = ip;
+        Resolution {
+            ip,
+            inline,
+            spill: Vec::new(),
+            port: Some(peer.port()),
+            len: 1,
+            stop: Stop::UntrustedHop,
+            source: Recorded::Shared(&SOCKET),
+        }
+    }
+
+    /// A client known only by its address, for `realip::testing`.
+    #[cfg(feature = "tower")]
+    pub(crate) fn direct(ip: IpAddr, port: Option<u16>) -> Self {
+        let mut r = Self::new(SocketAddr::new(ip, port.unwrap_or(0)));
+        r.port = port;
+        r
+    }
+
+    #[inline]
+    pub(super) fn step(&mut self, bits: u128, port: Option<u16>) {
+        self.ip = bits;
+        self.port = port;
+        self.push(bits);
+    }
+
+    /// Records a hop without making it the client (yet).
+    #[inline]
+    pub(super) fn push(&mut self, bits: u128) {
+        match self.inline.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = bits;
+                self.len += 1;
+            }
+            None => self.step_spilled(bits),
+        }
+    }
+
+    /// A hop beyond the inline slots: long chains only.
+    #[cold]
+    #[inline(never)]
+    fn step_spilled(&mut self, bits: u128) {
+        if self.spill.is_empty() {
+            self.spill.reserve_exact(HOPS);
+            self.spill.extend_from_slice(&self.inline);
+        }
+        // The walk reads at most MAX_HOP_CAP entries, so this always fits.
+        if self.spill.len() < HOPS {
+            self.spill.push(bits);
+        }
+    }
+
+    fn hop_bits(&self) -> &[u128] {
+        if self.spill.is_empty() {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            &self.spill
+        }
+    }
+
+    /// The client address (IPv4-mapped IPv6 normalized to IPv4).
+    #[inline]
+    pub fn ip(&self) -> IpAddr {
+        ip_of(self.ip)
+    }
+
+    /// The client port, when the deciding source carried one.
+    pub fn port(&self) -> Option<u16> {
+        self.port
+    }
+
+    /// The client address with its port, when the port is known.
+    pub fn socket_addr(&self) -> Option<SocketAddr> {
+        self.port.map(|p| SocketAddr::new(self.ip(), p))
+    }
+
+    /// Which input decided the address.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
+    /// Why the walk stopped.
+    pub fn stop(&self) -> Stop {
+        self.stop
+    }
+
+    /// Whether the walk found the client ([`Stop::is_conclusive`]). An
+    /// inconclusive result names the nearest address the policy can vouch
+    /// for (a trusted proxy): fine for logs and rate-limit keys, never for
+    /// granting access.
+    pub fn is_conclusive(&self) -> bool {
+        self.stop.is_conclusive()
+    }
+
+    /// The addresses walked, nearest first (socket peer first).
+    pub fn hops(&self) -> Hops<'_> {
+        Hops {
+            inner: self.hop_bits().iter(),
+        }
+    }
+}
+
+impl fmt::Debug for Resolution {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Resolution")
+            .field("ip", &self.ip())
+            .field("port", &self.port)
+            .field("source", self.source())
+            .field("stop", &self.stop)
+            .field("hops", &self.hops())
+            .finish()
+    }
+}
+
+/// Iterator over [`Resolution::hops`], nearest first.
+#[derive(Clone)]
+pub struct Hops<'a> {
+    inner: std::slice::Iter<'a, u128>,
+}
+
+impl Iterator for Hops<'_> {
+    type Item = IpAddr;
+
+    #[inline]
+    fn next(&mut self) -> Option<IpAddr> {
+        self.inner.next().map(|&b| ip_of(b))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.inner.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for Hops<'_> {
+    fn next_back(&mut self) -> Option<IpAddr> {
+        self.inner.next_back().map(|&b| ip_of(b))
+    }
+}
+
+impl ExactSizeIterator for Hops<'_> {}
+impl FusedIterator for Hops<'_> {}
+
+impl fmt::Debug for Hops<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.clone()).finish()
+    }
+}
