@@ -6,7 +6,10 @@
 //!   source carried one;
 //! - [`RealIp`]: the whole resolution (source, socket peer, hops, why the
 //!   walk stopped, the PROXY header with its TLVs);
-//! - [`Conclusive<T>`] around any of them: the same, but a request whose
+//! - [`ClientScheme`], [`ClientHost`], [`BaseUrl`]: the scheme, host and
+//!   port, and `scheme://host[:port]/prefix` the client used, from the
+//!   same walk (the policy's client context, [`RealIp::context`]);
+//! - [`Conclusive<T>`] around any of the first three: the same, but a request whose
 //!   walk was inconclusive (a malformed entry, an ambiguous single-address
 //!   header, the hop cap, too short a chain) is rejected with `400`.
 //!
@@ -35,7 +38,7 @@ use std::sync::Arc;
 use http::Extensions;
 
 use crate::proxy::OwnedHeader;
-use crate::resolve::{Resolution, Source, Stop};
+use crate::resolve::{ClientContext, Resolution, Scheme, Source, Stop};
 
 /// Marker left by the layer when the request carried no peer address, so
 /// the rejection can name the right fix.
@@ -125,6 +128,34 @@ impl RealIp {
         self.resolution.hops()
     }
 
+    /// The client's scheme, host, port and prefix, each with where it came
+    /// from and why the context walk stopped; `None` with context off.
+    pub fn context(&self) -> Option<&ClientContext> {
+        self.resolution.context()
+    }
+
+    /// The scheme the client used; `None` with context off.
+    pub fn scheme(&self) -> Option<Scheme> {
+        self.context().map(ClientContext::scheme)
+    }
+
+    /// The host (without port) and port the client asked for; `None` with
+    /// context off or when no one named a host.
+    pub fn host(&self) -> Option<ClientHost> {
+        let cx = self.context()?;
+        Some(ClientHost {
+            host: cx.host()?.to_owned(),
+            port: cx.port(),
+            scheme: cx.scheme(),
+        })
+    }
+
+    /// `scheme://host[:port]` and the prefix: the client-facing base URL;
+    /// `None` with context off or without a host.
+    pub fn base_url(&self) -> Option<BaseUrl> {
+        self.context()?.base_url().map(BaseUrl)
+    }
+
     /// The full resolution.
     pub fn resolution(&self) -> &Resolution {
         &self.resolution
@@ -209,6 +240,82 @@ impl fmt::Display for ClientAddr {
     }
 }
 
+/// The scheme the client used (`https` behind a TLS-terminating proxy
+/// the policy trusts), from [`RealIp::context`].
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use realip::{ClientScheme, HeaderSource, RealIpLayer};
+///
+/// async fn handler(ClientScheme(scheme): ClientScheme) -> String {
+///     // Mark cookies `Secure` only when the client really used TLS.
+///     format!("secure: {}", scheme.is_secure())
+/// }
+/// let layer = RealIpLayer::builder()
+///     .trust_private()
+///     .header(HeaderSource::XForwardedFor)
+///     .build()?;
+/// let app: Router = Router::new().route("/", get(handler)).layer(layer);
+/// # let _ = app;
+/// # Ok::<(), realip::ConfigError>(())
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientScheme(pub Scheme);
+
+/// The host and port the client asked for.
+///
+/// Displayed as `host` or `host:port`, the port written only when it is
+/// not the scheme's default. The host is lowercase; an IPv6 literal keeps
+/// its brackets.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ClientHost {
+    /// The host, without port.
+    pub host: String,
+    /// The port (the scheme's default when no one wrote one).
+    pub port: u16,
+    /// The scheme, which decides whether the port is written.
+    pub scheme: Scheme,
+}
+
+impl fmt::Display for ClientHost {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.port == self.scheme.default_port() {
+            f.write_str(&self.host)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+/// The client-facing base URL: `scheme://host[:port]` followed by the
+/// prefix a proxy strips (`https://shop.example/app`), without a trailing
+/// slash. Absolute links, redirects and OAuth callbacks start with it.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use realip::{BaseUrl, HeaderSource, RealIpLayer};
+///
+/// async fn login(BaseUrl(base): BaseUrl) -> String {
+///     format!("{base}/oauth/callback")
+/// }
+/// let layer = RealIpLayer::builder()
+///     .trust_private()
+///     .header(HeaderSource::XForwardedFor)
+///     .allowed_host("shop.example")
+///     .build()?;
+/// let app: Router = Router::new().route("/login", get(login)).layer(layer);
+/// # let _ = app;
+/// # Ok::<(), realip::ConfigError>(())
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct BaseUrl(pub String);
+
+impl fmt::Display for BaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Any client extractor ([`ClientIp`], [`ClientAddr`], [`RealIp`]) that
 /// only succeeds when the walk was conclusive; an inconclusive request is
 /// rejected with `400 Bad Request` ([`RejectionReason::Inconclusive`]).
@@ -281,7 +388,8 @@ mod axum_impls {
     use http::request::Parts;
     use http::StatusCode;
 
-    use super::{ClientAddr, ClientIp, Conclusive, FromRealIp, NoPeer, RealIp};
+    use super::{BaseUrl, ClientAddr, ClientHost, ClientIp, ClientScheme, Conclusive, FromRealIp};
+    use super::{NoPeer, RealIp};
     use crate::resolve::Stop;
 
     /// Why no client address was available.
@@ -294,6 +402,12 @@ mod axum_impls {
         MissingConnectInfo,
         /// The walk was inconclusive (only [`Conclusive`] rejects for it).
         Inconclusive(Stop),
+        /// The policy has client context off ([`ClientScheme`],
+        /// [`ClientHost`], [`BaseUrl`]).
+        ContextOff,
+        /// No one named a host: the request had no authority or `Host`,
+        /// and no trusted proxy sent one ([`ClientHost`], [`BaseUrl`]).
+        NoHost,
     }
 
     /// Rejection of [`ClientIp`], [`ClientAddr`], [`RealIp`] and
@@ -326,7 +440,9 @@ mod axum_impls {
         /// nothing wrong), `400 Bad Request` for an inconclusive walk.
         pub fn status(&self) -> StatusCode {
             match self.reason {
-                RejectionReason::Inconclusive(_) => StatusCode::BAD_REQUEST,
+                RejectionReason::Inconclusive(_) | RejectionReason::NoHost => {
+                    StatusCode::BAD_REQUEST
+                }
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             }
         }
@@ -343,6 +459,13 @@ mod axum_impls {
                      layer.into_make_service(app), or with \
                      into_make_service_with_connect_info::<ProxiedAddr>() or \
                      ::<SocketAddr>() (or insert a ProxiedAddr request extension)"
+                }
+                RejectionReason::ContextOff => {
+                    "realip: the client context is off for this policy: drop \
+                     `.context(false)` from the RealIpLayer builder"
+                }
+                RejectionReason::NoHost => {
+                    "realip: the request names no host (no authority, no Host header)"
                 }
                 RejectionReason::Inconclusive(Stop::Malformed) => {
                     "realip: the client address could not be determined: a forwarded \
@@ -377,6 +500,8 @@ mod axum_impls {
             if let RejectionReason::Inconclusive(stop) = self.reason {
                 // The request's doing, and a client can repeat it at will.
                 tracing::debug!(target: "realip::extract", %stop, "{}", self.body_text());
+            } else if self.reason == RejectionReason::NoHost {
+                tracing::debug!(target: "realip::extract", "{}", self.body_text());
             } else {
                 tracing::error!(target: "realip::extract", reason = ?self.reason, "{}", self.body_text());
             }
@@ -438,6 +563,52 @@ mod axum_impls {
             Ok(parts.extensions.get::<RealIp>().map(RealIp::client_addr))
         }
     }
+
+    /// The context value `f` reads, or why there is none.
+    fn context_value<T>(
+        parts: &Parts,
+        f: impl FnOnce(&RealIp) -> Option<T>,
+    ) -> Result<T, RealIpRejection> {
+        let real = get(parts)?;
+        if real.context().is_none() {
+            return Err(RealIpRejection {
+                reason: RejectionReason::ContextOff,
+            });
+        }
+        f(real).ok_or(RealIpRejection {
+            reason: RejectionReason::NoHost,
+        })
+    }
+
+    macro_rules! context_extractor {
+        ($ty:ty, $f:expr) => {
+            impl<S: Sync> FromRequestParts<S> for $ty {
+                type Rejection = RealIpRejection;
+
+                async fn from_request_parts(
+                    parts: &mut Parts,
+                    _: &S,
+                ) -> Result<Self, Self::Rejection> {
+                    context_value(parts, $f)
+                }
+            }
+
+            impl<S: Sync> OptionalFromRequestParts<S> for $ty {
+                type Rejection = Infallible;
+
+                async fn from_request_parts(
+                    parts: &mut Parts,
+                    _: &S,
+                ) -> Result<Option<Self>, Infallible> {
+                    Ok(context_value(parts, $f).ok())
+                }
+            }
+        };
+    }
+
+    context_extractor!(ClientScheme, |r: &RealIp| r.scheme().map(ClientScheme));
+    context_extractor!(ClientHost, RealIp::host);
+    context_extractor!(BaseUrl, RealIp::base_url);
 
     impl<S: Sync, T: FromRealIp> FromRequestParts<S> for Conclusive<T> {
         type Rejection = RealIpRejection;

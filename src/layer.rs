@@ -54,7 +54,9 @@ use tower_service::Service;
 use crate::extract::ClientAddr;
 use crate::extract::{NoPeer, RealIp};
 use crate::proxy::OwnedHeader;
-use crate::resolve::{ConfigError, HeaderSource, Policy, PolicyBuilder};
+use crate::resolve::{
+    ClientContext, ConfigError, ConnectionView, ContextHeaders, HeaderSource, Policy, PolicyBuilder,
+};
 use crate::trust::TrustedProxies;
 
 /// Resolves the real client of each request and stores it as a [`RealIp`]
@@ -87,6 +89,16 @@ use crate::trust::TrustedProxies;
 #[must_use]
 pub struct RealIpLayer {
     policy: Policy,
+    options: Options,
+}
+
+/// The layer's own settings, beside the policy.
+#[derive(Clone, Copy, Debug, Default)]
+struct Options {
+    /// The listener runs TLS on every connection.
+    tls: bool,
+    /// Rewrite the request URI's scheme and authority to the client's view.
+    rewrite_uri: bool,
 }
 
 impl RealIpLayer {
@@ -99,6 +111,7 @@ impl RealIpLayer {
     pub fn builder() -> RealIpLayerBuilder {
         RealIpLayerBuilder {
             inner: Policy::builder(),
+            options: Options::default(),
         }
     }
 
@@ -111,7 +124,7 @@ impl RealIpLayer {
     /// service resolves from `conn` instead of looking for connection info
     /// in each request (hyper-util servers, custom accept loops).
     pub fn layer_connection<S, A: ConnectionAddr>(&self, inner: S, conn: &A) -> RealIpService<S> {
-        RealIpService::for_connection(inner, self.policy.clone(), conn)
+        RealIpService::for_connection(inner, self.policy.clone(), conn).with_options(self.options)
     }
 
     /// Serves `app` with this layer around it, the peer read once per
@@ -153,7 +166,10 @@ impl RealIpLayer {
 
 impl From<Policy> for RealIpLayer {
     fn from(policy: Policy) -> Self {
-        Self { policy }
+        Self {
+            policy,
+            options: Options::default(),
+        }
     }
 }
 
@@ -161,7 +177,7 @@ impl<S> Layer<S> for RealIpLayer {
     type Service = RealIpService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RealIpService::new(inner, self.policy.clone())
+        RealIpService::new(inner, self.policy.clone()).with_options(self.options)
     }
 }
 
@@ -187,13 +203,62 @@ impl<S> Layer<S> for RealIpLayer {
 #[must_use]
 pub struct RealIpLayerBuilder {
     inner: PolicyBuilder,
+    options: Options,
 }
 
 impl RealIpLayerBuilder {
     fn map(self, f: impl FnOnce(PolicyBuilder) -> PolicyBuilder) -> Self {
         Self {
             inner: f(self.inner),
+            options: self.options,
         }
+    }
+
+    /// Client context on or off ([`PolicyBuilder::context`]: on by default
+    /// once an address header is configured).
+    pub fn context(self, on: bool) -> Self {
+        self.map(|b| b.context(on))
+    }
+
+    /// The context headers read ([`PolicyBuilder::context_headers`]).
+    pub fn context_headers(self, headers: ContextHeaders) -> Self {
+        self.map(|b| b.context_headers(headers))
+    }
+
+    /// Ignores context headers whose entry count differs from the address
+    /// header's ([`PolicyBuilder::symmetric`]).
+    pub fn symmetric(self, on: bool) -> Self {
+        self.map(|b| b.symmetric(on))
+    }
+
+    /// Accepts forwarded hosts only from this list
+    /// ([`PolicyBuilder::allowed_host`]; `*.example.com` for a suffix).
+    pub fn allowed_host(self, name: impl Into<String>) -> Self {
+        self.map(|b| b.allowed_host(name))
+    }
+
+    /// The listener in front of this layer terminates TLS on every
+    /// connection, so the client's scheme starts as `https`.
+    ///
+    /// The layer cannot see the TLS handshake: the server wraps the stream
+    /// before hyper reads a byte, and nothing in the request says whether
+    /// it did. Set this on the layer of a server that serves TLS only
+    /// (an app behind a TCP-mode balancer that terminates TLS itself). A
+    /// per-connection service ([`RealIpLayer::into_make_service`]) also
+    /// asks the listener's address ([`ConnectionAddr::is_tls`]).
+    pub fn connection_tls(mut self, on: bool) -> Self {
+        self.options.tls = on;
+        self
+    }
+
+    /// Rewrites each request's URI scheme and authority to the client's
+    /// view (Werkzeug `ProxyFix` style), for code that reads `req.uri()`
+    /// to build links. Off by default: the request is left as the server
+    /// received it and the view is read from [`RealIp::context`]. The path
+    /// is never changed (the prefix is not prepended).
+    pub fn rewrite_uri(mut self, on: bool) -> Self {
+        self.options.rewrite_uri = on;
+        self
     }
 
     /// Trusts one network ([`PolicyBuilder::trust`]).
@@ -259,7 +324,17 @@ impl RealIpLayerBuilder {
     /// # Errors
     /// A configuration that cannot work; see [`Policy`] for the rules.
     pub fn build(self) -> Result<RealIpLayer, ConfigError> {
-        self.inner.build().map(RealIpLayer::from)
+        let policy = self.inner.build()?;
+        if self.options.rewrite_uri && !policy.has_context() {
+            return Err(ConfigError::new(
+                crate::ConfigErrorKind::ContextOff,
+                "rewrite_uri needs the client context, which is off",
+            ));
+        }
+        Ok(RealIpLayer {
+            policy,
+            options: self.options,
+        })
     }
 }
 
@@ -276,6 +351,12 @@ pub trait ConnectionAddr {
     /// The PROXY header the listener accepted from [`peer`](Self::peer).
     fn proxy_header(&self) -> Option<&Arc<OwnedHeader>> {
         None
+    }
+
+    /// Whether this server ran TLS on the connection (the client context
+    /// then starts as `https`). `false` unless the address type knows.
+    fn is_tls(&self) -> bool {
+        false
     }
 }
 
@@ -301,6 +382,7 @@ impl ConnectionAddr for crate::io::ProxiedAddr {
 struct Conn {
     peer: SocketAddr,
     header: Option<Arc<OwnedHeader>>,
+    tls: bool,
 }
 
 /// The service [`RealIpLayer`] wraps around `S`.
@@ -311,6 +393,7 @@ pub struct RealIpService<S> {
     inner: S,
     policy: Policy,
     conn: Option<Conn>,
+    options: Options,
 }
 
 impl<S: fmt::Debug> fmt::Debug for RealIpService<S> {
@@ -319,6 +402,7 @@ impl<S: fmt::Debug> fmt::Debug for RealIpService<S> {
             .field("inner", &self.inner)
             .field("policy", &self.policy)
             .field("conn", &self.conn)
+            .field("options", &self.options)
             .finish()
     }
 }
@@ -331,7 +415,13 @@ impl<S> RealIpService<S> {
             inner,
             policy,
             conn: None,
+            options: Options::default(),
         }
+    }
+
+    fn with_options(mut self, options: Options) -> Self {
+        self.options = options;
+        self
     }
 
     /// Wraps `inner` with `policy` for one connection: every request is
@@ -344,7 +434,9 @@ impl<S> RealIpService<S> {
             conn: Some(Conn {
                 peer: conn.peer(),
                 header: conn.proxy_header().cloned(),
+                tls: conn.is_tls(),
             }),
+            options: Options::default(),
         }
     }
 
@@ -384,13 +476,29 @@ where
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let found = match &self.conn {
-            Some(c) => Some((c.peer, c.header.clone())),
-            None => peer_of(req.extensions()),
+            Some(c) => Some((c.peer, c.header.clone(), c.tls)),
+            None => peer_of(req.extensions()).map(|(p, h)| (p, h, false)),
         };
         match found {
-            Some((peer, header)) => {
+            Some((peer, header, conn_tls)) => {
                 let proxy_source = header.as_ref().and_then(|h| h.source());
-                let resolution = self.policy.resolve(peer, proxy_source, req.headers());
+                let resolution = if self.policy.has_context() {
+                    let mut view = ConnectionView::new()
+                        .tls(self.options.tls || conn_tls)
+                        .request_authority(req.uri().authority());
+                    if let Some(h) = &header {
+                        view = view.proxy_header(h);
+                    }
+                    self.policy
+                        .resolve_with(peer, proxy_source, req.headers(), &view)
+                } else {
+                    self.policy.resolve(peer, proxy_source, req.headers())
+                };
+                if self.options.rewrite_uri {
+                    if let Some(cx) = resolution.context() {
+                        rewrite_uri(&mut req, cx);
+                    }
+                }
                 if req.extensions().is_empty() {
                     *req.extensions_mut() = roomy_extensions();
                 }
@@ -407,6 +515,23 @@ where
             }
         }
         self.inner.call(req)
+    }
+}
+
+/// Sets the URI's scheme and authority to the client's view; the path
+/// and query stay. Left as is when the view has no host.
+fn rewrite_uri<B>(req: &mut Request<B>, cx: &ClientContext) {
+    let Some(authority) = cx.authority() else {
+        return;
+    };
+    let mut parts = req.uri().clone().into_parts();
+    parts.scheme = cx.scheme().as_str().parse().ok();
+    parts.authority = authority.parse().ok();
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
     }
 }
 
@@ -475,6 +600,7 @@ fn peer_of(ext: &Extensions) -> Option<(SocketAddr, Option<Arc<OwnedHeader>>)> {
 pub struct IntoMakeServiceWithRealIp<S> {
     app: S,
     policy: Policy,
+    options: Options,
 }
 
 #[cfg(feature = "axum")]
@@ -486,6 +612,7 @@ impl<S> IntoMakeServiceWithRealIp<S> {
         Self {
             app: service,
             policy: layer.policy,
+            options: layer.options,
         }
     }
 }
@@ -511,6 +638,7 @@ where
             self.app.clone(),
             self.policy.clone(),
             stream.remote_addr(),
-        )))
+        )
+        .with_options(self.options)))
     }
 }

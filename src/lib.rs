@@ -19,7 +19,9 @@ pub mod layer;
 pub mod testing;
 
 #[cfg(feature = "tower")]
-pub use extract::{ClientAddr, ClientIp, Conclusive, FromRealIp, RealIp};
+pub use extract::{
+    BaseUrl, ClientAddr, ClientHost, ClientIp, ClientScheme, Conclusive, FromRealIp, RealIp,
+};
 #[cfg(feature = "axum")]
 pub use extract::{RealIpRejection, RejectionReason};
 #[cfg(feature = "tokio")]
@@ -29,6 +31,7 @@ pub use layer::IntoMakeServiceWithRealIp;
 #[cfg(feature = "tower")]
 pub use layer::{ConnectionAddr, RealIpLayer, RealIpLayerBuilder, RealIpService};
 pub use resolve::{
-    ConfigError, ConfigErrorKind, HeaderSource, Policy, PolicyBuilder, Resolution, Source, Stop,
+    ClientContext, ConfigError, ConfigErrorKind, ConnectionView, ContextHeaders, ContextSource,
+    ContextStop, HeaderSource, Policy, PolicyBuilder, Resolution, Scheme, Source, Stop,
 };
 pub use trust::TrustedProxies;

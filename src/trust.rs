@@ -68,6 +68,10 @@ pub enum ConfigErrorKind {
     SeveralHeaders,
     /// More than [`MAX_RANGES`] networks in one set.
     TooManyRanges,
+    /// An allowed host that is neither a host name nor `*.` and one.
+    InvalidAllowedHost,
+    /// Context options (headers, symmetry, allowed hosts) with context off.
+    ContextOff,
 }
 
 /// Most networks one [`TrustedProxies`] holds: far beyond any published

@@ -7,7 +7,10 @@
 //! - [`rfc7239`]: the standard `Forwarded` header (`for=` parameters, tokens
 //!   and quoted-strings, `unknown`, obfuscated `_ids`);
 //! - [`single`]: single-address headers such as `X-Real-IP`,
-//!   `CF-Connecting-IP` or `CloudFront-Viewer-Address`.
+//!   `CF-Connecting-IP` or `CloudFront-Viewer-Address`;
+//! - [`context`]: the client's scheme, host, port and prefix
+//!   (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`, `Forwarded`'s
+//!   `proto` and `host`).
 //!
 //! Every parser borrows the header bytes, never allocates, and yields
 //! entries **right to left** (nearest hop first) because a resolver must
@@ -34,17 +37,25 @@ use http::{HeaderName, HeaderValue};
 use std::iter::{FusedIterator, Rev};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+pub mod context;
 pub mod rfc7239;
 pub mod single;
 pub mod xff;
 
 /// Entries in the resolver's form, nearest first: what its walk reads.
-pub(crate) trait RawEntries {
+pub(crate) trait RawEntries<'a> {
     fn next_raw(&mut self) -> Option<Raw>;
+
+    /// The whole element the last entry came from, for parsers whose
+    /// elements carry more than the address (`Forwarded`); empty otherwise.
+    #[inline(always)]
+    fn last_element(&self) -> &'a [u8] {
+        &[]
+    }
 }
 
 /// A single-address header: its one entry.
-impl RawEntries for Option<Raw> {
+impl RawEntries<'_> for Option<Raw> {
     #[inline]
     fn next_raw(&mut self) -> Option<Raw> {
         self.take()
@@ -53,7 +64,7 @@ impl RawEntries for Option<Raw> {
 
 /// A one-line parser read right to left ([`xff::Line`],
 /// [`rfc7239::Line`]).
-pub(crate) trait LineParser<'a>: RawEntries + Sized {
+pub(crate) trait LineParser<'a>: RawEntries<'a> + Sized {
     fn from_line(line: &'a [u8]) -> Self;
 }
 
@@ -90,7 +101,7 @@ impl<'a, L: LineParser<'a>> Entries<'a, L> {
     }
 }
 
-impl<'a, L: LineParser<'a>> RawEntries for Entries<'a, L> {
+impl<'a, L: LineParser<'a>> RawEntries<'a> for Entries<'a, L> {
     #[inline]
     fn next_raw(&mut self) -> Option<Raw> {
         loop {
@@ -99,6 +110,11 @@ impl<'a, L: LineParser<'a>> RawEntries for Entries<'a, L> {
             }
             self.line = L::from_line(self.lines.next()?.as_bytes());
         }
+    }
+
+    #[inline(always)]
+    fn last_element(&self) -> &'a [u8] {
+        self.line.last_element()
     }
 }
 

@@ -79,6 +79,9 @@ pub struct Line<'a> {
     s: &'a [u8],
     end: usize,
     done: bool,
+    /// Where the element last read starts and ends (for its `proto` and
+    /// `host`, read by the client-context walk).
+    last: (usize, usize),
 }
 
 impl<'a> Line<'a> {
@@ -88,6 +91,7 @@ impl<'a> Line<'a> {
             s: line,
             end: line.len(),
             done: false,
+            last: (0, 0),
         }
     }
 }
@@ -116,6 +120,7 @@ impl Line<'_> {
             return None;
         }
         if let Some((v4, start)) = for_v4_rev(s, i) {
+            self.last = (start, i);
             self.end = start;
             self.done = start == 0;
             return Some(Raw::Ip {
@@ -131,6 +136,7 @@ impl Line<'_> {
     fn element(&mut self, i: usize) -> Option<Raw> {
         match element_rev(self.s, i) {
             Some((start, node)) => {
+                self.last = (start, i);
                 self.end = start;
                 if start == 0 {
                     self.done = true;
@@ -162,10 +168,18 @@ impl<'a> super::LineParser<'a> for Line<'a> {
     }
 }
 
-impl super::RawEntries for Line<'_> {
+impl<'a> super::RawEntries<'a> for Line<'a> {
     #[inline]
     fn next_raw(&mut self) -> Option<Raw> {
         Line::next_raw(self)
+    }
+
+    #[inline]
+    fn last_element(&self) -> &'a [u8] {
+        let (start, end) = self.last;
+        // `start` is the separating comma, or 0 for the first element.
+        let e = self.s.get(start..end).unwrap_or_default();
+        e.strip_prefix(b",").unwrap_or(e)
     }
 }
 

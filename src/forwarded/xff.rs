@@ -252,7 +252,7 @@ impl<'a> super::LineParser<'a> for Line<'a> {
     }
 }
 
-impl super::RawEntries for Line<'_> {
+impl<'a> super::RawEntries<'a> for Line<'a> {
     #[inline(always)]
     fn next_raw(&mut self) -> Option<Raw> {
         Line::next_raw(self)

@@ -55,14 +55,20 @@
 //! # Ok::<(), realip::trust::ConfigError>(())
 //! ```
 
+mod context;
 mod resolution;
 
+pub use self::context::{
+    ClientContext, ConnectionView, ContextHeaders, ContextSource, ContextStop, Field, Scheme,
+    X_FORWARDED_HOST, X_FORWARDED_PORT, X_FORWARDED_PREFIX, X_FORWARDED_PROTO, X_FORWARDED_SSL,
+};
+use self::context::{ContextConfig, Follow, HostPattern, Reader, Steps, Walk};
 pub use self::resolution::{Hops, Resolution, Source, Stop};
 use self::resolution::{Recorded, BUILTIN_HEADERS, PROXY_PROTOCOL};
 use crate::forwarded::{self, bits_of, rfc7239, single, xff, Raw, RawEntries};
 use crate::trust::TrustedProxies;
 pub use crate::trust::{ConfigError, ConfigErrorKind};
-use http::{HeaderMap, HeaderName};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -152,6 +158,8 @@ struct Inner {
     spec: Option<Spec>,
     mode: Mode,
     cap: usize,
+    /// Client-context settings; `None` with context off.
+    context: Option<ContextConfig>,
 }
 
 /// A validated resolution policy. Cheap to clone (shared), `Send + Sync`.
@@ -198,6 +206,7 @@ impl Default for Policy {
                 spec: None,
                 mode: Mode::Ranges { recursive: true },
                 cap: DEFAULT_HOP_CAP,
+                context: None,
             }),
         }
     }
@@ -224,31 +233,77 @@ impl Policy {
         self.inner.cap
     }
 
-    /// Resolves the client of one request.
+    /// Resolves the client of one request, with the client context from
+    /// a plain connection ([`ConnectionView::new`]: `http`, host from the
+    /// `Host` header); see [`resolve_with`](Self::resolve_with).
     ///
     /// `proxy_source` is the accepted PROXY header's source address (`None`
     /// when there was no header, or it was LOCAL/UNKNOWN/AF_UNSPEC).
-    // Out of line, with the walk inlined into it: the result is set up
-    // and filled in one frame (inlining it into callers cost more).
-    #[inline(never)]
+    #[inline]
     pub fn resolve(
         &self,
         peer: SocketAddr,
         proxy_source: Option<SocketAddr>,
         headers: &HeaderMap,
     ) -> Resolution {
+        self.resolve_with(peer, proxy_source, headers, &ConnectionView::new())
+    }
+
+    /// Resolves the client of one request and, unless context is off, its
+    /// scheme, host, port and prefix, starting from what `view` says about
+    /// the connection (TLS on the listener, the PROXY header's TLVs, the
+    /// request's authority).
+    ///
+    /// ```
+    /// use http::{HeaderMap, HeaderValue};
+    /// use realip::resolve::{ConnectionView, ContextSource, HeaderSource, Policy, Scheme};
+    ///
+    /// let policy = Policy::builder()
+    ///     .trust_private()
+    ///     .header(HeaderSource::XForwardedFor)
+    ///     .build()?;
+    /// let mut headers = HeaderMap::new();
+    /// headers.insert("host", HeaderValue::from_static("10.0.0.2:8080"));
+    /// headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9"));
+    /// headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+    /// headers.insert("x-forwarded-host", HeaderValue::from_static("shop.example"));
+    /// let peer = "10.0.0.2:40000".parse().unwrap();
+    /// let r = policy.resolve_with(peer, None, &headers, &ConnectionView::new());
+    /// let cx = r.context().unwrap();
+    /// assert_eq!(cx.scheme(), Scheme::Https);
+    /// assert_eq!(cx.host(), Some("shop.example"));
+    /// assert_eq!(cx.port(), 443);
+    /// assert_eq!(cx.host_source(), ContextSource::Header { hop: 1 });
+    /// assert_eq!(cx.base_url().as_deref(), Some("https://shop.example"));
+    /// # Ok::<(), realip::ConfigError>(())
+    /// ```
+    // Out of line, with the walk inlined into it: the result is set up
+    // and filled in one frame (inlining it into callers cost more).
+    #[inline(never)]
+    pub fn resolve_with(
+        &self,
+        peer: SocketAddr,
+        proxy_source: Option<SocketAddr>,
+        headers: &HeaderMap,
+        view: &ConnectionView<'_>,
+    ) -> Resolution {
         let mut r = Resolution::new(peer);
-        self.resolve_into(&mut r, proxy_source, headers);
+        match &self.inner.context {
+            None => {
+                if let Some(spec) = self.prologue(&mut r, proxy_source) {
+                    let found = lookup(headers, &spec.name);
+                    self.walk_found(&mut r, spec, proxy_source, headers, found, &mut ());
+                }
+            }
+            Some(cfg) => self.resolve_context(&mut r, proxy_source, headers, view, cfg),
+        }
         r
     }
 
+    /// The PROXY step and the checks before any header is read; `None`
+    /// when the walk ends there.
     #[inline(always)]
-    fn resolve_into(
-        &self,
-        r: &mut Resolution,
-        proxy_source: Option<SocketAddr>,
-        headers: &HeaderMap,
-    ) {
+    fn prologue(&self, r: &mut Resolution, proxy_source: Option<SocketAddr>) -> Option<&Spec> {
         let inner = &*self.inner;
         if let Some(src) = proxy_source {
             r.step(bits_of(src.ip()), Some(src.port()));
@@ -256,22 +311,78 @@ impl Policy {
         }
         let Some(spec) = &inner.spec else {
             r.stop = Stop::UntrustedHop;
-            return;
+            return None;
         };
         match inner.mode {
             Mode::Ranges { .. } if !inner.trusted.contains_bits(r.ip) => {
                 r.stop = Stop::UntrustedHop;
-                return;
+                return None;
             }
             // The PROXY source is the first counted hop: with one proxy in
             // front, it is the client and no header is read.
             Mode::Count(1) if proxy_source.is_some() => {
                 r.stop = Stop::HopCount;
-                return;
+                return None;
             }
             _ => {}
         }
-        let value = match lookup(headers, &spec.name) {
+        Some(spec)
+    }
+
+    /// The address walk with the context walk in lockstep.
+    #[inline(never)]
+    fn resolve_context(
+        &self,
+        r: &mut Resolution,
+        proxy_source: Option<SocketAddr>,
+        headers: &HeaderMap,
+        view: &ConnectionView<'_>,
+        cfg: &ContextConfig,
+    ) {
+        let Some(spec) = self.prologue(r, proxy_source) else {
+            // No step is believed: the connection's values stand.
+            r.set_context(Some(context::start(view, host_line(headers))));
+            return;
+        };
+        let found = scan(headers, &spec.name, &cfg.headers);
+        let follow = match spec.kind {
+            Kind::List => Follow::List,
+            Kind::Forwarded => Follow::Forwarded,
+            Kind::Single | Kind::CloudFront => Follow::Single,
+        };
+        let address_entries = cfg.symmetric.then(|| match (&found.address, spec.kind) {
+            (Lookup::Absent, _) => 0,
+            (_, Kind::Single | Kind::CloudFront) => 1,
+            (Lookup::One(v), _) => forwarded::context::count_items(v),
+            (Lookup::Many, _) => headers
+                .get_all(&spec.name)
+                .iter()
+                .map(|v| forwarded::context::count_items(v.as_bytes()))
+                .sum(),
+        });
+        let mut walk = Walk::new(cfg, follow, found.readers, address_entries);
+        if walk.is_idle() {
+            self.walk_found(r, spec, proxy_source, headers, found.address, &mut ());
+        } else {
+            self.walk_found(r, spec, proxy_source, headers, found.address, &mut walk);
+        }
+        let c = walk.finish(cfg, view, found.host, proxy_source.is_some());
+        r.set_context(Some(c));
+    }
+
+    /// The walk over the address header's lines `found`.
+    #[inline(always)]
+    fn walk_found<'h>(
+        &self,
+        r: &mut Resolution,
+        spec: &Spec,
+        proxy_source: Option<SocketAddr>,
+        headers: &'h HeaderMap,
+        found: Lookup<'h>,
+        steps: &mut impl Steps<'h>,
+    ) {
+        let inner = &*self.inner;
+        let value = match found {
             Lookup::Absent => {
                 r.stop = match inner.mode {
                     Mode::Ranges { .. } => Stop::HeaderAbsent,
@@ -288,17 +399,35 @@ impl Policy {
                 // Repeated lines: walk them in order, the last first.
                 let lines = headers.get_all(&spec.name);
                 if spec.kind == Kind::List {
-                    self.walk(r, &spec.source, proxy_source, xff::Entries::new(lines));
+                    self.walk(
+                        r,
+                        &spec.source,
+                        proxy_source,
+                        xff::Entries::new(lines),
+                        steps,
+                    );
                 } else {
-                    self.walk(r, &spec.source, proxy_source, rfc7239::Entries::new(lines));
+                    self.walk(
+                        r,
+                        &spec.source,
+                        proxy_source,
+                        rfc7239::Entries::new(lines),
+                        steps,
+                    );
                 }
                 return;
             }
         };
         match spec.kind {
-            Kind::List => self.walk(r, &spec.source, proxy_source, xff::Line::new(value)),
+            Kind::List => self.walk(r, &spec.source, proxy_source, xff::Line::new(value), steps),
             Kind::Forwarded => {
-                self.walk(r, &spec.source, proxy_source, rfc7239::Line::new(value));
+                self.walk(
+                    r,
+                    &spec.source,
+                    proxy_source,
+                    rfc7239::Line::new(value),
+                    steps,
+                );
             }
             Kind::Single | Kind::CloudFront => {
                 let node = if spec.kind == Kind::Single {
@@ -306,18 +435,19 @@ impl Policy {
                 } else {
                     single::parse_cloudfront_raw(value)
                 };
-                self.walk(r, &spec.source, proxy_source, Some(node));
+                self.walk(r, &spec.source, proxy_source, Some(node), steps);
             }
         }
     }
 
     #[inline]
-    fn walk(
+    fn walk<'h>(
         &self,
         r: &mut Resolution,
         source: &Recorded,
         proxy_source: Option<SocketAddr>,
-        mut entries: impl RawEntries,
+        mut entries: impl RawEntries<'h>,
+        steps: &mut impl Steps<'h>,
     ) {
         let inner = &*self.inner;
         match inner.mode {
@@ -336,6 +466,9 @@ impl Policy {
                     read += 1;
                     r.push(bits);
                     last = (bits, port);
+                    // A trusted hop handed this entry over: its context
+                    // entries are believed too.
+                    steps.step(entries.last_element());
                     if zoned || !inner.trusted.contains_bits(bits) {
                         break Stop::UntrustedHop;
                     }
@@ -364,6 +497,7 @@ impl Policy {
                 for k in 1..=from_header {
                     match entries.next_raw() {
                         Some(Raw::Ip { bits, port, zoned }) => {
+                            steps.step(entries.last_element());
                             if k == 1 {
                                 r.source = source.clone();
                             }
@@ -386,6 +520,7 @@ impl Policy {
                     }
                 }
                 // Too short: back to the anchor (socket or PROXY source).
+                steps.reset();
                 r.ip = ip;
                 r.port = port;
                 r.source = anchor;
@@ -432,6 +567,94 @@ fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Lookup<'a> {
     found
 }
 
+/// The `Host` line, when there is exactly one (two are a malformed request,
+/// and neither is believed).
+#[inline]
+fn host_line(headers: &HeaderMap) -> Option<&[u8]> {
+    let mut lines = headers.get_all(http::header::HOST).into_iter();
+    match (lines.next(), lines.next()) {
+        (Some(v), None) => Some(v.as_bytes()),
+        _ => None,
+    }
+}
+
+/// What one pass over a request's headers found for the context walk.
+struct Found<'h> {
+    address: Lookup<'h>,
+    host: Option<&'h [u8]>,
+    readers: [Reader<'h>; 4],
+}
+
+/// Finds the address header, `Host` and the context headers in one pass
+/// over a small map (see [`lookup`]); a large one is probed by name.
+#[inline]
+fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, ctx: &ContextHeaders) -> Found<'h> {
+    let names = [Field::Proto, Field::Host, Field::Port, Field::Prefix].map(|f| ctx.name(f));
+    if headers.len() > SCAN_MAX {
+        return Found {
+            address: lookup(headers, name),
+            host: host_line(headers),
+            readers: names.map(|n| match n {
+                Some(n) => match lookup(headers, n) {
+                    Lookup::Absent => Reader::default(),
+                    Lookup::One(v) => Reader::one(v),
+                    Lookup::Many => Reader::many(headers, n),
+                },
+                None => Reader::default(),
+            }),
+        };
+    }
+    // Names are compared only when their lengths could match.
+    let mut lengths = 0u64;
+    for n in names.iter().flatten() {
+        lengths |= 1u64.checked_shl(n.as_str().len() as u32).unwrap_or(0);
+    }
+    let mut address = Lookup::Absent;
+    let mut host = Lookup::Absent;
+    let mut found: [Lookup<'h>; 4] = [
+        Lookup::Absent,
+        Lookup::Absent,
+        Lookup::Absent,
+        Lookup::Absent,
+    ];
+    let bump = |l: &mut Lookup<'h>, v: &'h HeaderValue| {
+        *l = match l {
+            Lookup::Absent => Lookup::One(v.as_bytes()),
+            _ => Lookup::Many,
+        };
+    };
+    for (k, v) in headers {
+        if k == name {
+            bump(&mut address, v);
+        } else if k == http::header::HOST {
+            bump(&mut host, v);
+        } else if lengths & 1u64.checked_shl(k.as_str().len() as u32).unwrap_or(0) != 0 {
+            for (slot, n) in found.iter_mut().zip(names) {
+                if n == Some(k) {
+                    bump(slot, v);
+                }
+            }
+        }
+    }
+    let mut i = 0;
+    Found {
+        address,
+        host: match host {
+            Lookup::One(v) => Some(v),
+            _ => None,
+        },
+        readers: found.map(|l| {
+            let r = match (l, names[i]) {
+                (Lookup::One(v), _) => Reader::one(v),
+                (Lookup::Many, Some(n)) => Reader::many(headers, n),
+                _ => Reader::default(),
+            };
+            i += 1;
+            r
+        }),
+    }
+}
+
 /// Builds a [`Policy`]; every mistake surfaces in [`PolicyBuilder::build`].
 ///
 /// ```
@@ -454,6 +677,10 @@ pub struct PolicyBuilder {
     recursive: Option<bool>,
     trusted_hops: Option<usize>,
     hop_cap: Option<usize>,
+    context: Option<bool>,
+    context_headers: Option<ContextHeaders>,
+    symmetric: bool,
+    allowed_hosts: Vec<String>,
 }
 
 impl PolicyBuilder {
@@ -523,6 +750,51 @@ impl PolicyBuilder {
     /// [`DEFAULT_HOP_CAP`], at most [`MAX_HOP_CAP`]).
     pub fn hop_cap(mut self, cap: usize) -> Self {
         self.hop_cap = Some(cap);
+        self
+    }
+
+    /// Client context (scheme, host, port, prefix) on or off.
+    ///
+    /// On by default once an address header is configured: the proxies
+    /// trusted to rewrite the address are the ones that terminate TLS and
+    /// route by host, so without their context headers the app sees `http`
+    /// and an internal host, and builds wrong redirects, callbacks and
+    /// cookies. The context walk believes exactly the steps the address
+    /// walk believes, so turning it on trusts no one new. Without an
+    /// address header (no proxy trusted) it is off by default: the app
+    /// already sees the connection as it is; `context(true)` then gives
+    /// the connection's own values. Off, [`Resolution::context`] is `None`
+    /// and no context header is read.
+    pub fn context(mut self, on: bool) -> Self {
+        self.context = Some(on);
+        self
+    }
+
+    /// The context headers read with a list or single-address header
+    /// (default [`ContextHeaders::default`]: `X-Forwarded-Proto`, `-Host`,
+    /// `-Port`, `-Prefix`). A `Forwarded` policy reads its elements'
+    /// `proto` and `host` instead.
+    pub fn context_headers(mut self, headers: ContextHeaders) -> Self {
+        self.context_headers = Some(headers);
+        self
+    }
+
+    /// Ignores each context header whose entry count differs from the
+    /// address header's (ASP.NET `RequireHeaderSymmetry`): a proxy that
+    /// appended to one list but not another leaves entries that no longer
+    /// line up with the hops. Off by default.
+    pub fn symmetric(mut self, on: bool) -> Self {
+        self.symmetric = on;
+        self
+    }
+
+    /// Accepts a forwarded host only if it is `name` (exact, any case) or,
+    /// written `*.example.com`, any name below `example.com`. May be called
+    /// several times; with none, every valid host is accepted. A host not
+    /// on the list is not used: the connection's host stands and
+    /// [`ClientContext::host_rejected`] says so.
+    pub fn allowed_host(mut self, name: impl Into<String>) -> Self {
+        self.allowed_hosts.push(name.into());
         self
     }
 
@@ -621,14 +893,80 @@ impl PolicyBuilder {
                  ranges (trust_private, trust) or trusted_hops",
             ));
         }
+        let context = build_context(
+            self.context.unwrap_or(!specs.is_empty()),
+            self.context_headers,
+            self.symmetric,
+            self.allowed_hosts,
+        )?;
         Ok(Policy {
             inner: Arc::new(Inner {
                 trusted,
                 spec: specs.pop(),
                 mode,
                 cap,
+                context,
             }),
         })
+    }
+}
+
+/// Checks the context options.
+fn build_context(
+    on: bool,
+    headers: Option<ContextHeaders>,
+    symmetric: bool,
+    allowed: Vec<String>,
+) -> Result<Option<ContextConfig>, ConfigError> {
+    use ConfigErrorKind as K;
+    if !on {
+        if headers.is_some() || symmetric || !allowed.is_empty() {
+            return Err(ConfigError::new(
+                K::ContextOff,
+                "context headers, symmetry or allowed hosts are set but context is off",
+            ));
+        }
+        return Ok(None);
+    }
+    let headers = headers.unwrap_or_default();
+    for f in [Field::Proto, Field::Host, Field::Port, Field::Prefix] {
+        if let Some(n) = headers.name(f) {
+            if n.as_str().contains('_') {
+                return Err(ConfigError::new(
+                    K::UnderscoreHeaderName,
+                    format!(
+                        "context header name `{n}` contains `_`; use dashes (underscore \
+                         look-alikes are never read)"
+                    ),
+                ));
+            }
+        }
+    }
+    let mut patterns = Vec::with_capacity(allowed.len());
+    for a in &allowed {
+        patterns.push(HostPattern::parse(a).ok_or_else(|| {
+            ConfigError::new(
+                K::InvalidAllowedHost,
+                format!("allowed host `{a}` is neither a host name nor `*.` and one"),
+            )
+        })?);
+    }
+    Ok(Some(ContextConfig {
+        headers,
+        symmetric,
+        allowed: patterns,
+    }))
+}
+
+impl Policy {
+    /// Whether the policy resolves the client context.
+    pub fn has_context(&self) -> bool {
+        self.inner.context.is_some()
+    }
+
+    /// The context headers read, when context is on.
+    pub fn context_headers(&self) -> Option<&ContextHeaders> {
+        self.inner.context.as_ref().map(|c| &c.headers)
     }
 }
 

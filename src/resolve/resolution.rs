@@ -1,6 +1,7 @@
 //! What a resolution records: the client, the hops walked, the source that
 //! decided and why the walk stopped.
 
+use super::context::ClientContext;
 use super::MAX_HOP_CAP;
 use crate::forwarded;
 use crate::forwarded::{bits_of, ip_of};
@@ -176,6 +177,8 @@ pub struct Resolution {
     len: u8,
     pub(super) stop: Stop,
     pub(super) source: Recorded,
+    /// The client's scheme, host, port and prefix; `None` with context off.
+    pub(super) context: Option<ClientContext>,
 }
 
 /// Hops a [`Resolution`] keeps without a heap allocation: the socket peer,
@@ -196,6 +199,7 @@ impl Resolution {
             len: 1,
             stop: Stop::UntrustedHop,
             source: Recorded::Shared(&SOCKET),
+            context: None,
         }
     }
 
@@ -282,6 +286,12 @@ impl Resolution {
         self.stop.is_conclusive()
     }
 
+    /// The client's scheme, host, port and prefix, from the same walk;
+    /// `None` when the policy has context off.
+    pub fn context(&self) -> Option<&ClientContext> {
+        self.context.as_ref()
+    }
+
     /// The addresses walked, nearest first (socket peer first).
     pub fn hops(&self) -> Hops<'_> {
         Hops {
@@ -298,6 +308,7 @@ impl fmt::Debug for Resolution {
             .field("source", self.source())
             .field("stop", &self.stop)
             .field("hops", &self.hops())
+            .field("context", &self.context)
             .finish()
     }
 }

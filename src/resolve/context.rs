@@ -1,0 +1,890 @@
+//! The client's view of the request (scheme, host, port, prefix), taken
+//! in the same walk as its address.
+//!
+//! The starting values come from the connection ([`ConnectionView`]):
+//! `https` when the listener ran TLS or the accepted PROXY header's SSL TLV
+//! has the client-SSL flag, else `http`; the host from the request's
+//! authority, else its `Host` header, else the PROXY AUTHORITY TLV; the
+//! port as written there, else the scheme's default.
+//!
+//! Then every step of the address walk that a trusted hop vouches for
+//! (the step from a trusted hop to entry *i* of the address header) may
+//! also take entry *i* of each context header, read right to left in
+//! lockstep; a `Forwarded` element carries its own `proto` and `host`. A
+//! missing entry keeps the value so far, the furthest believed step wins,
+//! and nothing left of the client is read. An untrusted peer's context
+//! headers are never read. A malformed value (see
+//! [`crate::forwarded::context`]) ends the context walk: the values of the
+//! steps before it stand, the stop is recorded
+//! ([`ContextStop::Malformed`]), and the address walk goes on unaffected.
+
+use super::resolution::Resolution;
+pub use crate::forwarded::context::Scheme;
+use crate::forwarded::context::{
+    count_items, element_context, parse_host, parse_port, parse_prefix, parse_scheme,
+    parse_ssl_flag, ListRev,
+};
+use http::header::ValueIter;
+use http::{HeaderMap, HeaderName, HeaderValue};
+use std::fmt;
+use std::iter::Rev;
+
+/// `X-Forwarded-Proto`.
+pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+/// `X-Forwarded-Host`.
+pub const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+/// `X-Forwarded-Port`.
+pub const X_FORWARDED_PORT: HeaderName = HeaderName::from_static("x-forwarded-port");
+/// `X-Forwarded-Prefix`.
+pub const X_FORWARDED_PREFIX: HeaderName = HeaderName::from_static("x-forwarded-prefix");
+/// `X-Forwarded-Ssl` (`on`/`off`).
+pub const X_FORWARDED_SSL: HeaderName = HeaderName::from_static("x-forwarded-ssl");
+
+/// One value of the client context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// The scheme (`X-Forwarded-Proto`, `proto=`).
+    Proto,
+    /// The host (`X-Forwarded-Host`, `host=`).
+    Host,
+    /// The port (`X-Forwarded-Port`).
+    Port,
+    /// The path prefix (`X-Forwarded-Prefix`).
+    Prefix,
+}
+
+impl Field {
+    const ALL: [Field; 4] = [Field::Proto, Field::Host, Field::Port, Field::Prefix];
+
+    /// Lowercase name (`proto`, `host`, `port`, `prefix`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Field::Proto => "proto",
+            Field::Host => "host",
+            Field::Port => "port",
+            Field::Prefix => "prefix",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+impl fmt::Display for Field {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where one value of a [`ClientContext`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContextSource {
+    /// The connection itself: TLS on the listener (`https`), or plain
+    /// (`http`).
+    Connection,
+    /// The accepted PROXY header: its SSL TLV (`https`) or AUTHORITY TLV.
+    ProxyProtocol,
+    /// The request: its URI authority or `Host` header.
+    Request,
+    /// No port was written anywhere: the scheme's default.
+    Default,
+    /// A context header entry (or a `Forwarded` element) taken on the
+    /// step to this hop; `hop` indexes [`Resolution::hops`].
+    Header {
+        /// Index into [`Resolution::hops`] of the hop the value came with.
+        hop: usize,
+    },
+}
+
+impl fmt::Display for ContextSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContextSource::Connection => f.write_str("connection"),
+            ContextSource::ProxyProtocol => f.write_str("proxy-protocol"),
+            ContextSource::Request => f.write_str("request"),
+            ContextSource::Default => f.write_str("default"),
+            ContextSource::Header { hop } => write!(f, "header (hop {hop})"),
+        }
+    }
+}
+
+/// Why the context walk ended where it did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ContextStop {
+    /// It went as far as the address walk believed.
+    Followed,
+    /// A context value did not parse on the step to hop `hop` (an index
+    /// into [`Resolution::hops`]); that step's values were not taken and
+    /// none further left were read.
+    Malformed {
+        /// The value that did not parse.
+        field: Field,
+        /// The hop whose step carried it.
+        hop: usize,
+    },
+}
+
+impl fmt::Display for ContextStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ContextStop::Followed => f.write_str("followed"),
+            ContextStop::Malformed { field, hop } => write!(f, "malformed {field} (hop {hop})"),
+        }
+    }
+}
+
+/// How a scheme header is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ProtoStyle {
+    /// `http`, `https`, `ws`, `wss` (`X-Forwarded-Proto`).
+    Scheme,
+    /// `on` / `off` (`X-Forwarded-Ssl`, `Front-End-Https`).
+    Flag,
+}
+
+/// The context headers a policy reads alongside an `X-Forwarded-For`
+/// style list or a single-address header (a `Forwarded` policy reads its
+/// elements' `proto` and `host` instead).
+///
+/// The default is `X-Forwarded-Proto`, `-Host`, `-Port` and `-Prefix`.
+///
+/// ```
+/// use http::HeaderName;
+/// use realip::resolve::{ContextHeaders, Field};
+///
+/// // A balancer that says `X-Forwarded-Ssl: on` and sets no prefix.
+/// let headers = ContextHeaders::default()
+///     .ssl_flag(HeaderName::from_static("x-forwarded-ssl"))
+///     .without(Field::Prefix);
+/// # let _ = headers;
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct ContextHeaders {
+    proto: Option<(HeaderName, ProtoStyle)>,
+    host: Option<HeaderName>,
+    port: Option<HeaderName>,
+    prefix: Option<HeaderName>,
+}
+
+impl Default for ContextHeaders {
+    fn default() -> Self {
+        Self {
+            proto: Some((X_FORWARDED_PROTO, ProtoStyle::Scheme)),
+            host: Some(X_FORWARDED_HOST),
+            port: Some(X_FORWARDED_PORT),
+            prefix: Some(X_FORWARDED_PREFIX),
+        }
+    }
+}
+
+impl ContextHeaders {
+    /// Reads none: only the connection's values.
+    pub fn none() -> Self {
+        Self {
+            proto: None,
+            host: None,
+            port: None,
+            prefix: None,
+        }
+    }
+
+    /// The scheme header, with `http`/`https`/`ws`/`wss` values.
+    pub fn proto(mut self, name: HeaderName) -> Self {
+        self.proto = Some((name, ProtoStyle::Scheme));
+        self
+    }
+
+    /// The scheme header, with `on`/`off` values (`X-Forwarded-Ssl`).
+    pub fn ssl_flag(mut self, name: HeaderName) -> Self {
+        self.proto = Some((name, ProtoStyle::Flag));
+        self
+    }
+
+    /// The host header (`host` or `host:port`).
+    pub fn host(mut self, name: HeaderName) -> Self {
+        self.host = Some(name);
+        self
+    }
+
+    /// The port header.
+    pub fn port(mut self, name: HeaderName) -> Self {
+        self.port = Some(name);
+        self
+    }
+
+    /// The path prefix header.
+    pub fn prefix(mut self, name: HeaderName) -> Self {
+        self.prefix = Some(name);
+        self
+    }
+
+    /// Reads no header for `field`.
+    pub fn without(mut self, field: Field) -> Self {
+        match field {
+            Field::Proto => self.proto = None,
+            Field::Host => self.host = None,
+            Field::Port => self.port = None,
+            Field::Prefix => self.prefix = None,
+        }
+        self
+    }
+
+    /// The header read for `field`, if any.
+    pub fn name(&self, field: Field) -> Option<&HeaderName> {
+        match field {
+            Field::Proto => self.proto.as_ref().map(|(n, _)| n),
+            Field::Host => self.host.as_ref(),
+            Field::Port => self.port.as_ref(),
+            Field::Prefix => self.prefix.as_ref(),
+        }
+    }
+}
+
+/// An allowed-host rule: `example.com` or `*.example.com`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) enum HostPattern {
+    Exact(Box<str>),
+    /// `.example.com`: any name ending so, with at least one label before.
+    Suffix(Box<str>),
+}
+
+impl HostPattern {
+    pub(super) fn parse(p: &str) -> Option<Self> {
+        let lower = p.to_ascii_lowercase();
+        if let Some(rest) = lower.strip_prefix("*.") {
+            let (h, port) = parse_host(rest.as_bytes())?;
+            if port.is_some() || h.first() == Some(&b'[') {
+                return None;
+            }
+            Some(HostPattern::Suffix(format!(".{rest}").into()))
+        } else {
+            let (_, port) = parse_host(lower.as_bytes())?;
+            if port.is_some() {
+                return None;
+            }
+            Some(HostPattern::Exact(lower.into()))
+        }
+    }
+
+    fn matches(&self, host: &str) -> bool {
+        match self {
+            HostPattern::Exact(h) => **h == *host,
+            HostPattern::Suffix(s) => host.len() > s.len() && host.ends_with(&**s),
+        }
+    }
+}
+
+/// Client-context settings of a policy.
+#[derive(Clone, Debug)]
+pub(super) struct ContextConfig {
+    pub(super) headers: ContextHeaders,
+    pub(super) symmetric: bool,
+    pub(super) allowed: Vec<HostPattern>,
+}
+
+/// What the connection says about the client's view, before any header:
+/// the starting values of the context walk.
+///
+/// ```
+/// use realip::resolve::ConnectionView;
+///
+/// // A listener that terminates TLS itself.
+/// let view = ConnectionView::new().tls(true);
+/// # let _ = view;
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+#[must_use]
+pub struct ConnectionView<'a> {
+    tls: bool,
+    proxy_ssl: bool,
+    proxy_authority: Option<&'a [u8]>,
+    authority: Option<&'a [u8]>,
+}
+
+impl<'a> ConnectionView<'a> {
+    /// A plain connection: `http`, host from the `Host` header.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether this server's listener ran TLS on the connection.
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
+        self
+    }
+
+    /// The PROXY header the listener accepted: its SSL TLV with the
+    /// client-SSL flag gives `https`, its AUTHORITY TLV the host when the
+    /// request names none.
+    pub fn proxy_header(mut self, header: &'a crate::proxy::OwnedHeader) -> Self {
+        let h = header.as_header();
+        self.proxy_ssl = h.ssl().is_some_and(|s| s.client_ssl());
+        self.proxy_authority = h.authority();
+        self
+    }
+
+    /// Whether the accepted PROXY header said the client used TLS (an SSL
+    /// TLV with the client-SSL flag); [`proxy_header`](Self::proxy_header)
+    /// sets it from the header.
+    pub fn proxy_ssl(mut self, on: bool) -> Self {
+        self.proxy_ssl = on;
+        self
+    }
+
+    /// The accepted PROXY header's AUTHORITY TLV (the TLS SNI the client
+    /// sent), used when the request names no host.
+    pub fn proxy_authority(mut self, authority: Option<&'a [u8]>) -> Self {
+        self.proxy_authority = authority;
+        self
+    }
+
+    /// The request URI's authority (absolute-form, HTTP/2 `:authority`),
+    /// which comes before the `Host` header.
+    pub fn request_authority(mut self, authority: Option<&'a http::uri::Authority>) -> Self {
+        self.authority = authority.map(|a| a.as_str().as_bytes());
+        self
+    }
+}
+
+/// Bytes a host or prefix keeps inline, without a heap allocation.
+const INLINE_TEXT: usize = 62;
+
+/// A validated ASCII host or prefix: inline when short.
+#[derive(Clone)]
+enum Text {
+    Inline { len: u8, buf: [u8; INLINE_TEXT] },
+    Heap(Box<str>),
+}
+
+impl Text {
+    /// `v` is validated ASCII; hosts are lowercased.
+    fn new(v: &[u8], lower: bool) -> Self {
+        if v.len() <= INLINE_TEXT {
+            let mut buf = [0u8; INLINE_TEXT];
+            buf[..v.len()].copy_from_slice(v);
+            if lower {
+                buf[..v.len()].make_ascii_lowercase();
+            }
+            Text::Inline {
+                len: v.len() as u8,
+                buf,
+            }
+        } else {
+            let mut s = String::from_utf8_lossy(v).into_owned();
+            if lower {
+                s.make_ascii_lowercase();
+            }
+            Text::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            Text::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..usize::from(*len)]).unwrap_or("")
+            }
+            Text::Heap(s) => s,
+        }
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+/// The client's scheme, host, port and prefix, each with where it came
+/// from, and why the context walk stopped.
+///
+/// Hosts are lowercase; an IPv6 literal keeps its brackets (`[2001:db8::1]`).
+#[derive(Clone)]
+pub struct ClientContext {
+    scheme: Scheme,
+    scheme_source: ContextSource,
+    host: Option<Text>,
+    host_source: ContextSource,
+    port: Option<u16>,
+    port_source: ContextSource,
+    prefix: Option<Text>,
+    prefix_source: ContextSource,
+    stop: ContextStop,
+    ignored: u8,
+    host_rejected: bool,
+}
+
+impl ClientContext {
+    /// The scheme the client used.
+    pub fn scheme(&self) -> Scheme {
+        self.scheme
+    }
+
+    /// Where [`scheme`](Self::scheme) came from.
+    pub fn scheme_source(&self) -> ContextSource {
+        self.scheme_source
+    }
+
+    /// The host the client asked for, without the port; `None` when the
+    /// request named none (HTTP/1.0 without `Host`) and no proxy did.
+    pub fn host(&self) -> Option<&str> {
+        self.host.as_ref().map(Text::as_str)
+    }
+
+    /// Where [`host`](Self::host) came from.
+    pub fn host_source(&self) -> ContextSource {
+        self.host_source
+    }
+
+    /// The port the client connected to: as written, else the scheme's
+    /// default.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(self.scheme.default_port())
+    }
+
+    /// Where [`port`](Self::port) came from ([`ContextSource::Default`]
+    /// when no one wrote one).
+    pub fn port_source(&self) -> ContextSource {
+        self.port_source
+    }
+
+    /// The path prefix a proxy strips before forwarding (`/app`), if one
+    /// said so.
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_ref().map(Text::as_str)
+    }
+
+    /// Where [`prefix`](Self::prefix) came from.
+    pub fn prefix_source(&self) -> ContextSource {
+        self.prefix_source
+    }
+
+    /// Why the context walk stopped.
+    pub fn stop(&self) -> ContextStop {
+        self.stop
+    }
+
+    /// Whether `field`'s header was ignored because its entry count differs
+    /// from the address header's (symmetry on).
+    pub fn ignored(&self, field: Field) -> bool {
+        self.ignored & field.bit() != 0
+    }
+
+    /// Whether a forwarded host was refused by the allowed-host list (the
+    /// connection's host stands).
+    pub fn host_rejected(&self) -> bool {
+        self.host_rejected
+    }
+
+    /// `host` or `host:port`, the port written only when it is not the
+    /// scheme's default; `None` without a host.
+    pub fn authority(&self) -> Option<String> {
+        let host = self.host()?;
+        let port = self.port();
+        Some(if port == self.scheme.default_port() {
+            host.to_owned()
+        } else {
+            format!("{host}:{port}")
+        })
+    }
+
+    /// `scheme://authority` followed by the prefix (without a trailing
+    /// `/`): the base every absolute link to this app starts with.
+    pub fn base_url(&self) -> Option<String> {
+        let authority = self.authority()?;
+        let prefix = self.prefix().unwrap_or("").trim_end_matches('/');
+        Some(format!("{}://{authority}{prefix}", self.scheme))
+    }
+}
+
+impl fmt::Debug for ClientContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientContext")
+            .field("scheme", &self.scheme)
+            .field("scheme_source", &self.scheme_source)
+            .field("host", &self.host)
+            .field("host_source", &self.host_source)
+            .field("port", &self.port())
+            .field("port_source", &self.port_source)
+            .field("prefix", &self.prefix)
+            .field("prefix_source", &self.prefix_source)
+            .field("stop", &self.stop)
+            .field("ignored", &self.ignored)
+            .field("host_rejected", &self.host_rejected)
+            .finish()
+    }
+}
+
+/// One context header's entries, nearest first, over all its lines.
+#[derive(Default)]
+pub(super) struct Reader<'h> {
+    cur: Option<ListRev<'h>>,
+    lines: Option<Rev<ValueIter<'h, HeaderValue>>>,
+    /// Lines seen (for single-address policies, which want one value).
+    many_lines: bool,
+    /// Items over all lines, for repeated lines (counted up front: the
+    /// line iterator cannot be replayed).
+    many_count: usize,
+}
+
+impl<'h> Reader<'h> {
+    pub(super) fn one(v: &'h [u8]) -> Self {
+        Reader {
+            cur: Some(ListRev::new(v)),
+            lines: None,
+            many_lines: false,
+            many_count: 0,
+        }
+    }
+
+    pub(super) fn many(headers: &'h HeaderMap, name: &HeaderName) -> Self {
+        let many_count = headers
+            .get_all(name)
+            .iter()
+            .map(|v| count_items(v.as_bytes()))
+            .sum();
+        let mut lines = headers.get_all(name).into_iter().rev();
+        let cur = lines.next().map(|v| ListRev::new(v.as_bytes()));
+        Reader {
+            cur,
+            lines: Some(lines),
+            many_lines: true,
+            many_count,
+        }
+    }
+
+    fn is_present(&self) -> bool {
+        self.cur.is_some()
+    }
+
+    fn next(&mut self) -> Option<&'h [u8]> {
+        loop {
+            if let Some(v) = self.cur.as_mut()?.next() {
+                return Some(v);
+            }
+            let line = self.lines.as_mut()?.next()?;
+            self.cur = Some(ListRev::new(line.as_bytes()));
+        }
+    }
+
+    fn count(&self) -> usize {
+        if self.many_lines {
+            self.many_count
+        } else {
+            self.cur.as_ref().map_or(0, |l| count_items(l.rest()))
+        }
+    }
+}
+
+/// How the walk feeds the context: a no-op when context is off, so that
+/// path compiles to the address walk alone.
+pub(super) trait Steps<'h> {
+    /// A believed step onto header entry `k` (1-based); `element` is the
+    /// `Forwarded` element it came from (empty for other headers).
+    fn step(&mut self, element: &'h [u8]);
+    /// The address walk fell back to its anchor: forget every step.
+    fn reset(&mut self);
+}
+
+impl Steps<'_> for () {
+    #[inline(always)]
+    fn step(&mut self, _: &[u8]) {}
+    #[inline(always)]
+    fn reset(&mut self) {}
+}
+
+/// The context walk of one request: the readers and the values believed
+/// so far, borrowed from the headers.
+pub(super) struct Walk<'h> {
+    readers: [Reader<'h>; 4],
+    styles: ProtoStyle,
+    forwarded: bool,
+    single: bool,
+    steps: u8,
+    done: bool,
+    stop: ContextStop,
+    scheme: Option<(Scheme, u8)>,
+    host: Option<(&'h [u8], Option<u16>, u8)>,
+    port: Option<(u16, u8)>,
+    prefix: Option<(&'h [u8], u8)>,
+    ignored: u8,
+}
+
+/// The kind of address header the context walk follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Follow {
+    /// A list (`X-Forwarded-For`): context lists in lockstep.
+    List,
+    /// `Forwarded`: each element's own `proto` and `host`.
+    Forwarded,
+    /// A single-address header: one value each.
+    Single,
+}
+
+impl<'h> Walk<'h> {
+    /// `readers` in [`Field::ALL`] order; `address_entries` is the address
+    /// header's entry count when symmetry is on.
+    pub(super) fn new(
+        cfg: &ContextConfig,
+        follow: Follow,
+        mut readers: [Reader<'h>; 4],
+        address_entries: Option<usize>,
+    ) -> Self {
+        let mut ignored = 0;
+        if follow == Follow::Forwarded {
+            readers = Default::default();
+        } else if let Some(n) = address_entries {
+            for (f, r) in Field::ALL.iter().zip(readers.iter_mut()) {
+                if r.is_present() && r.count() != n {
+                    *r = Reader::default();
+                    ignored |= f.bit();
+                }
+            }
+        }
+        Walk {
+            readers,
+            styles: cfg
+                .headers
+                .proto
+                .as_ref()
+                .map_or(ProtoStyle::Scheme, |(_, s)| *s),
+            forwarded: follow == Follow::Forwarded,
+            single: follow == Follow::Single,
+            steps: 0,
+            done: false,
+            stop: ContextStop::Followed,
+            scheme: None,
+            host: None,
+            port: None,
+            prefix: None,
+            ignored,
+        }
+    }
+
+    /// Whether any context input is present at all.
+    pub(super) fn is_idle(&self) -> bool {
+        !self.forwarded && self.readers.iter().all(|r| !r.is_present())
+    }
+
+    fn next_value(&mut self, i: usize) -> Result<Option<&'h [u8]>, ()> {
+        let single = self.single;
+        let r = &mut self.readers[i];
+        let v = r.next();
+        if single && v.is_some() && (r.many_lines || r.next().is_some()) {
+            // A single-address policy takes one value each; two are
+            // ambiguous.
+            return Err(());
+        }
+        Ok(v)
+    }
+
+    /// Parses this step's values; `Err(field)` on the first bad one.
+    #[allow(clippy::type_complexity)]
+    fn parse_step(
+        &mut self,
+        element: &'h [u8],
+    ) -> Result<
+        (
+            Option<Scheme>,
+            Option<(&'h [u8], Option<u16>)>,
+            Option<u16>,
+            Option<&'h [u8]>,
+        ),
+        Field,
+    > {
+        if self.forwarded {
+            let e = element_context(element).ok_or(Field::Proto)?;
+            let scheme = match e.proto {
+                Some(v) => Some(parse_scheme(v).ok_or(Field::Proto)?),
+                None => None,
+            };
+            let host = match e.host {
+                Some(v) => Some(parse_host(v).ok_or(Field::Host)?),
+                None => None,
+            };
+            return Ok((scheme, host, None, None));
+        }
+        let proto = self.next_value(0).map_err(|()| Field::Proto)?;
+        let host = self.next_value(1).map_err(|()| Field::Host)?;
+        let port = self.next_value(2).map_err(|()| Field::Port)?;
+        let prefix = self.next_value(3).map_err(|()| Field::Prefix)?;
+        let scheme = match proto {
+            Some(v) => Some(
+                match self.styles {
+                    ProtoStyle::Scheme => parse_scheme(v),
+                    ProtoStyle::Flag => parse_ssl_flag(v),
+                }
+                .ok_or(Field::Proto)?,
+            ),
+            None => None,
+        };
+        let host = match host {
+            Some(v) => Some(parse_host(v).ok_or(Field::Host)?),
+            None => None,
+        };
+        let port = match port {
+            Some(v) => Some(parse_port(v).ok_or(Field::Port)?),
+            None => None,
+        };
+        let prefix = match prefix {
+            Some(v) => Some(parse_prefix(v).ok_or(Field::Prefix)?),
+            None => None,
+        };
+        Ok((scheme, host, port, prefix))
+    }
+
+    /// Turns the believed values into the result, on top of the
+    /// connection's. `proxy` says whether hop 1 is the PROXY source (so
+    /// header entry `k` is hop `k + 1`).
+    pub(super) fn finish(
+        self,
+        cfg: &ContextConfig,
+        view: &ConnectionView<'_>,
+        host_header: Option<&[u8]>,
+        proxy: bool,
+    ) -> ClientContext {
+        let hop = |k: u8| ContextSource::Header {
+            hop: usize::from(k) + usize::from(proxy),
+        };
+        let mut c = start(view, host_header);
+        let start_host = (c.host.clone(), c.host_source, c.port, c.port_source);
+        if let Some((s, k)) = self.scheme {
+            c.scheme = s;
+            c.scheme_source = hop(k);
+        }
+        let mut port_from_host = false;
+        if let Some((h, p, k)) = self.host {
+            c.host = Some(Text::new(h, true));
+            c.host_source = hop(k);
+            c.port = p;
+            c.port_source = if p.is_some() {
+                hop(k)
+            } else {
+                ContextSource::Default
+            };
+            port_from_host = true;
+        }
+        if let Some((p, k)) = self.port {
+            // A port header comes after the host's own port on its step
+            // and wins over it, and over any nearer one.
+            if self.host.is_none_or(|(_, _, hk)| k >= hk) {
+                c.port = Some(p);
+                c.port_source = hop(k);
+                port_from_host = false;
+            }
+        }
+        if c.port.is_none() {
+            c.port_source = ContextSource::Default;
+        }
+        if let Some((p, k)) = self.prefix {
+            c.prefix = Some(Text::new(p, false));
+            c.prefix_source = hop(k);
+        }
+        if self.host.is_some() && !cfg.allowed.is_empty() {
+            let allowed = c
+                .host()
+                .is_some_and(|h| cfg.allowed.iter().any(|p| p.matches(h)));
+            if !allowed {
+                c.host_rejected = true;
+                (c.host, c.host_source) = (start_host.0, start_host.1);
+                if port_from_host {
+                    (c.port, c.port_source) = (start_host.2, start_host.3);
+                }
+            }
+        }
+        c.stop = self.stop;
+        c.ignored = self.ignored;
+        c
+    }
+}
+
+impl<'h> Steps<'h> for Walk<'h> {
+    fn step(&mut self, element: &'h [u8]) {
+        self.steps = self.steps.saturating_add(1);
+        if self.done {
+            return;
+        }
+        let k = self.steps;
+        match self.parse_step(element) {
+            Ok((scheme, host, port, prefix)) => {
+                if let Some(s) = scheme {
+                    self.scheme = Some((s, k));
+                }
+                if let Some((h, p)) = host {
+                    self.host = Some((h, p, k));
+                }
+                if let Some(p) = port {
+                    self.port = Some((p, k));
+                }
+                if let Some(p) = prefix {
+                    self.prefix = Some((p, k));
+                }
+            }
+            Err(field) => {
+                self.done = true;
+                self.stop = ContextStop::Malformed {
+                    field,
+                    hop: usize::from(k),
+                };
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.scheme = None;
+        self.host = None;
+        self.port = None;
+        self.prefix = None;
+        self.stop = ContextStop::Followed;
+    }
+}
+
+/// The connection's values.
+pub(super) fn start(view: &ConnectionView<'_>, host_header: Option<&[u8]>) -> ClientContext {
+    let (scheme, scheme_source) = if view.tls {
+        (Scheme::Https, ContextSource::Connection)
+    } else if view.proxy_ssl {
+        (Scheme::Https, ContextSource::ProxyProtocol)
+    } else {
+        (Scheme::Http, ContextSource::Connection)
+    };
+    let mut c = ClientContext {
+        scheme,
+        scheme_source,
+        host: None,
+        host_source: ContextSource::Request,
+        port: None,
+        port_source: ContextSource::Default,
+        prefix: None,
+        prefix_source: ContextSource::Request,
+        stop: ContextStop::Followed,
+        ignored: 0,
+        host_rejected: false,
+    };
+    let candidates = [
+        (view.authority, ContextSource::Request),
+        (host_header, ContextSource::Request),
+        (view.proxy_authority, ContextSource::ProxyProtocol),
+    ];
+    for (v, source) in candidates {
+        if let Some((h, p)) = v.and_then(parse_host) {
+            c.host = Some(Text::new(h, true));
+            c.host_source = source;
+            if p.is_some() {
+                c.port = p;
+                c.port_source = source;
+            }
+            break;
+        }
+    }
+    c
+}
+
+impl Resolution {
+    /// Stores the client context (or, with `None`, none).
+    pub(super) fn set_context(&mut self, c: Option<ClientContext>) {
+        self.context = c;
+    }
+}
