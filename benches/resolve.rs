@@ -153,6 +153,8 @@ fn bench(c: &mut Criterion) {
         group.finish();
     }
 
+    context(c, peer, client);
+
     // Trusted-range lookup alone: 10 vs 10,000 ranges, hit and miss.
     let mut group = c.benchmark_group("trust_lookup");
     for (label, nets) in &sets {
@@ -169,6 +171,85 @@ fn bench(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// The client context's cost, side by side in one group per input: the
+/// address alone (`context(false)`), context on with no context header
+/// (only `Host`), and context on with the headers a TLS-terminating proxy
+/// sets (`X-Forwarded-Proto`, `-Host`, `-Port`; `proto=`/`host=` for
+/// `Forwarded`).
+fn context(c: &mut Criterion, peer: SocketAddr, client: IpAddr) {
+    const XFF_CX: &[(&str, &str)] = &[
+        ("x-forwarded-proto", "https"),
+        ("x-forwarded-host", "shop.example"),
+        ("x-forwarded-port", "443"),
+    ];
+    const XFF5_CX: &[(&str, &str)] = &[
+        ("x-forwarded-proto", "https, http, http, http, http"),
+        ("x-forwarded-host", "shop.example"),
+        ("x-forwarded-port", "443"),
+    ];
+    let inputs: [(&str, HeaderSource, &str, &str, &str, &[(&str, &str)]); 3] = [
+        (
+            "context_xff_1hop",
+            HeaderSource::XForwardedFor,
+            "x-forwarded-for",
+            XFF_1,
+            XFF_1,
+            XFF_CX,
+        ),
+        (
+            "context_xff_5hop",
+            HeaderSource::XForwardedFor,
+            "x-forwarded-for",
+            XFF_5,
+            XFF_5,
+            XFF5_CX,
+        ),
+        (
+            "context_fwd_1hop",
+            HeaderSource::Forwarded,
+            "forwarded",
+            FWD_1,
+            "for=203.0.113.9;proto=https;host=shop.example",
+            &[],
+        ),
+    ];
+    for (group_name, source, name, plain, with_cx, extra) in inputs {
+        let mut group = c.benchmark_group(group_name);
+        let absent = headers(name, plain);
+        let mut present = headers(name, with_cx);
+        for (k, v) in extra {
+            present.insert(*k, HeaderValue::from_static(v));
+        }
+        let build = |on: bool| {
+            Policy::builder()
+                .trust_all(ten_ranges())
+                .header(source.clone())
+                .context(on)
+                .build()
+                .unwrap()
+        };
+        let (off, on) = (build(false), build(true));
+        assert_eq!(off.resolve(peer, None, &absent).ip(), client);
+        let r = on.resolve(peer, None, &present);
+        assert_eq!(r.ip(), client);
+        assert_eq!(r.context().unwrap().host(), Some("shop.example"));
+        assert_eq!(
+            on.resolve(peer, None, &absent).context().unwrap().host(),
+            Some("example.com")
+        );
+        group.bench_with_input(BenchmarkId::new("address-only", "off"), &absent, |b, h| {
+            b.iter(|| off.resolve(black_box(peer), None, black_box(h)).ip())
+        });
+        group.bench_with_input(BenchmarkId::new("context", "absent"), &absent, |b, h| {
+            b.iter(|| on.resolve(black_box(peer), None, black_box(h)).ip())
+        });
+        group.bench_with_input(BenchmarkId::new("context", "present"), &present, |b, h| {
+            b.iter(|| on.resolve(black_box(peer), None, black_box(h)).ip())
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, bench);

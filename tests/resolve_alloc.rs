@@ -109,3 +109,53 @@ fn counter_sees_allocations() {
     assert!(n >= 1);
     drop(b);
 }
+
+/// The client context allocates nothing either: with no context header
+/// (only `Host`), and with the usual ones (short values stay inline).
+#[test]
+fn client_context_allocates_nothing() {
+    let _guard = LOCK.lock().unwrap();
+    let policy = Policy::builder()
+        .trust_private()
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    assert!(policy.has_context());
+    let peer: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+    let mut absent = HeaderMap::new();
+    absent.insert("host", HeaderValue::from_static("app.internal:8080"));
+    absent.insert("user-agent", HeaderValue::from_static("test/1.0"));
+    absent.insert(
+        "x-forwarded-for",
+        HeaderValue::from_static("203.0.113.9, 10.0.0.5"),
+    );
+    let mut present = absent.clone();
+    present.insert("x-forwarded-proto", HeaderValue::from_static("https, http"));
+    present.insert("x-forwarded-host", HeaderValue::from_static("shop.example"));
+    present.insert("x-forwarded-port", HeaderValue::from_static("443"));
+    present.insert("x-forwarded-prefix", HeaderValue::from_static("/app"));
+    for (headers, host) in [(&absent, "app.internal"), (&present, "shop.example")] {
+        let _ = policy.resolve(peer, None, headers);
+        let (n, r) = allocations(|| policy.resolve(peer, None, headers));
+        assert_eq!(n, 0, "resolve allocated {n} times: {r:?}");
+        let (n, h) = allocations(|| r.context().unwrap().host().map(str::len));
+        assert_eq!(n, 0);
+        assert_eq!(h, Some(host.len()));
+        assert_eq!(r.ip(), "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+    // Forwarded elements with proto and host.
+    let fwd = Policy::builder()
+        .trust_private()
+        .header(HeaderSource::Forwarded)
+        .build()
+        .unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        "forwarded",
+        HeaderValue::from_static("for=203.0.113.9;proto=https;host=shop.example, for=10.0.0.5"),
+    );
+    let _ = fwd.resolve(peer, None, &headers);
+    let (n, r) = allocations(|| fwd.resolve(peer, None, &headers));
+    assert_eq!(n, 0, "{r:?}");
+    assert_eq!(r.context().unwrap().host(), Some("shop.example"));
+}

@@ -162,25 +162,36 @@ pub fn parse_host(v: &[u8]) -> Option<(&[u8], Option<u16>)> {
 }
 
 /// A DNS name or dotted quad: labels of 1 to 63 bytes of letters, digits,
-/// `-` and `_`, not starting or ending with `-`, at most 253 bytes.
+/// `-` and `_`, not starting or ending with `-`, at most 253 bytes. One
+/// pass over the bytes.
 fn is_dns_name(h: &[u8]) -> bool {
     if h.is_empty() || h.len() > MAX_HOST {
         return false;
     }
-    let all_digits_and_dots = h.iter().all(|&b| b.is_ascii_digit() || b == b'.');
-    if all_digits_and_dots {
-        // Looks numeric: only a valid dotted quad (no `1.2.3`, `010.0.0.1`).
-        return parse_v4(h).is_some();
+    let mut label = 0usize;
+    let mut prev = b'.';
+    let mut numeric = true;
+    for &b in h {
+        if b == b'.' {
+            if label == 0 || prev == b'-' {
+                return false;
+            }
+            label = 0;
+        } else {
+            let ok = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            if !ok || (label == 0 && b == b'-') || label == 63 {
+                return false;
+            }
+            numeric &= b.is_ascii_digit();
+            label += 1;
+        }
+        prev = b;
     }
-    h.split(|&b| b == b'.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label[0] != b'-'
-            && label[label.len() - 1] != b'-'
-            && label
-                .iter()
-                .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    })
+    if label == 0 || prev == b'-' {
+        return false;
+    }
+    // Looks numeric: only a valid dotted quad (no `1.2.3`, `010.0.0.1`).
+    !numeric || parse_v4(h).is_some()
 }
 
 /// A path prefix: see the [module docs](self) for what is refused.

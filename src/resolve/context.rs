@@ -24,10 +24,8 @@ use crate::forwarded::context::{
     count_items, element_context, parse_host, parse_port, parse_prefix, parse_scheme,
     parse_ssl_flag, ListRev,
 };
-use http::header::ValueIter;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::fmt;
-use std::iter::Rev;
 
 /// `X-Forwarded-Proto`.
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -364,9 +362,9 @@ impl Text {
     fn new(v: &[u8], lower: bool) -> Self {
         if v.len() <= INLINE_TEXT {
             let mut buf = [0u8; INLINE_TEXT];
-            buf[..v.len()].copy_from_slice(v);
-            if lower {
-                buf[..v.len()].make_ascii_lowercase();
+            // One pass, no call into `memcpy` for a dozen bytes.
+            for (d, &b) in buf.iter_mut().zip(v) {
+                *d = if lower { b.to_ascii_lowercase() } else { b };
             }
             Text::Inline {
                 len: v.len() as u8,
@@ -518,62 +516,75 @@ impl fmt::Debug for ClientContext {
 }
 
 /// One context header's entries, nearest first, over all its lines.
-#[derive(Default)]
+/// Small and `Copy`: the walk keeps four of them.
+#[derive(Clone, Copy, Default)]
 pub(super) struct Reader<'h> {
-    cur: Option<ListRev<'h>>,
-    lines: Option<Rev<ValueIter<'h, HeaderValue>>>,
-    /// Lines seen (for single-address policies, which want one value).
-    many_lines: bool,
-    /// Items over all lines, for repeated lines (counted up front: the
-    /// line iterator cannot be replayed).
-    many_count: usize,
+    /// The unread part of the current line.
+    rest: &'h [u8],
+    present: bool,
+    /// Repeated lines: the map and name to fetch earlier lines from, the
+    /// lines not started yet, and the items over all lines.
+    many: Option<(&'h HeaderMap, &'h HeaderName)>,
+    left: u16,
+    many_count: u16,
 }
 
 impl<'h> Reader<'h> {
     pub(super) fn one(v: &'h [u8]) -> Self {
         Reader {
-            cur: Some(ListRev::new(v)),
-            lines: None,
-            many_lines: false,
-            many_count: 0,
+            rest: v,
+            present: true,
+            ..Reader::default()
         }
     }
 
-    pub(super) fn many(headers: &'h HeaderMap, name: &HeaderName) -> Self {
-        let many_count = headers
-            .get_all(name)
-            .iter()
-            .map(|v| count_items(v.as_bytes()))
-            .sum();
-        let mut lines = headers.get_all(name).into_iter().rev();
-        let cur = lines.next().map(|v| ListRev::new(v.as_bytes()));
+    #[cold]
+    pub(super) fn many(headers: &'h HeaderMap, name: &'h HeaderName) -> Self {
+        let all = headers.get_all(name);
+        let lines = all.iter().count();
+        let count: usize = all.iter().map(|v| count_items(v.as_bytes())).sum();
         Reader {
-            cur,
-            lines: Some(lines),
-            many_lines: true,
-            many_count,
+            rest: all
+                .iter()
+                .next_back()
+                .map_or(&[][..], HeaderValue::as_bytes),
+            present: lines > 0,
+            many: Some((headers, name)),
+            left: u16::try_from(lines.saturating_sub(1)).unwrap_or(u16::MAX),
+            many_count: u16::try_from(count).unwrap_or(u16::MAX),
         }
     }
 
     fn is_present(&self) -> bool {
-        self.cur.is_some()
+        self.present
     }
 
     fn next(&mut self) -> Option<&'h [u8]> {
         loop {
-            if let Some(v) = self.cur.as_mut()?.next() {
+            let mut list = ListRev::new(self.rest);
+            if let Some(v) = list.next() {
+                self.rest = list.rest();
                 return Some(v);
             }
-            let line = self.lines.as_mut()?.next()?;
-            self.cur = Some(ListRev::new(line.as_bytes()));
+            self.rest = &[];
+            let (headers, name) = self.many?;
+            if self.left == 0 {
+                return None;
+            }
+            self.left -= 1;
+            self.rest = headers
+                .get_all(name)
+                .iter()
+                .nth(usize::from(self.left))
+                .map_or(&[][..], HeaderValue::as_bytes);
         }
     }
 
     fn count(&self) -> usize {
-        if self.many_lines {
-            self.many_count
+        if self.many.is_some() {
+            usize::from(self.many_count)
         } else {
-            self.cur.as_ref().map_or(0, |l| count_items(l.rest()))
+            count_items(self.rest)
         }
     }
 }
@@ -672,7 +683,7 @@ impl<'h> Walk<'h> {
         let single = self.single;
         let r = &mut self.readers[i];
         let v = r.next();
-        if single && v.is_some() && (r.many_lines || r.next().is_some()) {
+        if single && v.is_some() && (r.many.is_some() || r.next().is_some()) {
             // A single-address policy takes one value each; two are
             // ambiguous.
             return Err(());
@@ -735,29 +746,37 @@ impl<'h> Walk<'h> {
         Ok((scheme, host, port, prefix))
     }
 
-    /// Turns the believed values into the result, on top of the
-    /// connection's. `proxy` says whether hop 1 is the PROXY source (so
-    /// header entry `k` is hop `k + 1`).
+    /// Writes the result into `slot`: the connection's values with the
+    /// believed ones on top. `proxy` says whether hop 1 is the PROXY source
+    /// (so header entry `k` is hop `k + 1`).
     pub(super) fn finish(
-        self,
+        &self,
         cfg: &ContextConfig,
         view: &ConnectionView<'_>,
         host_header: Option<&[u8]>,
         proxy: bool,
-    ) -> ClientContext {
+        slot: &mut Option<ClientContext>,
+    ) {
         let hop = |k: u8| ContextSource::Header {
             hop: usize::from(k) + usize::from(proxy),
         };
-        let mut c = start(view, host_header);
-        let start_host = (c.host.clone(), c.host_source, c.port, c.port_source);
+        let c = slot.insert(start(view, host_header));
+        c.stop = self.stop;
+        c.ignored = self.ignored;
         if let Some((s, k)) = self.scheme {
             c.scheme = s;
             c.scheme_source = hop(k);
+        }
+        if let Some((p, k)) = self.prefix {
+            c.prefix = Some(Text::new(p, false));
+            c.prefix_source = hop(k);
         }
         let mut port_from_host = false;
         if let Some((h, p, k)) = self.host {
             c.host = Some(Text::new(h, true));
             c.host_source = hop(k);
+            // A host taken at a step replaces the port unless that step
+            // also carries one.
             c.port = p;
             c.port_source = if p.is_some() {
                 hop(k)
@@ -767,36 +786,31 @@ impl<'h> Walk<'h> {
             port_from_host = true;
         }
         if let Some((p, k)) = self.port {
-            // A port header comes after the host's own port on its step
-            // and wins over it, and over any nearer one.
+            // A port header wins over the host's own port on its step, and
+            // over any nearer one.
             if self.host.is_none_or(|(_, _, hk)| k >= hk) {
                 c.port = Some(p);
                 c.port_source = hop(k);
                 port_from_host = false;
             }
         }
-        if c.port.is_none() {
-            c.port_source = ContextSource::Default;
-        }
-        if let Some((p, k)) = self.prefix {
-            c.prefix = Some(Text::new(p, false));
-            c.prefix_source = hop(k);
-        }
         if self.host.is_some() && !cfg.allowed.is_empty() {
             let allowed = c
                 .host()
                 .is_some_and(|h| cfg.allowed.iter().any(|p| p.matches(h)));
             if !allowed {
+                // The connection's host stands (and its port, when the
+                // refused host brought the port).
+                let s = start(view, host_header);
                 c.host_rejected = true;
-                (c.host, c.host_source) = (start_host.0, start_host.1);
+                c.host = s.host;
+                c.host_source = s.host_source;
                 if port_from_host {
-                    (c.port, c.port_source) = (start_host.2, start_host.3);
+                    c.port = s.port;
+                    c.port_source = s.port_source;
                 }
             }
         }
-        c.stop = self.stop;
-        c.ignored = self.ignored;
-        c
     }
 }
 
@@ -842,6 +856,7 @@ impl<'h> Steps<'h> for Walk<'h> {
 }
 
 /// The connection's values.
+#[inline]
 pub(super) fn start(view: &ConnectionView<'_>, host_header: Option<&[u8]>) -> ClientContext {
     let (scheme, scheme_source) = if view.tls {
         (Scheme::Https, ContextSource::Connection)
@@ -883,8 +898,8 @@ pub(super) fn start(view: &ConnectionView<'_>, host_header: Option<&[u8]>) -> Cl
 }
 
 impl Resolution {
-    /// Stores the client context (or, with `None`, none).
-    pub(super) fn set_context(&mut self, c: Option<ClientContext>) {
-        self.context = c;
+    /// Where the client context is written.
+    pub(super) fn context_slot(&mut self) -> &mut Option<ClientContext> {
+        &mut self.context
     }
 }

@@ -341,7 +341,7 @@ impl Policy {
     ) {
         let Some(spec) = self.prologue(r, proxy_source) else {
             // No step is believed: the connection's values stand.
-            r.set_context(Some(context::start(view, host_line(headers))));
+            *r.context_slot() = Some(context::start(view, host_line(headers)));
             return;
         };
         let found = scan(headers, &spec.name, &cfg.headers);
@@ -366,8 +366,13 @@ impl Policy {
         } else {
             self.walk_found(r, spec, proxy_source, headers, found.address, &mut walk);
         }
-        let c = walk.finish(cfg, view, found.host, proxy_source.is_some());
-        r.set_context(Some(c));
+        walk.finish(
+            cfg,
+            view,
+            found.host,
+            proxy_source.is_some(),
+            r.context_slot(),
+        );
     }
 
     /// The walk over the address header's lines `found`.
@@ -588,7 +593,7 @@ struct Found<'h> {
 /// Finds the address header, `Host` and the context headers in one pass
 /// over a small map (see [`lookup`]); a large one is probed by name.
 #[inline]
-fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, ctx: &ContextHeaders) -> Found<'h> {
+fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, ctx: &'h ContextHeaders) -> Found<'h> {
     let names = [Field::Proto, Field::Host, Field::Port, Field::Prefix].map(|f| ctx.name(f));
     if headers.len() > SCAN_MAX {
         return Found {
