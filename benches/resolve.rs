@@ -189,7 +189,17 @@ fn context(c: &mut Criterion, peer: SocketAddr, client: IpAddr) {
         ("x-forwarded-host", "shop.example"),
         ("x-forwarded-port", "443"),
     ];
-    let inputs: [(&str, HeaderSource, &str, &str, &str, &[(&str, &str)]); 3] = [
+    /// Group, address header, its name, its value without and with the
+    /// context, the context headers.
+    type Input<'a> = (
+        &'a str,
+        HeaderSource,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a [(&'a str, &'a str)],
+    );
+    let inputs: [Input<'_>; 3] = [
         (
             "context_xff_1hop",
             HeaderSource::XForwardedFor,

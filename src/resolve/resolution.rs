@@ -149,7 +149,7 @@ impl fmt::Display for Stop {
     }
 }
 
-/// The outcome of [`Policy::resolve`].
+/// The outcome of [`Policy::resolve`](super::Policy::resolve).
 ///
 /// Records the addresses walked: the socket peer, the PROXY source if any,
 /// then each header entry read, nearest first. Except for
