@@ -20,8 +20,10 @@ use axum::{Json, Router};
 use http::HeaderName;
 use ipnet::IpNet;
 use realip::proxy::{kind, Command, Header, OwnedHeader, Version};
+use realip::resolve::Field;
 use realip::{
-    HeaderSource, Mode, ProxyProtocolListener, RealIp, RealIpLayer, Source, Stop, TrustedProxies,
+    ClientContext, HeaderSource, Mode, ProxyProtocolListener, RealIp, RealIpLayer, Source, Stop,
+    TrustedProxies,
 };
 use serde_json::{json, Map, Value};
 
@@ -50,6 +52,16 @@ FLAGS:
                                replaces the default trusted ranges)
     --proxy-timeout MS         deadline for the PROXY header [default: 5000,
                                at least 3000]
+    --context off|on           resolve the client's scheme, host, port and
+                               prefix from the context headers that go with
+                               --header (X-Forwarded-Proto/-Host/-Port/-Prefix;
+                               proto= and host= for forwarded) [default: on]
+    --symmetric                ignore a context header whose entry count
+                               differs from the address header's
+    --allowed-host NAME        accept only these forwarded hosts (repeatable;
+                               *.example.com for any name below it)
+    --rewrite-uri              rewrite the request URI's scheme and authority
+                               to the client's (shown as `uri`)
     --help                     print this help
 ";
 
@@ -70,6 +82,10 @@ struct Args {
     recursive: bool,
     hops: Option<usize>,
     proxy_timeout: Option<Duration>,
+    context: bool,
+    symmetric: bool,
+    allowed_hosts: Vec<String>,
+    rewrite_uri: bool,
 }
 
 /// `Ok(None)` means `--help` was printed.
@@ -83,6 +99,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         recursive: true,
         hops: None,
         proxy_timeout: None,
+        context: true,
+        symmetric: false,
+        allowed_hosts: Vec::new(),
+        rewrite_uri: false,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -148,6 +168,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 })?;
                 args.proxy_timeout = Some(Duration::from_millis(ms));
             }
+            "--context" => {
+                args.context = match value()?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    v => return Err(format!("--context: `{v}` is not off|on")),
+                }
+            }
+            "--symmetric" => args.symmetric = true,
+            "--allowed-host" => args.allowed_hosts.push(value()?),
+            "--rewrite-uri" => args.rewrite_uri = true,
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -192,6 +222,18 @@ fn layer(args: &Args) -> Result<RealIpLayer, String> {
         b = b.recursive(false);
     }
     b = b.header(args.header.clone().unwrap_or(HeaderSource::XForwardedFor));
+    if !args.context {
+        b = b.context(false);
+    }
+    if args.symmetric {
+        b = b.symmetric(true);
+    }
+    for h in &args.allowed_hosts {
+        b = b.allowed_host(h.clone());
+    }
+    if args.rewrite_uri {
+        b = b.rewrite_uri(true);
+    }
     b.build().map_err(|e| format!("policy: {e}"))
 }
 
@@ -250,6 +292,7 @@ async fn main() -> ExitCode {
         header = %args.header.as_ref().map_or(HeaderSource::XForwardedFor.name(), |h| h.name()),
         recursive = args.recursive,
         hops = ?args.hops,
+        context = args.context,
         "whoami listening"
     );
 
@@ -266,7 +309,8 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn whoami(real: RealIp) -> Json<Value> {
+async fn whoami(real: RealIp, uri: http::Uri) -> Json<Value> {
+    let cx = real.context();
     Json(json!({
         "client_ip": real.ip().to_string(),
         "client_port": real.port(),
@@ -280,7 +324,32 @@ async fn whoami(real: RealIp) -> Json<Value> {
         "conclusive": real.is_conclusive(),
         "hops": real.hops().map(|ip| ip.to_string()).collect::<Vec<_>>(),
         "proxy_protocol": real.proxy_header().map(proxy_json),
+        "scheme": cx.map(|c| c.scheme().as_str()),
+        "host": cx.and_then(|c| c.host()),
+        "port": cx.map(|c| c.port()),
+        "prefix": cx.and_then(|c| c.prefix()),
+        "context": cx.map(context_json),
+        "uri": uri.to_string(),
     }))
+}
+
+/// Where each context value came from and why the context walk stopped.
+fn context_json(c: &ClientContext) -> Value {
+    let ignored: Vec<&str> = [Field::Proto, Field::Host, Field::Port, Field::Prefix]
+        .into_iter()
+        .filter(|f| c.ignored(*f))
+        .map(Field::as_str)
+        .collect();
+    json!({
+        "scheme_source": c.scheme_source().to_string(),
+        "host_source": c.host_source().to_string(),
+        "port_source": c.port_source().to_string(),
+        "prefix_source": c.prefix().map(|_| c.prefix_source().to_string()),
+        "stop": c.stop().to_string(),
+        "ignored": ignored,
+        "host_rejected": c.host_rejected(),
+        "base_url": c.base_url(),
+    })
 }
 
 fn stop_name(stop: Stop) -> &'static str {
@@ -441,6 +510,38 @@ mod tests {
         assert_eq!(a.proxy_timeout, Some(Duration::from_millis(4000)));
         assert!(layer(&a).is_ok());
         assert!(parse(&["--help"]).unwrap().is_none());
+        assert!(a.context && !a.symmetric && !a.rewrite_uri);
+        assert!(layer(&a).unwrap().policy().has_context());
+    }
+
+    #[test]
+    fn context_flags() {
+        let a = parse(&[
+            "--context",
+            "on",
+            "--symmetric",
+            "--allowed-host",
+            "shop.example",
+            "--allowed-host",
+            "*.example.org",
+            "--rewrite-uri",
+        ])
+        .unwrap()
+        .unwrap();
+        assert!(a.context && a.symmetric && a.rewrite_uri);
+        assert_eq!(a.allowed_hosts, ["shop.example", "*.example.org"]);
+        assert!(layer(&a).unwrap().policy().has_context());
+        let off = parse(&["--context", "off"]).unwrap().unwrap();
+        assert!(!layer(&off).unwrap().policy().has_context());
+        // Context options with context off, or a bad host pattern: errors.
+        let a = parse(&["--context", "off", "--symmetric"])
+            .unwrap()
+            .unwrap();
+        assert!(layer(&a).is_err());
+        let a = parse(&["--allowed-host", "user@host"]).unwrap().unwrap();
+        assert!(layer(&a).is_err());
+        assert!(parse(&["--context", "maybe"]).is_err());
+        assert!(parse(&["--allowed-host"]).is_err());
     }
 
     #[test]

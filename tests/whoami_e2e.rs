@@ -289,8 +289,35 @@ fn curl_from(n: u8, url: &str, headers: &[&str]) -> Curl {
         .fold(Curl::new(url).interface(lo(n)), |c, h| c.header(h))
 }
 
-/// A 200 `application/json` answer: (the JSON, curl's own source address).
+/// A 200 `application/json` answer: (the JSON without its client-context
+/// fields, curl's own source address). Those fields are checked for shape
+/// here (a request without context headers); [`answer_full`] keeps them.
 fn answer(out: &CurlOutput, whoami: &Whoami) -> (Value, SocketAddr) {
+    let (mut body, client) = answer_full(out, whoami);
+    let map = body.as_object_mut().expect("a JSON object");
+    let context: Vec<(String, Value)> = ["scheme", "host", "port", "prefix", "context", "uri"]
+        .iter()
+        .map(|k| {
+            let v = map
+                .remove(*k)
+                .unwrap_or_else(|| panic!("no {k:?} in {map:?}"));
+            ((*k).to_owned(), v)
+        })
+        .collect();
+    let get = |k: &str| &context.iter().find(|(n, _)| n == k).unwrap().1;
+    assert!(
+        matches!(get("scheme").as_str(), Some("http" | "https")),
+        "{context:?}"
+    );
+    assert!(get("host").is_string(), "{context:?}");
+    assert!(get("port").is_u64(), "{context:?}");
+    assert!(get("prefix").is_null(), "{context:?}");
+    assert_eq!(get("context")["stop"], "followed", "{context:?}");
+    (body, client)
+}
+
+/// [`answer`] with every field.
+fn answer_full(out: &CurlOutput, whoami: &Whoami) -> (Value, SocketAddr) {
     assert!(
         out.exit == 0 && out.status == 200,
         "expected HTTP 200, got exit {} status {}\n{}\n{}",
@@ -938,5 +965,136 @@ fn bad_flags_exit_2_and_help_exits_0() {
         "--help",
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
+    }
+}
+
+/// (9) The client context through nginx terminating TLS in front of
+/// whoami: scheme, host, port and prefix from nginx's headers, the
+/// client's forged ones never; `--context off`, `--allowed-host` and
+/// `--rewrite-uri` change what whoami answers as they say.
+#[test]
+fn nginx_tls_context_and_flags() {
+    let cert = SelfSigned::new("shop.example", &["shop.example"]);
+    let forged = [
+        "X-Forwarded-Proto: http",
+        "X-Forwarded-Host: evil.example",
+        "X-Forwarded-Port: 1",
+        "X-Forwarded-Prefix: /evil",
+    ];
+    for (flags, bind) in [
+        (
+            &["--proxy-protocol", "off", "--trust", "127.0.0.214/32"][..],
+            214u8,
+        ),
+        (
+            &[
+                "--proxy-protocol",
+                "off",
+                "--trust",
+                "127.0.0.215/32",
+                "--context",
+                "off",
+            ],
+            215,
+        ),
+        (
+            &[
+                "--proxy-protocol",
+                "off",
+                "--trust",
+                "127.0.0.216/32",
+                "--allowed-host",
+                "*.other.example",
+            ],
+            216,
+        ),
+        (
+            &[
+                "--proxy-protocol",
+                "off",
+                "--trust",
+                "127.0.0.217/32",
+                "--rewrite-uri",
+                "--symmetric",
+            ],
+            217,
+        ),
+    ] {
+        let whoami = Whoami::start(flags);
+        let port = free_port();
+        let nginx = Nginx::start(&format!(
+            "http {{\n\
+             \x20   server {{\n\
+             \x20       listen 127.0.0.1:{port} ssl;\n\
+             \x20       ssl_certificate {cert};\n\
+             \x20       ssl_certificate_key {key};\n\
+             \x20       location / {{\n\
+             \x20           proxy_pass http://{app};\n\
+             \x20           proxy_bind 127.0.0.{bind};\n\
+             \x20           proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;\n\
+             \x20           proxy_set_header X-Forwarded-Proto $scheme;\n\
+             \x20           proxy_set_header X-Forwarded-Host $host;\n\
+             \x20           proxy_set_header X-Forwarded-Port $server_port;\n\
+             \x20           proxy_set_header X-Forwarded-Prefix /shop;\n\
+             \x20       }}\n\
+             \x20   }}\n\
+             }}\n",
+            cert = cert.cert_path().display(),
+            key = cert.key_path().display(),
+            app = whoami.addr,
+        ));
+        let n = 134 + bind - 214;
+        let out = curl_from(n, &format!("https://shop.example:{port}/p?q=1"), &forged)
+            .resolve("shop.example", port, lo(1))
+            .insecure()
+            .run();
+        let (body, client) = answer_full(&out, &whoami);
+        assert_eq!(client.ip(), lo(n));
+        assert_eq!(body["client_ip"], client.ip().to_string(), "{body}");
+        let context = &body["context"];
+        let what = format!("{flags:?}: {body}\nnginx log:\n{}", nginx.log());
+        match bind {
+            215 => {
+                for k in ["scheme", "host", "port", "prefix", "context"] {
+                    assert_eq!(body[k], Value::Null, "{what}");
+                }
+                assert_eq!(body["uri"], "/p?q=1", "{what}");
+            }
+            216 => {
+                // The forwarded host is refused: the request's own Host
+                // (nginx's upstream address) stands.
+                assert_eq!(body["scheme"], "https", "{what}");
+                assert_eq!(body["host"], "127.0.0.1", "{what}");
+                assert_eq!(body["port"], whoami.port(), "{what}");
+                assert_eq!(context["host_rejected"], true, "{what}");
+                assert_eq!(context["host_source"], "request", "{what}");
+            }
+            _ => {
+                assert_eq!(body["scheme"], "https", "{what}");
+                assert_eq!(body["host"], "shop.example", "{what}");
+                assert_eq!(body["port"], port, "{what}");
+                assert_eq!(body["prefix"], "/shop", "{what}");
+                assert_eq!(
+                    context,
+                    &json!({
+                        "scheme_source": "header (hop 1)",
+                        "host_source": "header (hop 1)",
+                        "port_source": "header (hop 1)",
+                        "prefix_source": "header (hop 1)",
+                        "stop": "followed",
+                        "ignored": [],
+                        "host_rejected": false,
+                        "base_url": format!("https://shop.example:{port}/shop"),
+                    }),
+                    "{what}"
+                );
+                let uri = if bind == 217 {
+                    format!("https://shop.example:{port}/p?q=1")
+                } else {
+                    "/p?q=1".to_owned()
+                };
+                assert_eq!(body["uri"], uri, "{what}");
+            }
+        }
     }
 }

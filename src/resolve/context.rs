@@ -555,7 +555,7 @@ impl<'h> Reader<'h> {
         }
     }
 
-    fn is_present(&self) -> bool {
+    pub(super) fn is_present(&self) -> bool {
         self.present
     }
 
@@ -760,7 +760,7 @@ impl<'h> Walk<'h> {
         let hop = |k: u8| ContextSource::Header {
             hop: usize::from(k) + usize::from(proxy),
         };
-        let c = slot.insert(start(view, host_header));
+        let c = start_into(slot, view, host_header);
         c.stop = self.stop;
         c.ignored = self.ignored;
         if let Some((s, k)) = self.scheme {
@@ -801,9 +801,10 @@ impl<'h> Walk<'h> {
             if !allowed {
                 // The connection's host stands (and its port, when the
                 // refused host brought the port).
-                let s = start(view, host_header);
+                let mut again = None;
+                let s = start_into(&mut again, view, host_header);
                 c.host_rejected = true;
-                c.host = s.host;
+                c.host = s.host.take();
                 c.host_source = s.host_source;
                 if port_from_host {
                     c.port = s.port;
@@ -855,9 +856,14 @@ impl<'h> Steps<'h> for Walk<'h> {
     }
 }
 
-/// The connection's values.
+/// Writes the connection's values into `slot` (in place: the value is a
+/// few hundred bytes) and returns them.
 #[inline]
-pub(super) fn start(view: &ConnectionView<'_>, host_header: Option<&[u8]>) -> ClientContext {
+pub(super) fn start_into<'s>(
+    slot: &'s mut Option<ClientContext>,
+    view: &ConnectionView<'_>,
+    host_header: Option<&[u8]>,
+) -> &'s mut ClientContext {
     let (scheme, scheme_source) = if view.tls {
         (Scheme::Https, ContextSource::Connection)
     } else if view.proxy_ssl {
@@ -865,7 +871,7 @@ pub(super) fn start(view: &ConnectionView<'_>, host_header: Option<&[u8]>) -> Cl
     } else {
         (Scheme::Http, ContextSource::Connection)
     };
-    let mut c = ClientContext {
+    let c = slot.insert(ClientContext {
         scheme,
         scheme_source,
         host: None,
@@ -877,7 +883,7 @@ pub(super) fn start(view: &ConnectionView<'_>, host_header: Option<&[u8]>) -> Cl
         stop: ContextStop::Followed,
         ignored: 0,
         host_rejected: false,
-    };
+    });
     let candidates = [
         (view.authority, ContextSource::Request),
         (host_header, ContextSource::Request),

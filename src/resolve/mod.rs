@@ -341,10 +341,17 @@ impl Policy {
     ) {
         let Some(spec) = self.prologue(r, proxy_source) else {
             // No step is believed: the connection's values stand.
-            *r.context_slot() = Some(context::start(view, host_line(headers)));
+            context::start_into(r.context_slot(), view, host_line(headers));
             return;
         };
         let found = scan(headers, &spec.name, &cfg.headers);
+        if spec.kind != Kind::Forwarded && found.readers.iter().all(|r| !r.is_present()) {
+            // No context header: the address walk alone, then the
+            // connection's values (the common case costs no more).
+            self.walk_found(r, spec, proxy_source, headers, found.address, &mut ());
+            context::start_into(r.context_slot(), view, found.host);
+            return;
+        }
         let follow = match spec.kind {
             Kind::List => Follow::List,
             Kind::Forwarded => Follow::Forwarded,
