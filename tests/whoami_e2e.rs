@@ -1043,7 +1043,7 @@ fn nginx_tls_context_and_flags() {
             key = cert.key_path().display(),
             app = whoami.addr,
         ));
-        let n = 134 + bind - 214;
+        let n = bind - 214 + 134;
         let out = curl_from(n, &format!("https://shop.example:{port}/p?q=1"), &forged)
             .resolve("shop.example", port, lo(1))
             .insecure()
@@ -1062,10 +1062,12 @@ fn nginx_tls_context_and_flags() {
             }
             216 => {
                 // The forwarded host is refused: the request's own Host
-                // (nginx's upstream address) stands.
+                // (nginx's upstream address) stands; scheme and port are
+                // still nginx's (its X-Forwarded-Port, not the host's).
                 assert_eq!(body["scheme"], "https", "{what}");
                 assert_eq!(body["host"], "127.0.0.1", "{what}");
-                assert_eq!(body["port"], whoami.port(), "{what}");
+                assert_eq!(body["port"], port, "{what}");
+                assert_eq!(context["port_source"], "header (hop 1)", "{what}");
                 assert_eq!(context["host_rejected"], true, "{what}");
                 assert_eq!(context["host_source"], "request", "{what}");
             }
