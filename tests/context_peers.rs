@@ -352,3 +352,30 @@ async fn haproxy_tcp_send_proxy_v2_ssl_gives_https() {
     assert_eq!(v["scheme"], "http", "{v}");
     assert_eq!(v["scheme_source"], "connection", "{v}");
 }
+
+/// `connection_tls(true)`: a listener that terminates TLS itself starts
+/// the client's scheme at `https` (no proxy involved); without it the same
+/// request is `http`. A forged `X-Forwarded-Proto` from the untrusted
+/// client changes neither.
+#[tokio::test]
+async fn connection_tls_starts_https() {
+    use tower::ServiceExt;
+    for (tls, want) in [(true, "https"), (false, "http")] {
+        let layer = trust(&[201]).connection_tls(tls).build().unwrap();
+        let req = axum::http::Request::builder()
+            .uri("/x")
+            .header("host", "shop.example")
+            .header("x-forwarded-proto", "http")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let req = realip::testing::with_peer(req, "127.0.0.30:5000".parse().unwrap());
+        let res = app().layer(layer).oneshot(req).await.unwrap();
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let v: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["ip"], "127.0.0.30", "{v}");
+        assert_eq!(v["scheme"], want, "{v}");
+        assert_eq!(v["scheme_source"], "connection", "{v}");
+        assert_eq!(v["port"], if tls { 443 } else { 80 }, "{v}");
+        assert_eq!(v["base_url"], format!("{want}://shop.example"), "{v}");
+    }
+}

@@ -25,6 +25,13 @@
 //! The default policy trusts no proxy: the client is the socket peer, or the
 //! PROXY source when the listener accepted a header.
 //!
+//! The same walk gives the client's scheme, host, port and prefix
+//! ([`Resolution::context`], [`ClientContext`]): each step the address walk
+//! believes may also take the matching entry of the context headers
+//! (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`) or the `Forwarded`
+//! element's `proto` and `host`; see [`PolicyBuilder::context`] and
+//! [`Policy::resolve_with`].
+//!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
 //! use realip::resolve::{HeaderSource, Policy, Source, Stop};
@@ -188,6 +195,9 @@ struct Inner {
 /// - hop cap 0 or above [`MAX_HOP_CAP`]: error;
 /// - a header name containing `_` (look-alike of a dashed name, which some
 ///   servers conflate): error;
+/// - context options (context headers, symmetry, allowed hosts) with
+///   context off, an allowed host that is neither a name nor `*.` and one,
+///   a context header name with `_`: errors;
 /// - more than one header: error. With two (say `X-Real-IP` and
 ///   `X-Forwarded-For` behind an nginx that appends the second but passes
 ///   the first through), the client picks the one its proxy does not
