@@ -21,6 +21,7 @@
 
 pub mod capture;
 pub mod curl;
+#[cfg(feature = "tonic")]
 pub mod grpc;
 pub mod net;
 pub mod peers;
