@@ -1,6 +1,12 @@
 //! PROXY header parsing: realip against `ppp` and `proxy-header`, one group
 //! per input. Every contender reads the addresses; on TLV inputs realip reads
-//! every typed TLV and the others iterate all their TLVs.
+//! every typed TLV and the others iterate all their TLVs. The `v2_ipv4` and
+//! `v2_nlb` groups use the contenders of `common/proxy.rs`, which the plain
+//! loop `proxy_plain` times too: each hands back the same outputs (client
+//! address, header length, VPC endpoint id), black-boxed.
+
+#[path = "common/proxy.rs"]
+mod common;
 
 use std::hint::black_box;
 
@@ -11,18 +17,6 @@ use realip::proxy::{self, kind, v2, Addresses, Options, Status, Transport};
 const V1_TCP4: &str = "PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n";
 const V1_TCP6: &str = "PROXY TCP6 2001:db8:85a3::8a2e:370:7334 2001:db8::1 56324 443\r\n";
 const V1_UNKNOWN: &str = "PROXY UNKNOWN\r\n";
-
-fn v2_ipv4() -> Vec<u8> {
-    v2::Builder::proxy(
-        Transport::Stream,
-        Addresses::Ipv4 {
-            source: "192.0.2.7:56324".parse().unwrap(),
-            destination: "10.0.0.1:443".parse().unwrap(),
-        },
-    )
-    .to_vec()
-    .unwrap()
-}
 
 fn v2_ipv6_tlvs() -> Vec<u8> {
     v2::Builder::proxy(
@@ -113,11 +107,29 @@ fn benches(c: &mut Criterion) {
     v1_group(c, "v1_tcp6", V1_TCP6);
     v1_group(c, "v1_unknown", V1_UNKNOWN);
 
-    let buf = v2_ipv4();
+    let buf = common::v2_ipv4();
     let mut g = c.benchmark_group("v2_ipv4");
-    g.bench_function("realip", |b| b.iter(|| realip_addrs(&buf)));
-    g.bench_function("ppp", |b| b.iter(|| ppp_v2(&buf, false)));
-    g.bench_function("proxy-header", |b| b.iter(|| proxy_header(&buf, false)));
+    g.bench_function("realip", |b| {
+        b.iter(|| common::realip(&buf, Options::new(), false))
+    });
+    g.bench_function("ppp", |b| b.iter(|| common::ppp(&buf, false)));
+    g.bench_function("proxy-header", |b| {
+        b.iter(|| common::proxy_header(&buf, false))
+    });
+    g.finish();
+
+    let buf = common::nlb();
+    let mut g = c.benchmark_group("v2_nlb");
+    g.bench_function("realip", |b| {
+        b.iter(|| common::realip(&buf, Options::new(), true))
+    });
+    g.bench_function("realip_no_crc", |b| {
+        b.iter(|| common::realip(&buf, Options::new().verify_crc32c(false), true))
+    });
+    g.bench_function("ppp", |b| b.iter(|| common::ppp(&buf, true)));
+    g.bench_function("proxy-header", |b| {
+        b.iter(|| common::proxy_header(&buf, true))
+    });
     g.finish();
 
     let buf = v2_ipv6_tlvs();

@@ -1077,6 +1077,30 @@ fn crc32c_is_verified() {
 }
 
 #[test]
+fn crc32c_is_verified_across_copy_chunks() {
+    // The checksum is summed over 128-byte copies: headers within one, and
+    // longer ones with the field inside the first (pad 90), across the
+    // boundary (91, 93) and in the second (94).
+    for pad in [0usize, 50, 90, 91, 93, 94, 100, 300] {
+        let mut t = tlv(0x7F, &vec![0xA5; pad]);
+        let at = 16 + 12 + t.len() + 3;
+        t.extend(tlv(kind::CRC32C, &[0; 4]));
+        let mut buf = with_tlvs(&t);
+        let mut zeroed = buf.clone();
+        zeroed[at..at + 4].fill(0);
+        let crc = crc32c::crc32c(&zeroed);
+        buf[at..at + 4].copy_from_slice(&crc.to_be_bytes());
+        let (h, _) = complete(&buf);
+        assert_eq!(h.crc32c(), Some(crc), "pad {pad}");
+        buf[20] ^= 1;
+        assert!(
+            matches!(err(&buf), Error::V2Crc32cMismatch { .. }),
+            "pad {pad}"
+        );
+    }
+}
+
+#[test]
 fn crc32c_rejects_mismatch() {
     let mut bytes = v2::Builder::proxy(Transport::Stream, v4("192.0.2.7:1", "10.0.0.1:2"))
         .crc32c()

@@ -263,6 +263,16 @@ proptest! {
         prop_assert_eq!(h.gcp_psc_id(), first(kind::GCP).map(|v| u64::from_be_bytes(v.try_into().unwrap())));
         prop_assert_eq!(h.ssl().map(|s| s.verify()), first(kind::SSL).map(|v| u32::from_be_bytes(v[1..5].try_into().unwrap())));
         prop_assert_eq!(h.crc32c().is_some(), crc);
+        if let Some(carried) = h.crc32c() {
+            // Against an independent CRC32C (the `crc32c` crate) over the
+            // header with the field zeroed: pins the parser's chunked copy
+            // (one call up to 128 bytes, several beyond) for every size and
+            // field position.
+            let mut zeroed = bytes.clone();
+            let n = zeroed.len();
+            zeroed[n - 4..].fill(0);
+            prop_assert_eq!(carried, crc32c::crc32c(&zeroed));
+        }
         // Re-encoding gives the same bytes; the owned form the same header.
         let mut again = Vec::new();
         h.write_to(&mut again).unwrap();
