@@ -12,7 +12,6 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use common::Out;
-use realip::proxy::Options;
 
 const ROUNDS: usize = 7;
 
@@ -70,9 +69,9 @@ fn main() {
         "v2_ipv4",
         iters,
         &[
-            ("realip", &|| common::realip(&ipv4, Options::new(), false)),
-            ("ppp", &|| common::ppp(&ipv4, false)),
-            ("proxy-header", &|| common::proxy_header(&ipv4, false)),
+            ("realip", &|| common::realip::<true, false>(&ipv4)),
+            ("ppp", &|| common::ppp::<false>(&ipv4)),
+            ("proxy-header", &|| common::proxy_header::<false>(&ipv4)),
         ],
     );
     let nlb = common::nlb();
@@ -80,12 +79,10 @@ fn main() {
         "v2_nlb",
         iters,
         &[
-            ("realip", &|| common::realip(&nlb, Options::new(), true)),
-            ("realip_no_crc", &|| {
-                common::realip(&nlb, Options::new().verify_crc32c(false), true)
-            }),
-            ("ppp", &|| common::ppp(&nlb, true)),
-            ("proxy-header", &|| common::proxy_header(&nlb, true)),
+            ("realip", &|| common::realip::<true, true>(&nlb)),
+            ("realip_no_crc", &|| common::realip::<false, true>(&nlb)),
+            ("ppp", &|| common::ppp::<true>(&nlb)),
+            ("proxy-header", &|| common::proxy_header::<true>(&nlb)),
         ],
     );
 }

@@ -53,9 +53,15 @@ pub(crate) fn nlb() -> Vec<u8> {
     h
 }
 
-/// realip: source, length and (when asked) the VPC endpoint id.
+// Each contender is compiled once per output set (`VPCE`) and, for realip,
+// per option set (`CRC`), as a caller with fixed needs would compile it:
+// none pays at run time for a branch to outputs it does not produce.
+
+/// realip: source, length and (when asked) the VPC endpoint id; `CRC`:
+/// whether the CRC32C is verified.
 #[inline(never)]
-pub(crate) fn realip(buf: &[u8], opts: Options, vpce: bool) -> Out {
+pub(crate) fn realip<const CRC: bool, const VPCE: bool>(buf: &[u8]) -> Out {
+    let (opts, vpce) = (Options::new().verify_crc32c(CRC), VPCE);
     let Ok(Status::Complete(h, n)) = proxy::parse_with(black_box(buf), opts) else {
         unreachable!()
     };
@@ -72,7 +78,8 @@ pub(crate) fn realip(buf: &[u8], opts: Options, vpce: bool) -> Out {
 
 /// ppp: the same outputs; the VPC endpoint id by walking its TLVs.
 #[inline(never)]
-pub(crate) fn ppp(buf: &[u8], vpce: bool) -> Out {
+pub(crate) fn ppp<const VPCE: bool>(buf: &[u8]) -> Out {
+    let vpce = VPCE;
     let h = ppp::v2::Header::try_from(black_box(buf)).unwrap();
     let source = match h.addresses {
         ppp::v2::Addresses::IPv4(a) => {
@@ -96,7 +103,8 @@ pub(crate) fn ppp(buf: &[u8], vpce: bool) -> Out {
 
 /// proxy-header: the same outputs; the VPC endpoint id by walking its TLVs.
 #[inline(never)]
-pub(crate) fn proxy_header(buf: &[u8], vpce: bool) -> Out {
+pub(crate) fn proxy_header<const VPCE: bool>(buf: &[u8]) -> Out {
+    let vpce = VPCE;
     let (h, n) = ProxyHeader::parse(black_box(buf), ParseConfig::default()).unwrap();
     let source = h.proxied_address().map(|a| a.source);
     let id = if vpce {
