@@ -40,6 +40,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+#[cfg(feature = "live")]
+pub mod live;
 pub mod providers;
 
 /// What kind of configuration mistake a [`ConfigError`] reports.
@@ -70,6 +72,8 @@ pub enum ConfigErrorKind {
     SeveralHeaders,
     /// More than [`MAX_RANGES`] networks in one set.
     TooManyRanges,
+    /// A live set combined with fixed ranges on the same policy.
+    LiveWithRanges,
 }
 
 /// Most networks one [`TrustedProxies`] holds: far beyond any published

@@ -1,0 +1,140 @@
+//! Provider-sized trusted sets, side by side in one run:
+//!
+//! - `aws_parse_build`: the real AWS `ip-ranges.json` snapshot (13,344
+//!   prefixes) parsed and its set built, next to the plain Cloudflare list;
+//! - `lookup`: `contains` over the same 64 probe addresses in the private
+//!   preset plus one range (10 networks) and in the AWS set plus the
+//!   private preset;
+//! - `resolve`: the same 1-hop and 5-hop `X-Forwarded-For` resolutions
+//!   through a fixed set and through a `LiveTrust` holding the same
+//!   networks.
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use http::{HeaderMap, HeaderValue};
+use ipnet::IpNet;
+use realip::resolve::{HeaderSource, Policy};
+use realip::trust::live::LiveTrust;
+use realip::trust::providers::{parse_aws, parse_cidr_list, AwsFilter};
+use realip::trust::TrustedProxies;
+use std::hint::black_box;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+const AWS: &[u8] = include_bytes!("../tests/fixtures/ranges/aws-ip-ranges.json");
+const CLOUDFLARE_V4: &str = include_str!("../tests/fixtures/ranges/cloudflare-v4-ip-ranges.txt");
+
+fn ten() -> TrustedProxies {
+    let mut t = TrustedProxies::private();
+    t.add("192.0.2.0/24".parse().unwrap()).unwrap();
+    assert_eq!(t.len(), 10);
+    t
+}
+
+fn aws_and_private() -> TrustedProxies {
+    let mut t = parse_aws(AWS, &AwsFilter::all()).unwrap();
+    assert_eq!(t.len(), 13_344);
+    t.merge(&TrustedProxies::private()).unwrap();
+    t
+}
+
+/// 64 addresses: every fourth inside an AWS prefix, the rest spread over
+/// public IPv4 and IPv6 space (mostly outside both sets).
+fn probes(aws: &TrustedProxies) -> Vec<IpAddr> {
+    let nets: Vec<IpNet> = aws.iter().copied().collect();
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    (0..64)
+        .map(|i| {
+            let r = next();
+            match i % 4 {
+                0 => nets[(r as usize) % nets.len()].network(),
+                1 | 2 => IpAddr::V4(Ipv4Addr::from((r >> 16) as u32)),
+                _ => IpAddr::V6(Ipv6Addr::from((0x2600u128 << 112) | (u128::from(r) << 40))),
+            }
+        })
+        .collect()
+}
+
+fn headers(value: &'static str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("host", HeaderValue::from_static("example.com"));
+    h.insert("user-agent", HeaderValue::from_static("bench/1.0"));
+    h.insert("accept", HeaderValue::from_static("*/*"));
+    h.insert("x-forwarded-for", HeaderValue::from_static(value));
+    h
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("aws_parse_build");
+    g.throughput(Throughput::Bytes(AWS.len() as u64));
+    g.bench_function("aws_all_13344", |b| {
+        b.iter(|| parse_aws(black_box(AWS), &AwsFilter::all()).unwrap())
+    });
+    g.bench_function("aws_cloudfront", |b| {
+        let f = AwsFilter::service("CLOUDFRONT");
+        b.iter(|| parse_aws(black_box(AWS), &f).unwrap())
+    });
+    g.finish();
+    c.bench_function("cloudflare_v4_list", |b| {
+        b.iter(|| parse_cidr_list(black_box(CLOUDFLARE_V4)).unwrap())
+    });
+
+    let small = ten();
+    let big = aws_and_private();
+    let probe = probes(&big);
+    let mut g = c.benchmark_group("lookup");
+    g.throughput(Throughput::Elements(probe.len() as u64));
+    for (name, set) in [("ten", &small), ("aws", &big)] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let mut n = 0;
+                for &ip in &probe {
+                    n += usize::from(black_box(set).contains(ip));
+                }
+                n
+            })
+        });
+    }
+    g.finish();
+
+    let fixed = Policy::builder()
+        .trusted_proxies(&big)
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    let live_set = LiveTrust::new(TrustedProxies::new());
+    live_set.set_source("aws", big.clone()).unwrap();
+    let live = Policy::builder()
+        .live_trust(live_set)
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    let peer: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+    let mut g = c.benchmark_group("resolve");
+    for (chain, value) in [
+        ("xff_1hop", "203.0.113.9"),
+        (
+            "xff_5hop",
+            "203.0.113.9, 10.0.0.5, 192.168.1.4, 172.16.0.3, 10.1.2.3",
+        ),
+    ] {
+        let h = headers(value);
+        assert_eq!(
+            fixed.resolve(peer, None, &h).ip(),
+            live.resolve(peer, None, &h).ip()
+        );
+        for (mode, policy) in [("fixed", &fixed), ("live", &live)] {
+            g.bench_function(format!("{chain}/{mode}"), |b| {
+                b.iter(|| black_box(policy).resolve(black_box(peer), None, black_box(&h)))
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
