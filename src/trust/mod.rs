@@ -40,6 +40,8 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+#[cfg(feature = "fetch")]
+pub mod fetch;
 #[cfg(feature = "live")]
 pub mod live;
 pub mod providers;
