@@ -47,14 +47,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// clone: clones share the set.
 #[derive(Clone)]
 pub struct LiveTrust {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    /// Shared with the thread-local caches, which keep it alive.
+    /// Shared with the thread-local caches, which keep it alive; held
+    /// directly so a request reaches it in one pointer step.
     current: Arc<ArcSwap<TrustedProxies>>,
     /// What `current` is built from; only writers take this lock.
-    parts: Mutex<Parts>,
+    parts: Arc<Mutex<Parts>>,
 }
 
 struct Parts {
@@ -105,27 +102,24 @@ impl LiveTrust {
     /// hold) and no source yet.
     pub fn new(base: TrustedProxies) -> Self {
         LiveTrust {
-            shared: Arc::new(Shared {
-                current: Arc::new(ArcSwap::from_pointee(base.clone())),
-                parts: Mutex::new(Parts {
-                    base,
-                    sources: BTreeMap::new(),
-                }),
-            }),
+            current: Arc::new(ArcSwap::from_pointee(base.clone())),
+            parts: Arc::new(Mutex::new(Parts {
+                base,
+                sources: BTreeMap::new(),
+            })),
         }
     }
 
     /// A poisoned lock only means a writer panicked between two complete
     /// states; the parts are replaced whole, so they are still consistent.
     fn parts(&self) -> MutexGuard<'_, Parts> {
-        self.shared
-            .parts
+        self.parts
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn publish(&self, parts: &Parts) -> Result<(), ConfigError> {
-        self.shared.current.store(Arc::new(parts.merged()?));
+        self.current.store(Arc::new(parts.merged()?));
         Ok(())
     }
 
@@ -174,39 +168,53 @@ impl LiveTrust {
 
     /// The whole set as requests read it now.
     pub fn snapshot(&self) -> Arc<TrustedProxies> {
-        self.shared.current.load_full()
+        self.current.load_full()
     }
 
     /// Whether `ip` is trusted by the current set.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        self.shared.current.load().contains(ip)
+        self.current.load().contains(ip)
     }
 
     /// Runs `f` on the current set: the one this thread read last when it
     /// is still current (`arc_swap::Cache`: one relaxed load and a pointer
     /// comparison), else a fresh load kept for next time.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn with<R>(&self, mut f: impl FnMut(&TrustedProxies) -> R) -> R {
-        let mine: &ArcSwap<TrustedProxies> = &self.shared.current;
+        let mine: &ArcSwap<TrustedProxies> = &self.current;
         let hit = SEEN.try_with(|seen| {
             let mut slots = seen.try_borrow_mut().ok()?;
-            let found = slots
+            let i = match slots
                 .iter()
-                .position(|s| s.as_ref().is_some_and(|c| std::ptr::eq(c.arc_swap(), mine)));
-            let i = found.unwrap_or_else(|| {
-                slots.rotate_right(1);
-                slots[0] = Some(Cache::new(Arc::clone(&self.shared.current)));
-                0
-            });
+                .position(|s| s.as_ref().is_some_and(|c| std::ptr::eq(c.arc_swap(), mine)))
+            {
+                Some(i) => i,
+                None => self.remember(&mut slots),
+            };
             let cache = slots[i].as_mut()?;
             Some(f(cache.load()))
         });
         match hit {
             Ok(Some(r)) => r,
-            // No thread-local (thread teardown) or a nested call: read
-            // through a guard.
-            _ => f(&self.shared.current.load()),
+            _ => self.with_guard(&mut f),
         }
+    }
+
+    /// First read of this set on this thread: it takes the first slot.
+    #[cold]
+    #[inline(never)]
+    fn remember(&self, slots: &mut [Option<Seen>; SLOTS]) -> usize {
+        slots.rotate_right(1);
+        slots[0] = Some(Cache::new(Arc::clone(&self.current)));
+        0
+    }
+
+    /// No thread-local (thread teardown) or a nested call: read through a
+    /// guard.
+    #[cold]
+    #[inline(never)]
+    fn with_guard<R>(&self, f: &mut dyn FnMut(&TrustedProxies) -> R) -> R {
+        f(&self.current.load())
     }
 }
 
