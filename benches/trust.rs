@@ -2,9 +2,8 @@
 //!
 //! - `aws_parse_build`: the real AWS `ip-ranges.json` snapshot (13,344
 //!   prefixes) parsed and its set built, next to the plain Cloudflare list;
-//! - `lookup`: `contains` over the same 64 probe addresses in the private
-//!   preset plus one range (10 networks) and in the AWS set plus the
-//!   private preset;
+//! - `lookup`: `contains` over the same 64 probe addresses (IPv4, then
+//!   IPv6) in a 10-network set and in the AWS set plus the private preset;
 //! - `resolve`: the same 1-hop and 5-hop `X-Forwarded-For` resolutions
 //!   through a fixed set and through a `LiveTrust` holding the same
 //!   networks.
@@ -22,8 +21,12 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 const AWS: &[u8] = include_bytes!("../tests/fixtures/ranges/aws-ip-ranges.json");
 const CLOUDFLARE_V4: &str = include_str!("../tests/fixtures/ranges/cloudflare-v4-ip-ranges.txt");
 
+/// The private, CGNAT and link-local presets plus one documentation
+/// range, as in `benches/resolve.rs`.
 fn ten() -> TrustedProxies {
     let mut t = TrustedProxies::private();
+    t.merge(&TrustedProxies::cgnat()).unwrap();
+    t.merge(&TrustedProxies::link_local()).unwrap();
     t.add("192.0.2.0/24".parse().unwrap()).unwrap();
     assert_eq!(t.len(), 10);
     t
@@ -37,9 +40,14 @@ fn aws_and_private() -> TrustedProxies {
 }
 
 /// 64 addresses: every fourth inside an AWS prefix, the rest spread over
-/// public IPv4 and IPv6 space (mostly outside both sets).
-fn probes(aws: &TrustedProxies) -> Vec<IpAddr> {
-    let nets: Vec<IpNet> = aws.iter().copied().collect();
+/// public IPv4 or, for `v6`, the IPv6 `2600::/16` block where AWS's
+/// IPv6 prefixes cluster (mostly outside both sets).
+fn probes(aws: &TrustedProxies, v6: bool) -> Vec<IpAddr> {
+    let nets: Vec<IpNet> = aws
+        .iter()
+        .copied()
+        .filter(|n| matches!(n, IpNet::V6(_)) == v6)
+        .collect();
     let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut next = move || {
         x ^= x << 13;
@@ -52,7 +60,7 @@ fn probes(aws: &TrustedProxies) -> Vec<IpAddr> {
             let r = next();
             match i % 4 {
                 0 => nets[(r as usize) % nets.len()].network(),
-                1 | 2 => IpAddr::V4(Ipv4Addr::from((r >> 16) as u32)),
+                _ if !v6 => IpAddr::V4(Ipv4Addr::from((r >> 16) as u32)),
                 _ => IpAddr::V6(Ipv6Addr::from((0x2600u128 << 112) | (u128::from(r) << 40))),
             }
         })
@@ -85,19 +93,21 @@ fn bench(c: &mut Criterion) {
 
     let small = ten();
     let big = aws_and_private();
-    let probe = probes(&big);
     let mut g = c.benchmark_group("lookup");
-    g.throughput(Throughput::Elements(probe.len() as u64));
-    for (name, set) in [("ten", &small), ("aws", &big)] {
-        g.bench_function(name, |b| {
-            b.iter(|| {
-                let mut n = 0;
-                for &ip in &probe {
-                    n += usize::from(black_box(set).contains(ip));
-                }
-                n
-            })
-        });
+    for (family, v6) in [("v4", false), ("v6", true)] {
+        let probe = probes(&big, v6);
+        g.throughput(Throughput::Elements(probe.len() as u64));
+        for (name, set) in [("ten", &small), ("aws", &big)] {
+            g.bench_function(format!("{family}/{name}"), |b| {
+                b.iter(|| {
+                    let mut n = 0;
+                    for &ip in &probe {
+                        n += usize::from(black_box(set).contains(ip));
+                    }
+                    n
+                })
+            });
+        }
     }
     g.finish();
 
