@@ -1,7 +1,9 @@
 //! Provider-sized trusted sets, side by side in one run:
 //!
 //! - `aws_parse_build`: the real AWS `ip-ranges.json` snapshot (13,344
-//!   prefixes) parsed and its set built, next to the plain Cloudflare list;
+//!   prefixes) parsed and its set built, next to serde_json reading the
+//!   same bytes into nothing (the floor), the CloudFront subset, and the
+//!   plain Cloudflare list;
 //! - `lookup`: `contains` over the same 64 probe addresses (IPv4, then
 //!   IPv6) in a 10-network set and in the AWS set plus the private preset;
 //! - `resolve`: the same 1-hop and 5-hop `X-Forwarded-For` resolutions
@@ -81,6 +83,10 @@ fn bench(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(AWS.len() as u64));
     g.bench_function("aws_all_13344", |b| {
         b.iter(|| parse_aws(black_box(AWS), &AwsFilter::all()).unwrap())
+    });
+    // The floor: serde_json reading the same document into nothing.
+    g.bench_function("json_scan_only", |b| {
+        b.iter(|| serde_json::from_slice::<serde::de::IgnoredAny>(black_box(AWS)).unwrap())
     });
     g.bench_function("aws_cloudfront", |b| {
         let f = AwsFilter::service("CLOUDFRONT");
