@@ -389,7 +389,7 @@ mod lists {
     use realip::trust::fetch::{Refresher, Source, Startup};
     use realip::trust::live::LiveTrust;
     use realip::trust::providers::Format;
-    use realip::{RealIpLayerBuilder, TrustedProxies};
+    use realip::RealIpLayerBuilder;
     use serde_json::{json, Value};
     use std::time::Duration;
 
@@ -455,7 +455,7 @@ mod lists {
         if args.lists.is_empty() {
             return Ok(None);
         }
-        let live = LiveTrust::new(args.trust.clone().unwrap_or_else(TrustedProxies::new));
+        let live = LiveTrust::new(args.trust.clone().unwrap_or_default());
         let mut b = Refresher::builder(live.clone())
             .interval(args.refresh)
             .startup(Startup::Wait(Duration::from_secs(30)));
