@@ -325,6 +325,24 @@ async fn restart_with_the_provider_down_uses_the_disk_cache() {
             .await
             .unwrap();
         assert_eq!(refresher.status()[0].ranges, 23);
+        // Age the cache's record by hand; a 304 confirmation renews it.
+        let meta = cache.path().join("cloudflare.meta");
+        let text = std::fs::read_to_string(&meta).unwrap();
+        assert!(text.contains("etag=\"c1\""), "{text}");
+        let aged: String = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("fetched_unix=") {
+                    "fetched_unix=1000".to_owned()
+                } else {
+                    l.to_owned()
+                }
+            })
+            .map(|l| l + "\n")
+            .collect();
+        std::fs::write(&meta, aged).unwrap();
+        refresher.refresh_now().await;
+        assert_eq!(origin.seen().last().unwrap().status, 304);
     }
     drop(origin); // the provider is down: its port refuses connections.
     tokio::time::sleep(Duration::from_millis(50)).await;

@@ -697,7 +697,9 @@ impl State {
         tracing::info!(target: "realip::trust::fetch", source = name, ranges, "cached list loaded");
     }
 
-    async fn save_cache(&self, source: &Source, body: &[u8], st: &SourceState) {
+    /// Writes the body (when new) and the record of when the list was
+    /// last fetched or confirmed, with its validators.
+    async fn save_cache(&self, source: &Source, body: Option<&[u8]>, st: &SourceState) {
         let Some((body_path, meta_path)) = self.cache_paths(source) else {
             return;
         };
@@ -715,7 +717,9 @@ impl State {
             if let Some(dir) = body_path.parent() {
                 tokio::fs::create_dir_all(dir).await?;
             }
-            write_atomic(&body_path, body).await?;
+            if let Some(body) = body {
+                write_atomic(&body_path, body).await?;
+            }
             write_atomic(&meta_path, meta.as_bytes()).await
         };
         if let Err(e) = write.await {
@@ -777,10 +781,20 @@ impl State {
         .unwrap_or(Err(RefreshError::Timeout(self.timeout)));
         let outcome = match fetched {
             Ok(Fetched::NotModified) if before.is_some() => {
-                let mut st = entry.state();
-                st.good_at = Some(SystemTime::now());
-                st.from_cache = false;
-                st.error = None;
+                let record = {
+                    let mut st = entry.state();
+                    st.good_at = Some(SystemTime::now());
+                    st.from_cache = false;
+                    st.error = None;
+                    SourceState {
+                        good_at: st.good_at,
+                        etag: st.etag.clone(),
+                        last_modified: st.last_modified.clone(),
+                        ..SourceState::default()
+                    }
+                };
+                // A restart then counts the age from this confirmation.
+                self.save_cache(source, None, &record).await;
                 Outcome::Confirmed
             }
             Ok(Fetched::NotModified) => Outcome::Kept(RefreshError::Status(304)),
@@ -808,7 +822,7 @@ impl State {
                             error: None,
                         }
                     };
-                    self.save_cache(source, &body, &snapshot).await;
+                    self.save_cache(source, Some(&body), &snapshot).await;
                     Outcome::Updated {
                         before: before.unwrap_or(0),
                         after,
