@@ -48,24 +48,22 @@
 //! ```
 
 use super::live::LiveTrust;
-use super::providers::{AwsFilter, Format, ListError};
+use super::providers::ListError;
 use super::{ConfigError, TrustedProxies};
-use http::header::{
-    CONNECTION, CONTENT_LENGTH, ETAG, HOST, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
-    USER_AGENT,
-};
-use http::{Request, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use client::Fetched;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tokio::net::TcpStream;
-use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::pki_types::CertificateDer;
 use tokio_rustls::rustls::{ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
+
+mod cache;
+mod client;
+mod source;
+
+pub use source::{Source, AWS_URL, CLOUDFLARE_URL, FASTLY_URL, GOOGLE_CLOUD_URL};
 
 /// Default time between refreshes.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(3600);
@@ -75,130 +73,6 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_MAX_BYTES: usize = 16 << 20;
 /// Default age past which a source's list is reported stale.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-
-/// One published list: a name (for events, status and the cache file), a
-/// URL and the format its body is in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Source {
-    name: String,
-    url: Uri,
-    format: Format,
-}
-
-/// Cloudflare's API: both families in one JSON document.
-pub const CLOUDFLARE_URL: &str = "https://api.cloudflare.com/client/v4/ips";
-/// AWS `ip-ranges.json` (CloudFront, EC2, ...).
-pub const AWS_URL: &str = "https://ip-ranges.amazonaws.com/ip-ranges.json";
-/// Google Cloud's customer-usable external ranges.
-pub const GOOGLE_CLOUD_URL: &str = "https://www.gstatic.com/ipranges/cloud.json";
-/// Fastly's edge ranges.
-pub const FASTLY_URL: &str = "https://api.fastly.com/public-ip-list";
-
-impl Source {
-    /// A source named `name` (letters, digits, `-`, `_`, `.`; it names the
-    /// cache file) read from `url` (`http` or `https`) in `format`.
-    ///
-    /// # Errors
-    /// [`RefreshError::InvalidSource`]: a bad name or URL.
-    pub fn new(name: &str, url: &str, format: Format) -> Result<Source, RefreshError> {
-        let ok_name = !name.is_empty()
-            && name.len() <= 64
-            && !name.starts_with('.')
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-        if !ok_name {
-            return Err(RefreshError::InvalidSource(format!(
-                "source name `{name}`: use 1-64 letters, digits, `-`, `_` or `.`"
-            )));
-        }
-        Ok(Source {
-            name: name.to_owned(),
-            url: parse_url(url)?,
-            format,
-        })
-    }
-
-    /// Cloudflare ([`CLOUDFLARE_URL`], [`Format::CloudflareApi`]).
-    pub fn cloudflare() -> Source {
-        Self::preset_of("cloudflare", CLOUDFLARE_URL, Format::CloudflareApi)
-    }
-
-    /// CloudFront: the `CLOUDFRONT` service of [`AWS_URL`].
-    pub fn cloudfront() -> Source {
-        Self::preset_of(
-            "cloudfront",
-            AWS_URL,
-            Format::Aws(AwsFilter::service("CLOUDFRONT")),
-        )
-    }
-
-    /// Google Cloud ([`GOOGLE_CLOUD_URL`], [`Format::GoogleCloud`]).
-    pub fn google_cloud() -> Source {
-        Self::preset_of("gcp", GOOGLE_CLOUD_URL, Format::GoogleCloud)
-    }
-
-    /// Fastly ([`FASTLY_URL`], [`Format::Fastly`]).
-    pub fn fastly() -> Source {
-        Self::preset_of("fastly", FASTLY_URL, Format::Fastly)
-    }
-
-    /// A preset by name: `cloudflare`, `cloudfront`, `gcp`, `fastly`.
-    pub fn preset(name: &str) -> Option<Source> {
-        match name {
-            "cloudflare" => Some(Self::cloudflare()),
-            "cloudfront" => Some(Self::cloudfront()),
-            "gcp" => Some(Self::google_cloud()),
-            "fastly" => Some(Self::fastly()),
-            _ => None,
-        }
-    }
-
-    fn preset_of(name: &str, url: &'static str, format: Format) -> Source {
-        Source {
-            name: name.to_owned(),
-            url: Uri::from_static(url),
-            format,
-        }
-    }
-
-    /// The same source read from another URL (a mirror, a test server).
-    ///
-    /// # Errors
-    /// [`RefreshError::InvalidSource`]: not an `http`/`https` URL.
-    pub fn with_url(mut self, url: &str) -> Result<Source, RefreshError> {
-        self.url = parse_url(url)?;
-        Ok(self)
-    }
-
-    /// The name used in events, status and the cache file.
-    pub fn name(&self) -> &str {
-        &self.name
-    }
-
-    /// Where the list is fetched from.
-    pub fn url(&self) -> &Uri {
-        &self.url
-    }
-
-    /// The format the body is parsed as.
-    pub fn format(&self) -> &Format {
-        &self.format
-    }
-}
-
-fn parse_url(url: &str) -> Result<Uri, RefreshError> {
-    let bad = |why: &str| RefreshError::InvalidSource(format!("URL `{url}`: {why}"));
-    let uri: Uri = url.parse().map_err(|_| bad("does not parse"))?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => return Err(bad("needs http:// or https://")),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err(bad("has no host"));
-    }
-    Ok(uri)
-}
 
 /// Why a fetch, or a list, was not taken.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -620,16 +494,6 @@ fn jittered(interval: Duration, jitter: f64) -> Duration {
     Duration::try_from_secs_f64(interval.as_secs_f64() * factor).unwrap_or(interval)
 }
 
-/// What one fetch brought back.
-enum Fetched {
-    NotModified,
-    Body {
-        body: Vec<u8>,
-        etag: Option<String>,
-        last_modified: Option<String>,
-    },
-}
-
 /// Outcome of one refresh of one source, for the event.
 enum Outcome {
     Updated { before: usize, after: usize },
@@ -638,95 +502,6 @@ enum Outcome {
 }
 
 impl State {
-    fn cache_paths(&self, source: &Source) -> Option<(PathBuf, PathBuf)> {
-        let dir = self.cache_dir.as_deref()?;
-        Some((
-            dir.join(format!("{}.body", source.name)),
-            dir.join(format!("{}.meta", source.name)),
-        ))
-    }
-
-    async fn load_cache(&self, entry: &Entry) {
-        let Some((body_path, meta_path)) = self.cache_paths(&entry.source) else {
-            return;
-        };
-        let name = entry.source.name.as_str();
-        let (body, meta) = match (
-            tokio::fs::read(&body_path).await,
-            tokio::fs::read_to_string(&meta_path).await,
-        ) {
-            (Ok(b), Ok(m)) => (b, m),
-            _ => {
-                tracing::info!(target: "realip::trust::fetch", source = name, "no cached list");
-                return;
-            }
-        };
-        let set = match entry.source.format.parse(&body) {
-            Ok(set) if !set.is_empty() => set,
-            Ok(_) => {
-                tracing::warn!(target: "realip::trust::fetch", source = name, "cached list is empty; ignored");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(target: "realip::trust::fetch", source = name, error = %e, "cached list does not parse; ignored");
-                return;
-            }
-        };
-        let mut fetched_at = None;
-        let mut st = SourceState::default();
-        for line in meta.lines() {
-            match line.split_once('=') {
-                Some(("fetched_unix", v)) => {
-                    fetched_at = v.parse().ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
-                }
-                Some(("etag", v)) => st.etag = Some(v.to_owned()),
-                Some(("last_modified", v)) => st.last_modified = Some(v.to_owned()),
-                _ => {}
-            }
-        }
-        let set = Arc::new(set);
-        if let Err(e) = self.live.set_source_shared(name, Arc::clone(&set)) {
-            tracing::warn!(target: "realip::trust::fetch", source = name, error = %e, "cached list refused");
-            return;
-        }
-        let ranges = set.len();
-        st.good = Some(set);
-        st.good_at = Some(fetched_at.unwrap_or(UNIX_EPOCH));
-        st.from_cache = true;
-        *entry.state() = st;
-        tracing::info!(target: "realip::trust::fetch", source = name, ranges, "cached list loaded");
-    }
-
-    /// Writes the body (when new) and the record of when the list was
-    /// last fetched or confirmed, with its validators.
-    async fn save_cache(&self, source: &Source, body: Option<&[u8]>, st: &SourceState) {
-        let Some((body_path, meta_path)) = self.cache_paths(source) else {
-            return;
-        };
-        let fetched = st
-            .good_at
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_secs());
-        let mut meta = format!("fetched_unix={fetched}\n");
-        for (k, v) in [("etag", &st.etag), ("last_modified", &st.last_modified)] {
-            if let Some(v) = v {
-                meta.push_str(&format!("{k}={v}\n"));
-            }
-        }
-        let write = async {
-            if let Some(dir) = body_path.parent() {
-                tokio::fs::create_dir_all(dir).await?;
-            }
-            if let Some(body) = body {
-                write_atomic(&body_path, body).await?;
-            }
-            write_atomic(&meta_path, meta.as_bytes()).await
-        };
-        if let Err(e) = write.await {
-            tracing::warn!(target: "realip::trust::fetch", source = source.name.as_str(), error = %e, "cache not written");
-        }
-    }
-
     /// Start-up with `Startup::Wait`: every source without a fresh list
     /// is retried until the deadline, then falls back to its cache.
     async fn wait_for_lists(&self, deadline: Duration) -> Result<(), StartError> {
@@ -892,118 +667,12 @@ impl State {
             .map_err(RefreshError::Range)?;
         Ok(set)
     }
-
-    /// One GET over a fresh connection (one request an hour gains nothing
-    /// from a pool), the body read up to the cap.
-    async fn fetch(
-        &self,
-        url: &Uri,
-        etag: Option<&str>,
-        last_modified: Option<&str>,
-    ) -> Result<Fetched, RefreshError> {
-        let connect = |e: &dyn fmt::Display| RefreshError::Connect(e.to_string());
-        let https = url.scheme_str() == Some("https");
-        let host = url.host().unwrap_or_default();
-        let bare = host.trim_start_matches('[').trim_end_matches(']');
-        let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let tcp = TcpStream::connect((bare, port))
-            .await
-            .map_err(|e| connect(&e))?;
-        let authority = url.authority().map_or(host, |a| a.as_str());
-        let path = url.path_and_query().map_or("/", |p| p.as_str());
-        let mut req = Request::get(path)
-            .header(HOST, authority)
-            .header(USER_AGENT, concat!("realip/", env!("CARGO_PKG_VERSION")))
-            .header(CONNECTION, "close");
-        if let Some(tag) = etag {
-            req = req.header(IF_NONE_MATCH, tag);
-        }
-        if let Some(date) = last_modified {
-            req = req.header(IF_MODIFIED_SINCE, date);
-        }
-        let req = req.body(Empty::<Bytes>::new()).map_err(|e| connect(&e))?;
-        if https {
-            let name = ServerName::try_from(bare.to_owned()).map_err(|e| connect(&e))?;
-            let tls = self.tls.connect(name, tcp).await.map_err(|e| connect(&e))?;
-            self.exchange(TokioIo::new(tls), req).await
-        } else {
-            self.exchange(TokioIo::new(tcp), req).await
-        }
-    }
-
-    async fn exchange<IO>(
-        &self,
-        io: IO,
-        req: Request<Empty<Bytes>>,
-    ) -> Result<Fetched, RefreshError>
-    where
-        IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let connect = |e: &dyn fmt::Display| RefreshError::Connect(e.to_string());
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-            .await
-            .map_err(|e| connect(&e))?;
-        let driver = AbortOnDrop(tokio::spawn(async move {
-            let _ = conn.await;
-        }));
-        let resp = sender.send_request(req).await.map_err(|e| connect(&e))?;
-        let header = |name| {
-            resp.headers()
-                .get(name)
-                .and_then(|v: &http::HeaderValue| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        match resp.status() {
-            StatusCode::OK => {}
-            StatusCode::NOT_MODIFIED => return Ok(Fetched::NotModified),
-            s => return Err(RefreshError::Status(s.as_u16())),
-        }
-        let limit = self.max_bytes;
-        let declared = header(CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(RefreshError::TooLarge { limit });
-        }
-        let (etag, last_modified) = (header(ETAG), header(LAST_MODIFIED));
-        let mut body = resp.into_body();
-        let mut buf = Vec::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| connect(&e))?;
-            if let Ok(data) = frame.into_data() {
-                if buf.len() + data.len() > limit {
-                    return Err(RefreshError::TooLarge { limit });
-                }
-                buf.extend_from_slice(&data);
-            }
-        }
-        drop(driver);
-        Ok(Fetched::Body {
-            body: buf,
-            etag,
-            last_modified,
-        })
-    }
-}
-
-/// The connection task ends with the fetch, whatever way it ends.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// Writes a file whole or not at all: a crash mid-write leaves the old
-/// cache in place.
-async fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    tokio::fs::write(&tmp, data).await?;
-    tokio::fs::rename(&tmp, path).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::trust::providers::Format;
 
     #[test]
     fn sources_validate_names_and_urls() {
