@@ -1,4 +1,4 @@
-//! End to end: the real `whoami` example binary (`examples/whoami.rs`)
+//! End to end: the real `whoami` binary (`src/bin/whoami/`)
 //! against real peers on loopback (curl, haproxy, nginx). Every test starts
 //! its own `whoami --listen 127.0.0.1:<free port> ...`, sends requests from
 //! its own 127.0.0.N and compares the JSON answer field by field with what
@@ -11,21 +11,16 @@
 //!
 //! # Which binary runs
 //!
-//! `cargo test --all-targets` (what `scripts/check-all` runs) builds the
-//! examples only as *test harnesses* (`<target>/debug/examples/whoami-<hash>`,
-//! which runs whoami's unit tests, not the server); plain `cargo test --test
-//! whoami_e2e` does not build examples at all; and a
-//! `<target>/debug/examples/whoami` left by an earlier `cargo build` may be
-//! older than the sources. So [`whoami_binary`] always asks cargo for it,
-//! once per test process: `$CARGO build --example whoami` with the features
-//! this test was built with (`cfg!(feature = ..)`, default features are
-//! `axum`) and the target dir this test runs from (found from
-//! `std::env::current_exe()`: `<target>/debug/deps/whoami_e2e-<hash>`).
-//! That reuses the library cargo just built: a no-op (~0.2 s) when the
-//! binary is fresh, one compile of the example when it is missing or stale.
-//! The path comes from cargo's `--message-format=json` (`executable`):
-//! `<target>/debug/examples/whoami`. A missing `cargo` or a failed build
-//! fails the tests (with cargo's output); they never skip.
+//! The `whoami` binary (`src/bin/whoami/`, feature `cli`). When this test
+//! is built with `cli` on (`--all-features`, what `scripts/check-all`
+//! runs), cargo has built the binary for it and names it in
+//! `CARGO_BIN_EXE_whoami`: that one runs. Otherwise [`whoami_binary`] asks
+//! cargo for it, once per test process: `$CARGO build --bin whoami` with
+//! the features this test was built with plus `cli`, in the target dir
+//! this test runs from (found from `std::env::current_exe()`:
+//! `<target>/debug/deps/whoami_e2e-<hash>`), the path taken from cargo's
+//! `--message-format=json` (`executable`). A missing `cargo` or a failed
+//! build fails the tests (with cargo's output); they never skip.
 //!
 //! Every process (whoami, haproxy, nginx) is killed and reaped on drop,
 //! also while a failed assertion unwinds; every wait has a deadline.
@@ -50,27 +45,30 @@ use tempfile::TempDir;
 
 /// How long whoami gets to listen, and a bad-flag run to exit.
 const STARTUP: Duration = Duration::from_secs(5);
-/// Bound on building the example when it is missing or stale.
+/// Bound on building the binary when cargo has not.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The package features this test binary was compiled with.
+/// The package features this test binary was compiled with, plus `cli`.
 fn features() -> Vec<&'static str> {
     [
         ("default", cfg!(feature = "default")),
         ("axum", cfg!(feature = "axum")),
         ("tokio", cfg!(feature = "tokio")),
         ("tower", cfg!(feature = "tower")),
+        ("cli", true),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect()
 }
 
-/// The whoami server binary, built (or found fresh) by cargo; see the
-/// module docs.
+/// The whoami server binary, built by cargo; see the module docs.
 fn whoami_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(build_whoami)
+    BINARY.get_or_init(|| match option_env!("CARGO_BIN_EXE_whoami") {
+        Some(built) => PathBuf::from(built),
+        None => build_whoami(),
+    })
 }
 
 fn build_whoami() -> PathBuf {
@@ -109,7 +107,7 @@ fn build_whoami() -> PathBuf {
             cmd.env_remove(&*key);
         }
     }
-    cmd.args(["build", "--example", "whoami", "--no-default-features"])
+    cmd.args(["build", "--bin", "whoami", "--no-default-features"])
         .arg("--features")
         .arg(features().join(","))
         .arg("--manifest-path")
@@ -125,24 +123,24 @@ fn build_whoami() -> PathBuf {
         .stdout(File::create(&out_path).expect("create cargo stdout file"))
         .stderr(File::create(&err_path).expect("create cargo stderr file"))
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build the whoami example: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build the whoami binary: {e}"));
     let status = wait_bounded(&mut child, BUILD_TIMEOUT).unwrap_or_else(|| {
         panic!(
-            "cargo build --example whoami did not finish within {BUILD_TIMEOUT:?}\n{}",
+            "cargo build --bin whoami did not finish within {BUILD_TIMEOUT:?}\n{}",
             fs::read_to_string(&err_path).unwrap_or_default()
         )
     });
     let stderr = fs::read_to_string(&err_path).unwrap_or_default();
     assert!(
         status.success(),
-        "cargo build --example whoami failed ({status})\n{stderr}"
+        "cargo build --bin whoami failed ({status})\n{stderr}"
     );
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
     let built = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "whoami")
-        .filter(|m| m["target"]["kind"] == json!(["example"]))
+        .filter(|m| m["target"]["kind"] == json!(["bin"]))
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported no whoami executable\n{stderr}"));
     assert!(built.is_file(), "{} is not a file", built.display());
@@ -886,27 +884,47 @@ fn hops_two_counts_proxies() {
 }
 
 /// (8) Bad flags exit 2 with a message on stderr naming the flag, before
-/// listening; `--help` exits 0 and lists every flag.
+/// listening (clap's messages for what clap checks, whoami's for the
+/// policy it builds); `--help` exits 0 and lists every flag.
 #[test]
 fn bad_flags_exit_2_and_help_exits_0() {
     let listen = format!("127.0.0.1:{}", free_port());
     for (args, message) in [
         (&["--hops", "0"][..], "whoami: policy: "),
-        (&["--trust", "nonsense"], "whoami: --trust: "),
+        (
+            &["--trust", "nonsense"],
+            "error: invalid value 'nonsense' for '--trust <CIDR|loopback|private>': ",
+        ),
         (
             &["--proxy-protocol", "maybe"],
-            "whoami: --proxy-protocol: `maybe` is not off|optional|required",
+            "error: invalid value 'maybe' for '--proxy-protocol <MODE>'\n  \
+             [possible values: off, optional, required]",
         ),
-        (&["--hops", "two"], "whoami: --hops: `two` is not a number"),
+        (
+            &["--hops", "two"],
+            "error: invalid value 'two' for '--hops <N>'",
+        ),
+        (
+            &["--listen", "nowhere"],
+            "error: invalid value 'nowhere' for '--listen <ADDR>'",
+        ),
         (&["--hops", "2", "--trust", "private"], "whoami: policy: "),
-        (&["--nope"], "whoami: unknown flag `--nope`"),
-        (&["--header"], "whoami: --header needs a value"),
+        (&["--nope"], "error: unexpected argument '--nope' found"),
+        (
+            &["--header"],
+            "error: a value is required for '--header <NAME>'",
+        ),
         (
             &["--header", "x-real-ip", "--header", "x-forwarded-for"],
-            "whoami: --header: given twice",
+            "error: the argument '--header <NAME>' cannot be used multiple times",
         ),
     ] {
-        let mut full = vec!["--listen", &listen];
+        // A free port, so a flag wrongly accepted would show as listening.
+        let mut full = if args.contains(&"--listen") {
+            vec![]
+        } else {
+            vec!["--listen", &listen]
+        };
         full.extend_from_slice(args);
         let (code, stdout, stderr) = run_whoami(&full);
         assert_eq!(
@@ -914,7 +932,9 @@ fn bad_flags_exit_2_and_help_exits_0() {
             "{args:?}: exit code\nstdout: {stdout}\nstderr: {stderr}"
         );
         assert!(
-            stderr.starts_with(message) && stderr.ends_with("Run with --help for usage.\n"),
+            stderr.starts_with(message)
+                && (stderr.ends_with("Run with --help for usage.\n")
+                    || stderr.ends_with("For more information, try '--help'.\n")),
             "{args:?}: stderr should start with {message:?}: {stderr:?}"
         );
         assert!(
@@ -927,14 +947,17 @@ fn bad_flags_exit_2_and_help_exits_0() {
     assert_eq!(code, 0, "--help: exit code\n{stderr}");
     assert!(stdout.starts_with("whoami: "), "{stdout}");
     for flag in [
-        "--listen ADDR",
-        "--proxy-protocol MODE",
-        "--proxy-from CIDR",
-        "--trust CIDR|loopback|private",
-        "--header NAME",
+        "--listen <ADDR>",
+        "--proxy-protocol <MODE>",
+        "- off:",
+        "- optional:",
+        "- required:",
+        "--proxy-from <CIDR>",
+        "--trust <CIDR|loopback|private>",
+        "--header <NAME>",
         "--no-recursive",
-        "--hops N",
-        "--proxy-timeout MS",
+        "--hops <N>",
+        "--proxy-timeout <MS>",
         "--help",
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");

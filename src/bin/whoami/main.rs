@@ -1,0 +1,357 @@
+//! `whoami`: answers every request with what realip resolved, as JSON.
+//!
+//! ```sh
+//! cargo run --features cli --bin whoami                            # or: cargo install realip --features cli
+//! curl -s http://127.0.0.1:8080/                                   # socket peer
+//! curl -s --haproxy-protocol http://127.0.0.1:8080/                # PROXY v1
+//! curl -s -H 'X-Forwarded-For: 203.0.113.9' http://127.0.0.1:8080/ # trusted XFF
+//! cargo run --features cli --bin whoami -- --help                  # every flag
+//! ```
+//!
+//! Put it behind your load balancer to see what the app would see, and
+//! tune the flags until `client_ip` is right: they map one to one onto
+//! `ProxyProtocolListener` and `RealIpLayer` settings.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use axum::Router;
+use clap::{Parser, ValueEnum};
+use http::HeaderName;
+use ipnet::IpNet;
+use realip::{HeaderSource, Mode, ProxyProtocolListener, RealIpLayer, TrustedProxies};
+
+mod json;
+
+/// whoami: answers every request with the client realip resolves, as JSON.
+///
+/// Each flag maps onto one `ProxyProtocolListener` or `RealIpLayer`
+/// setting.
+#[derive(Debug, Parser)]
+#[command(name = "whoami", version)]
+struct Cli {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// PROXY protocol for peers in --proxy-from; a PROXY header from any
+    /// other peer closes the connection [default: optional].
+    #[arg(long, value_name = "MODE")]
+    proxy_protocol: Option<ProxyProtocol>,
+
+    /// Peers allowed to send a PROXY header (repeatable) [default: loopback
+    /// and private ranges].
+    #[arg(long, value_name = "CIDR", value_parser = trusted_set)]
+    proxy_from: Vec<TrustedProxies>,
+
+    /// Proxies whose forwarded headers are believed: CIDRs, addresses or a
+    /// preset (loopback, private, cgnat, link-local); repeatable [default:
+    /// loopback and private ranges].
+    #[arg(long, value_name = "CIDR|loopback|private", value_parser = trusted_set)]
+    trust: Vec<TrustedProxies>,
+
+    /// The one header to read the client from: x-forwarded-for, forwarded,
+    /// x-real-ip, or any single-address header name; given once (a policy
+    /// reads exactly one address header, or the client would pick the one
+    /// its proxy does not overwrite) [default: x-forwarded-for].
+    #[arg(long, value_name = "NAME", value_parser = header_source)]
+    header: Option<HeaderSource>,
+
+    /// Take at most one step left in the header.
+    #[arg(long)]
+    no_recursive: bool,
+
+    /// N proxies stand in front (hop-count mode; replaces the default
+    /// trusted ranges).
+    #[arg(long, value_name = "N")]
+    hops: Option<usize>,
+
+    /// Deadline for the PROXY header, in milliseconds [default: 5000, at
+    /// least 3000].
+    #[arg(long, value_name = "MS")]
+    proxy_timeout: Option<u64>,
+}
+
+/// `--proxy-protocol` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProxyProtocol {
+    /// Never read a PROXY header.
+    Off,
+    /// Use a header when the peer sends one.
+    Optional,
+    /// Close connections from --proxy-from peers without one.
+    Required,
+}
+
+/// The flags with their defaults applied: what the server runs with.
+#[derive(Debug)]
+struct Settings {
+    listen: SocketAddr,
+    proxy_protocol: ProxyProtocol,
+    proxy_from: Vec<IpNet>,
+    trust: Option<TrustedProxies>,
+    header: HeaderSource,
+    recursive: bool,
+    hops: Option<usize>,
+    proxy_timeout: Option<Duration>,
+}
+
+impl Cli {
+    fn settings(self) -> Result<Settings, String> {
+        let proxy_from = if self.proxy_from.is_empty() {
+            TrustedProxies::private().iter().copied().collect()
+        } else {
+            self.proxy_from
+                .iter()
+                .flat_map(|set| set.iter().copied())
+                .collect()
+        };
+        let trust = if self.trust.is_empty() {
+            None
+        } else {
+            let mut all = TrustedProxies::new();
+            for set in &self.trust {
+                all.merge(set).map_err(|e| format!("--trust: {e}"))?;
+            }
+            Some(all)
+        };
+        Ok(Settings {
+            listen: self
+                .listen
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            proxy_protocol: self.proxy_protocol.unwrap_or(ProxyProtocol::Optional),
+            proxy_from,
+            trust,
+            header: self.header.unwrap_or(HeaderSource::XForwardedFor),
+            recursive: !self.no_recursive,
+            hops: self.hops,
+            proxy_timeout: self.proxy_timeout.map(Duration::from_millis),
+        })
+    }
+}
+
+/// `--trust` / `--proxy-from`: a preset name, or networks and addresses.
+fn trusted_set(v: &str) -> Result<TrustedProxies, String> {
+    Ok(match v {
+        "loopback" => TrustedProxies::loopback(),
+        "private" => TrustedProxies::private(),
+        "cgnat" => TrustedProxies::cgnat(),
+        "link-local" => TrustedProxies::link_local(),
+        _ => v.parse().map_err(|e| format!("{e}"))?,
+    })
+}
+
+/// `--header`: a known header by name, else a custom single-address one.
+fn header_source(name: &str) -> Result<HeaderSource, String> {
+    let name = name.to_ascii_lowercase();
+    Ok(match name.as_str() {
+        "x-forwarded-for" => HeaderSource::XForwardedFor,
+        "forwarded" => HeaderSource::Forwarded,
+        "x-real-ip" => HeaderSource::XRealIp,
+        "cf-connecting-ip" => HeaderSource::CfConnectingIp,
+        "true-client-ip" => HeaderSource::TrueClientIp,
+        "fly-client-ip" => HeaderSource::FlyClientIp,
+        "x-envoy-external-address" => HeaderSource::XEnvoyExternalAddress,
+        "cloudfront-viewer-address" => HeaderSource::CloudFrontViewerAddress,
+        _ => HeaderSource::Single(
+            HeaderName::try_from(name.as_str())
+                .map_err(|_| format!("`{name}` is not a header name"))?,
+        ),
+    })
+}
+
+/// The resolution policy the flags describe; configuration mistakes are
+/// reported by `build`.
+fn layer(s: &Settings) -> Result<RealIpLayer, String> {
+    let mut b = RealIpLayer::builder();
+    match (&s.trust, s.hops) {
+        (Some(t), _) => b = b.trusted_proxies(t),
+        // Hop counting replaces ranges; the default ranges only apply without it.
+        (None, Some(_)) => {}
+        (None, None) => b = b.trust_private(),
+    }
+    if let Some(n) = s.hops {
+        b = b.trusted_hops(n);
+    }
+    if !s.recursive {
+        b = b.recursive(false);
+    }
+    b = b.header(s.header.clone());
+    b.build().map_err(|e| format!("policy: {e}"))
+}
+
+/// Parses the command line; `Err` is the exit code after clap or whoami
+/// has printed why (help and version exit 0, mistakes 2).
+fn settings_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Settings, ExitCode> {
+    let cli = Cli::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+    })?;
+    cli.settings().map_err(|e| usage_error(&e))
+}
+
+fn usage_error(e: &str) -> ExitCode {
+    eprintln!("whoami: {e}\nRun with --help for usage.");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+
+    let args = match settings_from(std::env::args_os()) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let layer = match layer(&args) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e),
+    };
+
+    let tcp = match realip::io::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("whoami: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let from = args.proxy_from.iter().copied();
+    let mut listener = match args.proxy_protocol {
+        ProxyProtocol::Off => ProxyProtocolListener::new(tcp).otherwise(Mode::Skip),
+        // Peers outside `from` fall back to Mode::Reject: a header from
+        // them closes the connection.
+        ProxyProtocol::Optional => ProxyProtocolListener::new(tcp).optional_from(from),
+        ProxyProtocol::Required => ProxyProtocolListener::new(tcp).require_from(from),
+    };
+    if let Some(t) = args.proxy_timeout {
+        listener = listener.header_timeout(t);
+    }
+
+    tracing::info!(
+        listen = %args.listen,
+        proxy_protocol = ?args.proxy_protocol,
+        proxy_from = ?args.proxy_from,
+        proxy_timeout = ?listener.proxy_acceptor().timeout(),
+        trust = ?layer.policy().trusted_proxies().iter().collect::<Vec<_>>(),
+        header = %args.header.name(),
+        recursive = args.recursive,
+        hops = ?args.hops,
+        "whoami listening"
+    );
+
+    // One policy for the whole app: the layer goes around the router and
+    // reads each connection's addresses once.
+    let app = Router::new().fallback(json::whoami);
+    let served = axum::serve(listener, layer.into_make_service(app)).await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("whoami: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        let cli = Cli::try_parse_from(std::iter::once("whoami").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        cli.settings()
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(a.proxy_protocol, ProxyProtocol::Optional);
+        assert!(a.proxy_from.contains(&"127.0.0.0/8".parse().unwrap()));
+        assert!(a.proxy_from.contains(&"10.0.0.0/8".parse().unwrap()));
+        assert_eq!(a.header, HeaderSource::XForwardedFor);
+        assert!(a.recursive && a.hops.is_none() && a.proxy_timeout.is_none());
+        let l = layer(&a).unwrap();
+        let trusted = l.policy().trusted_proxies();
+        assert!(trusted.contains("192.168.1.1".parse().unwrap()));
+        assert!(trusted.contains("127.0.0.1".parse().unwrap()));
+        assert!(!trusted.contains("203.0.113.1".parse().unwrap()));
+        assert!(!trusted.contains("100.64.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn flags() {
+        let a = parse(&[
+            "--listen",
+            "127.0.0.2:9000",
+            "--proxy-protocol",
+            "required",
+            "--proxy-from",
+            "10.1.0.0/16",
+            "--trust",
+            "loopback",
+            "--trust",
+            "192.0.2.1",
+            "--header",
+            "X-Client",
+            "--no-recursive",
+            "--proxy-timeout",
+            "4000",
+        ])
+        .unwrap();
+        assert_eq!(a.listen, "127.0.0.2:9000".parse().unwrap());
+        assert_eq!(a.proxy_protocol, ProxyProtocol::Required);
+        assert_eq!(a.proxy_from, ["10.1.0.0/16".parse::<IpNet>().unwrap()]);
+        let t = a.trust.as_ref().unwrap();
+        assert!(
+            t.contains("127.0.0.9".parse().unwrap()) && t.contains("192.0.2.1".parse().unwrap())
+        );
+        assert!(!t.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            a.header,
+            HeaderSource::Single(HeaderName::from_static("x-client"))
+        );
+        assert!(!a.recursive);
+        assert_eq!(a.proxy_timeout, Some(Duration::from_millis(4000)));
+        assert!(layer(&a).is_ok());
+        let a = parse(&["--header", "X-Real-IP", "--proxy-protocol", "off"]).unwrap();
+        assert_eq!(a.header, HeaderSource::XRealIp);
+        assert_eq!(a.proxy_protocol, ProxyProtocol::Off);
+        let a = parse(&["--trust", "cgnat", "--trust", "link-local"]).unwrap();
+        let t = a.trust.unwrap();
+        assert!(t.contains("100.64.0.1".parse().unwrap()));
+        assert!(t.contains("fe80::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        for bad in [
+            &["--nope"][..],
+            &["--listen", "nowhere"],
+            &["--proxy-protocol", "maybe"],
+            &["--trust", "10.0.0.0/40"],
+            &["--hops", "two"],
+            &["--header"],
+            &["--header", "x-real-ip", "--header", "x-forwarded-for"],
+            &["--header", "bad header"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        // Contradictions surface when the policy is built.
+        let a = parse(&["--hops", "2", "--trust", "private"]).unwrap();
+        assert!(layer(&a).is_err());
+        let a = parse(&["--hops", "2"]).unwrap();
+        assert!(layer(&a).is_ok());
+    }
+}
