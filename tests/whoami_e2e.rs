@@ -179,12 +179,30 @@ impl Whoami {
     /// listens (read from the listen table, no probe connection), at most
     /// [`STARTUP`]; fails at once if it exits.
     fn start(flags: &[&str]) -> Whoami {
+        Self::start_in(None, flags)
+    }
+
+    /// Starts whoami with `--config FILE` (FILE holding `listen = "<free
+    /// port>"` and then `config`) followed by `flags`, so the address comes
+    /// from the file too.
+    fn start_with_config(config: &str, flags: &[&str]) -> Whoami {
+        Self::start_in(Some(config), flags)
+    }
+
+    fn start_in(config: Option<&str>, flags: &[&str]) -> Whoami {
         let binary = whoami_binary();
+        let dir = temp_dir();
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port());
-        let dir = tempfile::Builder::new()
-            .prefix("realip-whoami-")
-            .tempdir()
-            .expect("create whoami temp dir");
+        let mut args: Vec<String> = match config {
+            Some(config) => {
+                let path = dir.path().join("whoami.toml");
+                fs::write(&path, format!("listen = \"{addr}\"\n{config}"))
+                    .expect("write config file");
+                vec!["--config".into(), path.display().to_string()]
+            }
+            None => vec!["--listen".into(), addr.to_string()],
+        };
+        args.extend(flags.iter().map(|f| f.to_string()));
         let log = dir.path().join("whoami.log");
         let out = File::create(&log).expect("create whoami log");
         let err = out.try_clone().expect("clone whoami log handle");
@@ -198,9 +216,7 @@ impl Whoami {
             Command::new(binary)
         };
         let child = cmd
-            .arg("--listen")
-            .arg(addr.to_string())
-            .args(flags)
+            .args(&args)
             .env("RUST_LOG", "info,realip=debug")
             .stdin(Stdio::null())
             .stdout(out)
@@ -257,6 +273,13 @@ impl Drop for Whoami {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("realip-whoami-")
+        .tempdir()
+        .expect("create whoami temp dir")
 }
 
 /// `whoami <args>` that is expected to exit by itself: exit code, stdout, stderr.
@@ -962,4 +985,225 @@ fn bad_flags_exit_2_and_help_exits_0() {
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
     }
+}
+
+/// `--config`: every flag as a file key, each run end to end. `listen`
+/// comes from the file in every test below (see
+/// [`Whoami::start_with_config`]). `proxy-protocol` + `proxy-from`: as in
+/// (5)/(4), a header from outside the range closes the connection, a
+/// client without one is closed under `required`, 127.0.0.214 with one is
+/// believed.
+#[test]
+fn config_file_proxy_protocol_and_proxy_from() {
+    let whoami = Whoami::start_with_config(
+        "proxy-protocol = \"required\"\nproxy-from = [\"127.0.0.214/32\"]\n",
+        &[],
+    );
+    let out = curl_from(134, &whoami.url(), &[])
+        .haproxy_protocol()
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert_closed_without_response(&out, &whoami);
+
+    let out = curl_from(214, &whoami.url(), &[])
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert_closed_without_response(&out, &whoami);
+
+    let out = curl_from(214, &whoami.url(), &[]).haproxy_protocol().run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(214));
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
+}
+
+/// `trust` + `header` from the file: `X-Real-IP` is believed from the one
+/// trusted address only; `proxy-protocol = "off"` lets a PROXY header
+/// through unread (the request fails to parse, no PROXY source).
+#[test]
+fn config_file_trust_and_header() {
+    let whoami = Whoami::start_with_config(
+        "proxy-protocol = \"off\"\ntrust = [\"127.0.0.215/32\"]\nheader = \"x-real-ip\"\n",
+        &[],
+    );
+    let header = "X-Real-IP: 203.0.113.5";
+    let out = curl_from(215, &whoami.url(), &[header]).run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "203.0.113.5",
+            "client_port": null,
+            "source": "x-real-ip",
+            "peer": client.to_string(),
+            "stop": "untrusted_hop",
+            "conclusive": true,
+            "hops": ["127.0.0.215", "203.0.113.5"],
+            "proxy_protocol": null,
+        })
+    );
+    // Untrusted peer: the header is ignored, and X-Forwarded-For (the
+    // default) is not read either.
+    let out = curl_from(
+        135,
+        &whoami.url(),
+        &[header, "X-Forwarded-For: 198.51.100.1"],
+    )
+    .run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(body["client_ip"], "127.0.0.135", "{body}");
+    assert_eq!(body["source"], "socket", "{body}");
+    assert_eq!(body["peer"], client.to_string(), "{body}");
+    // PROXY off: the header is not read, so it reaches HTTP and fails there.
+    let out = curl_from(215, &whoami.url(), &[])
+        .haproxy_protocol()
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert!(
+        out.status != 200,
+        "a PROXY header must not be read: {}",
+        out.text()
+    );
+}
+
+/// `no-recursive = true` and `hops = 2` from the file, as in (7a)/(7b).
+#[test]
+fn config_file_no_recursive_and_hops() {
+    let one_step = Whoami::start_with_config(
+        "proxy-protocol = \"off\"\ntrust = [\"loopback\"]\nno-recursive = true\n",
+        &[],
+    );
+    let out = curl_from(
+        136,
+        &one_step.url(),
+        &["X-Forwarded-For: 203.0.113.9, 127.0.0.50"],
+    )
+    .run();
+    let (body, _) = answer(&out, &one_step);
+    assert_eq!(body["client_ip"], "127.0.0.50", "{body}");
+    assert_eq!(body["stop"], "single_step", "{body}");
+
+    let hops = Whoami::start_with_config("proxy-protocol = \"off\"\nhops = 2\n", &[]);
+    let out = curl_from(
+        137,
+        &hops.url(),
+        &["X-Forwarded-For: 203.0.113.9, 198.51.100.1, 192.0.2.1"],
+    )
+    .run();
+    let (body, _) = answer(&out, &hops);
+    assert_eq!(body["client_ip"], "198.51.100.1", "{body}");
+    assert_eq!(body["stop"], "hop_count", "{body}");
+}
+
+/// `proxy-timeout = 3000` from the file: a silent client under `required`
+/// is closed at 3 s, not at the 5 s default.
+#[test]
+fn config_file_proxy_timeout() {
+    let mut whoami =
+        Whoami::start_with_config("proxy-protocol = \"required\"\nproxy-timeout = 3000\n", &[]);
+    let started = Instant::now();
+    let mut silent = TcpStream::connect_timeout(&whoami.addr, STARTUP).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(6)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = silent.read(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        matches!(&read, Ok(0))
+            || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "silent client: expected EOF or reset, got {read:?} after {waited:?}\n{}",
+        whoami.log()
+    );
+    assert!(
+        waited >= Duration::from_millis(2900) && waited < Duration::from_millis(4500),
+        "closed after {waited:?}, expected at the 3 s proxy-timeout"
+    );
+    whoami.assert_running();
+}
+
+/// Flags on the command line win over the file's keys: `--proxy-protocol
+/// off` over `required` (a client without a header is served), `--trust
+/// loopback` replacing the file's list (loopback's X-Forwarded-For is
+/// believed), `--header x-forwarded-for` over the file's `x-real-ip`
+/// without a "given twice" error.
+#[test]
+fn config_file_command_line_wins() {
+    let whoami = Whoami::start_with_config(
+        "proxy-protocol = \"required\"\ntrust = [\"192.0.2.0/24\"]\nheader = \"x-real-ip\"\n",
+        &[
+            "--proxy-protocol",
+            "off",
+            "--trust",
+            "loopback",
+            "--header",
+            "x-forwarded-for",
+        ],
+    );
+    let out = curl_from(
+        138,
+        &whoami.url(),
+        &["X-Forwarded-For: 203.0.113.9", "X-Real-IP: 198.51.100.1"],
+    )
+    .run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "203.0.113.9",
+            "client_port": null,
+            "source": "x-forwarded-for",
+            "peer": client.to_string(),
+            "stop": "untrusted_hop",
+            "conclusive": true,
+            "hops": ["127.0.0.138", "203.0.113.9"],
+            "proxy_protocol": null,
+        })
+    );
+}
+
+/// A bad config file exits 2 before listening, stderr naming the file and
+/// the key (or the line, for a syntax error).
+#[test]
+fn bad_config_file_exits_2_naming_the_key() {
+    let dir = temp_dir();
+    let listen = format!("127.0.0.1:{}", free_port());
+    for (text, message) in [
+        ("trusts = [\"10.0.0.0/8\"]", "unknown key `trusts`"),
+        (
+            "trust = [\"nonsense\"]",
+            "key `trust`: invalid value 'nonsense' for '--trust <CIDR|loopback|private>'",
+        ),
+        ("hops = \"two\"", "key `hops`: invalid value 'two'"),
+        (
+            "no-recursive = 1",
+            "key `no-recursive`: expected true or false, found integer",
+        ),
+        (
+            "proxy-protocol = \"maybe\"",
+            "key `proxy-protocol`: invalid value 'maybe'",
+        ),
+        ("trust = [", "TOML parse error at line 1"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        let (code, stdout, stderr) = run_whoami(&["--listen", &listen, "--config", &path]);
+        assert_eq!(
+            code, 2,
+            "{text:?}: exit code\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        let expected = format!("whoami: {path}: {message}");
+        assert!(
+            stderr.starts_with(&expected) && stderr.ends_with("Run with --help for usage.\n"),
+            "{text:?}: stderr should start with {expected:?}: {stderr:?}"
+        );
+        assert!(!stdout.contains("whoami listening"), "{text:?}: {stdout}");
+    }
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let (code, _, stderr) = run_whoami(&["--listen", &listen, "--config", &missing]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("whoami: cannot read config file {missing}: ")),
+        "{stderr:?}"
+    );
 }

@@ -12,12 +12,14 @@
 //! tune the flags until `client_ip` is right: they map one to one onto
 //! `ProxyProtocolListener` and `RealIpLayer` settings.
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::Router;
-use clap::{Parser, ValueEnum};
+use clap::{ArgMatches, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use http::HeaderName;
 use ipnet::IpNet;
 use realip::{HeaderSource, Mode, ProxyProtocolListener, RealIpLayer, TrustedProxies};
@@ -25,6 +27,7 @@ use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
 
+mod config_file;
 mod json;
 
 /// whoami: answers every request with the client realip resolves, as JSON.
@@ -74,6 +77,12 @@ struct Cli {
     /// least 3000].
     #[arg(long, value_name = "MS")]
     proxy_timeout: Option<u64>,
+
+    /// Read flags from a TOML file whose keys are the long flag names
+    /// (`trust = ["127.0.0.0/8"]`, `proxy-protocol = "required"`,
+    /// `no-recursive = true`); flags on the command line win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
 }
 
 /// `--proxy-protocol` values.
@@ -184,14 +193,53 @@ fn layer(s: &Settings) -> Result<RealIpLayer, String> {
     b.build().map_err(|e| format!("policy: {e}"))
 }
 
-/// Parses the command line; `Err` is the exit code after clap or whoami
-/// has printed why (help and version exit 0, mistakes 2).
-fn settings_from(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<Settings, ExitCode> {
-    let cli = Cli::try_parse_from(args).map_err(|e| {
-        let _ = e.print();
-        ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
-    })?;
-    cli.settings().map_err(|e| usage_error(&e))
+/// Why the flags cannot be used.
+#[derive(Debug)]
+enum CliError {
+    /// A mistake clap found, or `--help` / `--version`: clap prints it.
+    Clap(clap::Error),
+    /// A config file that cannot be used.
+    File(String),
+}
+
+/// Parses `args` (the program name first) and, with `--config`, the flags
+/// `load` reads from the file, command-line flags winning.
+fn parse_cli<F>(args: Vec<OsString>, load: F) -> Result<Cli, CliError>
+where
+    F: FnOnce(&Command, &ArgMatches, &Path) -> Result<Vec<OsString>, String>,
+{
+    let command = Cli::command();
+    let matches = command
+        .clone()
+        .try_get_matches_from(&args)
+        .map_err(CliError::Clap)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(CliError::Clap)?;
+    let Some(path) = &cli.config else {
+        return Ok(cli);
+    };
+    let from_file = load(&command, &matches, path).map_err(CliError::File)?;
+    let mut all = args;
+    let rest = all.split_off(1.min(all.len()));
+    all.extend(from_file);
+    all.extend(rest);
+    Cli::try_parse_from(all).map_err(CliError::Clap)
+}
+
+/// Parses the command line (and the config file); `Err` is the exit code
+/// after clap or whoami has printed why (help and version exit 0,
+/// mistakes 2).
+fn settings_from(args: Vec<OsString>) -> Result<Settings, ExitCode> {
+    let load = |command: &Command, matches: &ArgMatches, path: &Path| {
+        config_file::flags_from_file(command, matches, path).map_err(|e| e.to_string())
+    };
+    match parse_cli(args, load) {
+        Ok(cli) => cli.settings().map_err(|e| usage_error(&e)),
+        Err(CliError::Clap(e)) => {
+            let _ = e.print();
+            Err(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)))
+        }
+        Err(CliError::File(e)) => Err(usage_error(&e)),
+    }
 }
 
 fn usage_error(e: &str) -> ExitCode {
@@ -215,7 +263,7 @@ async fn main() -> ExitCode {
         .with(filter)
         .init();
 
-    let args = match settings_from(std::env::args_os()) {
+    let args = match settings_from(std::env::args_os().collect()) {
         Ok(args) => args,
         Err(code) => return code,
     };
@@ -271,12 +319,31 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        std::iter::once("whoami")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
 
     fn parse(args: &[&str]) -> Result<Settings, String> {
-        let cli = Cli::try_parse_from(std::iter::once("whoami").chain(args.iter().copied()))
-            .map_err(|e| e.to_string())?;
+        let cli = Cli::try_parse_from(argv(args)).map_err(|e| e.to_string())?;
         cli.settings()
+    }
+
+    /// `args` plus `--config` with `toml` as the file's text.
+    fn parse_with_file(args: &[&str], toml: &str) -> Result<Cli, String> {
+        let mut args = argv(args);
+        args.extend(["--config".into(), "whoami.toml".into()]);
+        parse_cli(args, |command, matches, path| {
+            assert_eq!(path, Path::new("whoami.toml"));
+            config_file::flags_from_toml(command, matches, toml)
+        })
+        .map_err(|e| match e {
+            CliError::Clap(e) => config_file::clap_message(&e),
+            CliError::File(e) => e,
+        })
     }
 
     #[test]
@@ -364,5 +431,170 @@ mod tests {
         assert!(layer(&a).is_err());
         let a = parse(&["--hops", "2"]).unwrap();
         assert!(layer(&a).is_ok());
+    }
+
+    /// Each flag, as a file key and as command-line flags meaning the same.
+    const SAMPLES: [(&str, &str, &[&str]); 8] = [
+        (
+            "listen",
+            r#""127.0.0.2:9000""#,
+            &["--listen", "127.0.0.2:9000"],
+        ),
+        (
+            "proxy-protocol",
+            r#""required""#,
+            &["--proxy-protocol", "required"],
+        ),
+        (
+            "proxy-from",
+            r#"["10.1.0.0/16", "loopback"]"#,
+            &["--proxy-from", "10.1.0.0/16", "--proxy-from", "loopback"],
+        ),
+        (
+            "trust",
+            r#"["192.0.2.1", "private"]"#,
+            &["--trust", "192.0.2.1", "--trust", "private"],
+        ),
+        ("header", r#""x-real-ip""#, &["--header", "x-real-ip"]),
+        ("no-recursive", "true", &["--no-recursive"]),
+        ("hops", "2", &["--hops", "2"]),
+        ("proxy-timeout", "4000", &["--proxy-timeout", "4000"]),
+    ];
+
+    fn debug(mut cli: Cli) -> String {
+        cli.config = None;
+        format!("{cli:?}")
+    }
+
+    #[test]
+    fn every_flag_has_a_file_key_meaning_the_same() {
+        let command = Cli::command();
+        let mut sampled: Vec<_> = SAMPLES.iter().map(|(key, _, _)| *key).collect();
+        let mut keys = config_file::keys(&command);
+        sampled.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(sampled, keys, "a flag without a sample (or a stale sample)");
+        let defaults = debug(Cli::try_parse_from(argv(&[])).unwrap());
+        for (key, value, flags) in SAMPLES {
+            let from_file = debug(parse_with_file(&[], &format!("{key} = {value}")).unwrap());
+            let from_flags = debug(Cli::try_parse_from(argv(flags)).unwrap());
+            assert_eq!(from_file, from_flags, "{key}");
+            assert_ne!(
+                from_file, defaults,
+                "{key}: the sample must change something"
+            );
+        }
+        // All at once, too.
+        let file: String = SAMPLES
+            .iter()
+            .map(|(key, value, _)| format!("{key} = {value}\n"))
+            .collect();
+        let flags: Vec<&str> = SAMPLES
+            .iter()
+            .flat_map(|(_, _, f)| f.iter().copied())
+            .collect();
+        assert_eq!(
+            debug(parse_with_file(&[], &file).unwrap()),
+            debug(Cli::try_parse_from(argv(&flags)).unwrap())
+        );
+    }
+
+    #[test]
+    fn command_line_flags_win_over_the_file() {
+        let file = r#"
+            trust = ["10.0.0.0/8", "192.0.2.0/24"]
+            header = "x-real-ip"
+            proxy-protocol = "required"
+            no-recursive = true
+            listen = "127.0.0.3:1"
+        "#;
+        let cli = parse_with_file(
+            &[
+                "--trust",
+                "loopback",
+                "--header",
+                "forwarded",
+                "--listen",
+                "127.0.0.4:2",
+            ],
+            file,
+        )
+        .unwrap();
+        let s = cli.settings().unwrap();
+        let t = s.trust.unwrap();
+        // The command line's list replaces the file's, it does not extend it.
+        assert!(t.contains("127.0.0.1".parse().unwrap()));
+        assert!(!t.contains("10.0.0.1".parse().unwrap()));
+        assert!(!t.contains("192.0.2.1".parse().unwrap()));
+        assert_eq!(s.header, HeaderSource::Forwarded);
+        assert_eq!(s.listen, "127.0.0.4:2".parse().unwrap());
+        // Keys the command line does not set still apply.
+        assert_eq!(s.proxy_protocol, ProxyProtocol::Required);
+        assert!(!s.recursive);
+        // `false` leaves a flag off.
+        let s = parse_with_file(&[], "no-recursive = false")
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert!(s.recursive);
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        for (file, message) in [
+            (
+                "trusts = [\"x\"]",
+                "unknown key `trusts`; the keys are the long flag names: listen, ",
+            ),
+            ("config = \"other.toml\"", "unknown key `config`"),
+            ("help = true", "unknown key `help`"),
+            (
+                "trust = [\"nonsense\"]",
+                "key `trust`: invalid value 'nonsense' for '--trust <CIDR|loopback|private>'",
+            ),
+            (
+                "hops = \"two\"",
+                "key `hops`: invalid value 'two' for '--hops <N>'",
+            ),
+            (
+                "hops = -2",
+                "key `hops`: invalid value '-2' for '--hops <N>'",
+            ),
+            (
+                "hops = true",
+                "key `hops`: expected a string or a number, found boolean",
+            ),
+            (
+                "no-recursive = \"yes\"",
+                "key `no-recursive`: expected true or false, found string",
+            ),
+            (
+                "proxy-protocol = \"maybe\"",
+                "key `proxy-protocol`: invalid value 'maybe' for '--proxy-protocol <MODE>'",
+            ),
+            (
+                "header = [\"x-real-ip\", \"forwarded\"]",
+                "key `header`: the argument '--header <NAME>' cannot be used multiple times",
+            ),
+            (
+                "listen = { port = 1 }",
+                "key `listen`: expected a string or a number, found table",
+            ),
+            (
+                "trust = [[\"10.0.0.0/8\"]]",
+                "key `trust`: expected a string or a number, found array",
+            ),
+            (
+                "listen = \"--trust\"",
+                "key `listen`: invalid value '--trust'",
+            ),
+            ("trust = [", "TOML parse error at line 1"),
+        ] {
+            let err = parse_with_file(&[], file).unwrap_err();
+            assert!(err.starts_with(message), "{file:?}: {err:?}");
+        }
+        // A bad key is reported even when the command line sets the flag.
+        let err = parse_with_file(&["--hops", "2"], "hops = \"two\"").unwrap_err();
+        assert!(err.starts_with("key `hops`: "), "{err}");
     }
 }
