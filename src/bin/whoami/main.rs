@@ -16,13 +16,13 @@ use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::str::FromStr;
 use std::time::Duration;
 
 use axum::Router;
 use clap::{ArgMatches, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
-use http::HeaderName;
 use ipnet::IpNet;
-use realip::{HeaderSource, Mode, ProxyProtocolListener, RealIpLayer, TrustedProxies};
+use realip::{ConfigError, HeaderSource, Mode, ProxyProtocolListener, RealIpLayer, TrustedProxies};
 use tracing::Level;
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::prelude::*;
@@ -61,7 +61,7 @@ struct Cli {
     /// x-real-ip, or any single-address header name; given once (a policy
     /// reads exactly one address header, or the client would pick the one
     /// its proxy does not overwrite) [default: x-forwarded-for].
-    #[arg(long, value_name = "NAME", value_parser = header_source)]
+    #[arg(long, value_name = "NAME", value_parser = HeaderSource::from_str)]
     header: Option<HeaderSource>,
 
     /// Take at most one step left in the header.
@@ -144,33 +144,8 @@ impl Cli {
 }
 
 /// `--trust` / `--proxy-from`: a preset name, or networks and addresses.
-fn trusted_set(v: &str) -> Result<TrustedProxies, String> {
-    Ok(match v {
-        "loopback" => TrustedProxies::loopback(),
-        "private" => TrustedProxies::private(),
-        "cgnat" => TrustedProxies::cgnat(),
-        "link-local" => TrustedProxies::link_local(),
-        _ => v.parse().map_err(|e| format!("{e}"))?,
-    })
-}
-
-/// `--header`: a known header by name, else a custom single-address one.
-fn header_source(name: &str) -> Result<HeaderSource, String> {
-    let name = name.to_ascii_lowercase();
-    Ok(match name.as_str() {
-        "x-forwarded-for" => HeaderSource::XForwardedFor,
-        "forwarded" => HeaderSource::Forwarded,
-        "x-real-ip" => HeaderSource::XRealIp,
-        "cf-connecting-ip" => HeaderSource::CfConnectingIp,
-        "true-client-ip" => HeaderSource::TrueClientIp,
-        "fly-client-ip" => HeaderSource::FlyClientIp,
-        "x-envoy-external-address" => HeaderSource::XEnvoyExternalAddress,
-        "cloudfront-viewer-address" => HeaderSource::CloudFrontViewerAddress,
-        _ => HeaderSource::Single(
-            HeaderName::try_from(name.as_str())
-                .map_err(|_| format!("`{name}` is not a header name"))?,
-        ),
-    })
+fn trusted_set(v: &str) -> Result<TrustedProxies, ConfigError> {
+    TrustedProxies::preset(v).map_or_else(|| v.parse(), Ok)
 }
 
 /// The resolution policy the flags describe; configuration mistakes are
@@ -319,6 +294,7 @@ async fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderName;
 
     fn argv(args: &[&str]) -> Vec<OsString> {
         std::iter::once("whoami")
