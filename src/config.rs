@@ -92,8 +92,9 @@ impl std::error::Error for ConfigFileError {
     }
 }
 
-/// One entry of a range list: a preset name ([`TrustedProxies::preset`])
-/// or networks and addresses ([`TrustedProxies`]'s `FromStr`).
+/// A range list: each entry a preset name ([`TrustedProxies::preset`]) or
+/// networks and addresses ([`TrustedProxies`]'s `FromStr`); an error is
+/// keyed `key[i]`.
 fn ranges(key: &str, entries: &[String]) -> Result<TrustedProxies, ConfigFileError> {
     let mut all = TrustedProxies::new();
     for (i, entry) in entries.iter().enumerate() {
@@ -610,11 +611,13 @@ mod tests {
             ("APP_HOP_CAP", "5"),
         ];
         let c = PolicyConfig::from_env_vars("APP_", vars).unwrap();
-        let mut expected = PolicyConfig::default();
-        expected.trust = vec!["loopback".into(), "192.0.2.0/24".into(), "cgnat".into()];
-        expected.header = Some("x-real-ip".into());
-        expected.recursive = Some(false);
-        expected.hop_cap = Some(5);
+        let expected = PolicyConfig {
+            trust: vec!["loopback".into(), "192.0.2.0/24".into(), "cgnat".into()],
+            header: Some("x-real-ip".into()),
+            recursive: Some(false),
+            hop_cap: Some(5),
+            ..PolicyConfig::default()
+        };
         assert_eq!(c, expected);
         assert!(c.build().is_ok());
         let c = PolicyConfig::from_env_vars("APP_", [("APP_HOPS", "3")]).unwrap();

@@ -34,6 +34,10 @@ mod json;
 ///
 /// Each flag maps onto one `ProxyProtocolListener` or `RealIpLayer`
 /// setting.
+// Every flag here is a `--config` key as well (config_file.rs); the unit
+// test `every_flag_has_a_file_key_meaning_the_same` wants a sample of each
+// in `tests::SAMPLES`. Defaults are applied in `Cli::settings`, so a flag
+// left out stays `None`/empty and the file can fill it.
 #[derive(Debug, Parser)]
 #[command(name = "whoami", version)]
 struct Cli {
@@ -46,8 +50,8 @@ struct Cli {
     #[arg(long, value_name = "MODE")]
     proxy_protocol: Option<ProxyProtocol>,
 
-    /// Peers allowed to send a PROXY header (repeatable) [default: loopback
-    /// and private ranges].
+    /// Peers allowed to send a PROXY header: CIDRs, addresses or a preset,
+    /// as for --trust; repeatable [default: loopback and private ranges].
     #[arg(long, value_name = "CIDR", value_parser = trusted_set)]
     proxy_from: Vec<TrustedProxies>,
 
