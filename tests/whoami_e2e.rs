@@ -14,7 +14,8 @@
 //! The `whoami` binary (`src/bin/whoami/`, feature `cli`). When this test
 //! is built with `cli` on (`--all-features`, what `scripts/check-all`
 //! runs), cargo has built the binary for it and names it in
-//! `CARGO_BIN_EXE_whoami`: that one runs. Otherwise [`whoami_binary`] asks
+//! `CARGO_BIN_EXE_whoami`: that one runs (without `cli` cargo sets the
+//! variable too, to a binary it did not build, so it is not used). Otherwise [`whoami_binary`] asks
 //! cargo for it, once per test process: `$CARGO build --bin whoami` with
 //! the features this test was built with plus `cli`, in the target dir
 //! this test runs from (found from `std::env::current_exe()`:
@@ -65,9 +66,12 @@ fn features() -> Vec<&'static str> {
 /// The whoami server binary, built by cargo; see the module docs.
 fn whoami_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    // Cargo names the binary in CARGO_BIN_EXE_whoami even when `cli` is
+    // off and it did not build it (the path may hold a stale binary, or
+    // none): only believe it with `cli` on.
     BINARY.get_or_init(|| match option_env!("CARGO_BIN_EXE_whoami") {
-        Some(built) => PathBuf::from(built),
-        None => build_whoami(),
+        Some(built) if cfg!(feature = "cli") => PathBuf::from(built),
+        _ => build_whoami(),
     })
 }
 
