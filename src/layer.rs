@@ -276,6 +276,13 @@ impl RealIpLayerBuilder {
         self.map(|b| b.trusted_proxies(set))
     }
 
+    /// Trusts a live set, replaced while the app runs
+    /// ([`PolicyBuilder::live_trust`]).
+    #[cfg(feature = "live")]
+    pub fn live_trust(self, live: crate::trust::live::LiveTrust) -> Self {
+        self.map(|b| b.live_trust(live))
+    }
+
     /// Trusts loopback ([`TrustedProxies::loopback`]).
     pub fn trust_loopback(self) -> Self {
         self.map(PolicyBuilder::trust_loopback)

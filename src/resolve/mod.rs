@@ -73,11 +73,14 @@ use self::context::{ContextConfig, Follow, HostPattern, Reader, Steps, Walk};
 pub use self::resolution::{Hops, Resolution, Source, Stop};
 use self::resolution::{Recorded, BUILTIN_HEADERS, PROXY_PROTOCOL};
 use crate::forwarded::{self, bits_of, rfc7239, single, xff, Raw, RawEntries};
+#[cfg(feature = "live")]
+use crate::trust::live::LiveTrust;
 use crate::trust::TrustedProxies;
 pub use crate::trust::{ConfigError, ConfigErrorKind};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use ipnet::IpNet;
 use std::net::SocketAddr;
+use std::str::FromStr;
 use std::sync::Arc;
 
 /// Default bound on the header entries read per request.
@@ -137,6 +140,43 @@ impl HeaderSource {
     }
 }
 
+impl FromStr for HeaderSource {
+    type Err = ConfigError;
+
+    /// A header by name, case-insensitively: `x-forwarded-for`,
+    /// `forwarded`, `x-real-ip`, `cf-connecting-ip`, `true-client-ip`,
+    /// `fly-client-ip`, `x-envoy-external-address`,
+    /// `cloudfront-viewer-address`; any other valid name is a custom
+    /// single-address header ([`HeaderSource::Single`]). A custom list
+    /// header ([`HeaderSource::List`]) has no text form.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let name = HeaderName::try_from(s).map_err(|_| {
+            ConfigError::new(
+                ConfigErrorKind::InvalidValue,
+                format!("`{s}` is not a header name"),
+            )
+        })?;
+        Ok(
+            match [
+                HeaderSource::XForwardedFor,
+                HeaderSource::Forwarded,
+                HeaderSource::XRealIp,
+                HeaderSource::CfConnectingIp,
+                HeaderSource::TrueClientIp,
+                HeaderSource::FlyClientIp,
+                HeaderSource::XEnvoyExternalAddress,
+                HeaderSource::CloudFrontViewerAddress,
+            ]
+            .into_iter()
+            .find(|known| known.name() == name)
+            {
+                Some(known) => known,
+                None => HeaderSource::Single(name),
+            },
+        )
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
     List,
@@ -162,6 +202,9 @@ enum Mode {
 #[derive(Debug)]
 struct Inner {
     trusted: TrustedProxies,
+    /// Read instead of `trusted` when set: one set per request, swapped live.
+    #[cfg(feature = "live")]
+    live: Option<LiveTrust>,
     spec: Option<Spec>,
     mode: Mode,
     cap: usize,
@@ -213,6 +256,8 @@ impl Default for Policy {
         Policy {
             inner: Arc::new(Inner {
                 trusted: TrustedProxies::new(),
+                #[cfg(feature = "live")]
+                live: None,
                 spec: None,
                 mode: Mode::Ranges { recursive: true },
                 cap: DEFAULT_HOP_CAP,
@@ -233,9 +278,16 @@ impl Policy {
         PolicyBuilder::default()
     }
 
-    /// The trusted ranges.
+    /// The trusted ranges (empty for a policy reading a live set).
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.inner.trusted
+    }
+
+    /// The live set the policy reads, if built with
+    /// [`PolicyBuilder::live_trust`].
+    #[cfg(feature = "live")]
+    pub fn live_trust(&self) -> Option<&LiveTrust> {
+        self.inner.live.as_ref()
     }
 
     /// The most header entries read per request.
@@ -298,23 +350,51 @@ impl Policy {
         view: &ConnectionView<'_>,
     ) -> Resolution {
         let mut r = Resolution::new(peer);
+        let inner = &*self.inner;
+        #[cfg(feature = "live")]
+        if let Some(live) = &inner.live {
+            live.with(|trusted| {
+                Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
+            });
+            return r;
+        }
+        let trusted = &inner.trusted;
+        Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view);
+        r
+    }
+}
+
+/// One request's walk: the policy and the one trusted set it reads.
+struct Walker<'a> {
+    inner: &'a Inner,
+    trusted: &'a TrustedProxies,
+}
+
+impl Walker<'_> {
+    #[inline(always)]
+    fn resolve_into(
+        &self,
+        r: &mut Resolution,
+        proxy_source: Option<SocketAddr>,
+        headers: &HeaderMap,
+        view: &ConnectionView<'_>,
+    ) {
         match &self.inner.context {
             None => {
-                if let Some(spec) = self.prologue(&mut r, proxy_source) {
+                if let Some(spec) = self.prologue(r, proxy_source) {
                     let found = lookup(headers, &spec.name);
-                    self.walk_found(&mut r, spec, proxy_source, headers, found, &mut ());
+                    self.walk_found(r, spec, proxy_source, headers, found, &mut ());
                 }
             }
-            Some(cfg) => self.resolve_context(&mut r, proxy_source, headers, view, cfg),
+            Some(cfg) => self.resolve_context(r, proxy_source, headers, view, cfg),
         }
-        r
     }
 
     /// The PROXY step and the checks before any header is read; `None`
     /// when the walk ends there.
     #[inline(always)]
     fn prologue(&self, r: &mut Resolution, proxy_source: Option<SocketAddr>) -> Option<&Spec> {
-        let inner = &*self.inner;
+        let inner = self.inner;
         if let Some(src) = proxy_source {
             r.step(bits_of(src.ip()), Some(src.port()));
             r.source = Recorded::Shared(&PROXY_PROTOCOL);
@@ -324,7 +404,7 @@ impl Policy {
             return None;
         };
         match inner.mode {
-            Mode::Ranges { .. } if !inner.trusted.contains_bits(r.ip) => {
+            Mode::Ranges { .. } if !self.trusted.contains_bits(r.ip) => {
                 r.stop = Stop::UntrustedHop;
                 return None;
             }
@@ -403,7 +483,7 @@ impl Policy {
         found: Lookup<'h>,
         steps: &mut impl Steps<'h>,
     ) {
-        let inner = &*self.inner;
+        let inner = self.inner;
         let value = match found {
             Lookup::Absent => {
                 r.stop = match inner.mode {
@@ -471,7 +551,7 @@ impl Policy {
         mut entries: impl RawEntries<'h>,
         steps: &mut impl Steps<'h>,
     ) {
-        let inner = &*self.inner;
+        let inner = self.inner;
         match inner.mode {
             Mode::Ranges { recursive } => {
                 // The client address and port are written once, when the
@@ -491,7 +571,7 @@ impl Policy {
                     // A trusted hop handed this entry over: its context
                     // entries are believed too.
                     steps.step(entries.last_element());
-                    if zoned || !inner.trusted.contains_bits(bits) {
+                    if zoned || !self.trusted.contains_bits(bits) {
                         break Stop::UntrustedHop;
                     }
                     if read == limit {
@@ -703,6 +783,8 @@ pub struct PolicyBuilder {
     context_headers: Option<ContextHeaders>,
     symmetric: bool,
     allowed_hosts: Vec<String>,
+    #[cfg(feature = "live")]
+    live: Option<LiveTrust>,
 }
 
 impl PolicyBuilder {
@@ -735,6 +817,15 @@ impl PolicyBuilder {
     /// Trusts link-local networks ([`TrustedProxies::link_local`]).
     pub fn trust_link_local(self) -> Self {
         self.trusted_proxies(&TrustedProxies::link_local())
+    }
+
+    /// Trusts the networks of a live set, read anew by each request
+    /// ([`LiveTrust`]); your fixed ranges go in its base, so this cannot be
+    /// combined with the other `trust*` calls.
+    #[cfg(feature = "live")]
+    pub fn live_trust(mut self, live: LiveTrust) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// Trusts loopback ([`TrustedProxies::loopback`]).
@@ -834,6 +925,16 @@ impl PolicyBuilder {
                 format!("hop cap must be between 1 and {MAX_HOP_CAP}, got {cap}"),
             ));
         }
+        #[cfg(feature = "live")]
+        if self.live.is_some() && !trusted.is_empty() {
+            return Err(ConfigError::new(
+                K::LiveWithRanges,
+                "live_trust holds every trusted range: put fixed ranges in LiveTrust::new(base)",
+            ));
+        }
+        #[cfg(feature = "live")]
+        let has_ranges = !trusted.is_empty() || self.live.is_some();
+        #[cfg(not(feature = "live"))]
         let has_ranges = !trusted.is_empty();
         let mode = match self.trusted_hops {
             Some(0) => {
@@ -924,6 +1025,8 @@ impl PolicyBuilder {
         Ok(Policy {
             inner: Arc::new(Inner {
                 trusted,
+                #[cfg(feature = "live")]
+                live: self.live,
                 spec: specs.pop(),
                 mode,
                 cap,
@@ -995,6 +1098,35 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_source_from_str() {
+        for known in [
+            HeaderSource::XForwardedFor,
+            HeaderSource::Forwarded,
+            HeaderSource::XRealIp,
+            HeaderSource::CfConnectingIp,
+            HeaderSource::TrueClientIp,
+            HeaderSource::FlyClientIp,
+            HeaderSource::XEnvoyExternalAddress,
+            HeaderSource::CloudFrontViewerAddress,
+        ] {
+            assert_eq!(
+                known.name().as_str().parse::<HeaderSource>(),
+                Ok(known.clone())
+            );
+            let upper = known.name().as_str().to_ascii_uppercase();
+            assert_eq!(upper.parse::<HeaderSource>(), Ok(known));
+        }
+        assert_eq!(
+            "X-Client".parse::<HeaderSource>(),
+            Ok(HeaderSource::Single(HeaderName::from_static("x-client")))
+        );
+        for bad in ["", "bad header", "x-a\u{e9}", "a:b"] {
+            let err = bad.parse::<HeaderSource>().unwrap_err();
+            assert_eq!(err.kind(), ConfigErrorKind::InvalidValue, "{bad:?}");
+        }
+    }
 
     #[test]
     fn policy_is_send_sync_clone() {

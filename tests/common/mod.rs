@@ -14,6 +14,7 @@
 //! - [`tls`]: self-signed certificates for haproxy and rustls.
 //! - [`raw`]: one exchange of exact bytes over loopback TCP.
 //! - [`seeded`]: a deterministic generator for differential inputs.
+//! - [`origin`]: a scripted HTTP/HTTPS origin serving provider range lists.
 
 // Each test binary uses a different subset of this module, and its items
 // are `pub` so sibling modules and tests can share them.
@@ -21,8 +22,10 @@
 
 pub mod capture;
 pub mod curl;
+#[cfg(feature = "tonic")]
 pub mod grpc;
 pub mod net;
+pub mod origin;
 pub mod peers;
 pub mod raw;
 pub mod seeded;
@@ -31,6 +34,7 @@ pub mod tls;
 pub use capture::{Capture, Captured, Reply};
 pub use curl::{Curl, CurlOutput};
 pub use net::{free_port, free_port_on, wait_for_accept, wait_for_listen};
+pub use origin::{Answer, Origin, TestCa};
 pub use peers::{Haproxy, Nginx};
 pub use raw::{exchange, exchange_from, Exchange};
 pub use seeded::Seeded;

@@ -40,6 +40,12 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+#[cfg(feature = "fetch")]
+pub mod fetch;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod providers;
+
 /// What kind of configuration mistake a [`ConfigError`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -72,12 +78,20 @@ pub enum ConfigErrorKind {
     InvalidAllowedHost,
     /// Context options (headers, symmetry, allowed hosts) with context off.
     ContextOff,
+    /// A live set combined with fixed ranges on the same policy.
+    LiveWithRanges,
+    /// A setting's value does not parse or is out of range (a header name,
+    /// a PROXY mode, a listener limit, a preset name).
+    InvalidValue,
 }
 
 /// Most networks one [`TrustedProxies`] holds: far beyond any published
 /// provider list (AWS publishes about ten thousand), and small enough that
 /// interval numbers leave room for the lookup index's flag bits.
 pub const MAX_RANGES: usize = 1 << 20;
+
+/// The names [`TrustedProxies::preset`] knows.
+pub const PRESETS: [&str; 4] = ["loopback", "private", "cgnat", "link-local"];
 
 /// A policy or trusted-range configuration that cannot work, reported when
 /// it is built rather than on each request.
@@ -197,10 +211,15 @@ impl<T: Key> Intervals<T> {
         let base = min >> shift;
         let buckets = ((max >> shift) - base + 1) as usize;
         let mut index = Vec::with_capacity(buckets + 1);
+        // Bucket starts only grow, so the first interval reaching each one
+        // is found by one sweep over the sorted ends, not a search per bucket.
+        let mut first = 0;
         for b in 0..buckets {
             let bucket_start = (base + b as u128) << shift;
             let bucket_end = bucket_start | ((1u128 << shift) - 1);
-            let first = ends.partition_point(|&e| e.into() < bucket_start);
+            while ends.get(first).is_some_and(|&e| e.into() < bucket_start) {
+                first += 1;
+            }
             let flags = match (starts.get(first), ends.get(first)) {
                 (Some(&lo), Some(&hi)) if lo.into() <= bucket_start && hi.into() >= bucket_end => {
                     DECIDED | INSIDE
@@ -349,6 +368,18 @@ impl TrustedProxies {
     /// Link-local: `169.254.0.0/16` and `fe80::/10`.
     pub fn link_local() -> Self {
         Self::from_valid(preset(&LINK_LOCAL))
+    }
+
+    /// A preset by name: `loopback`, `private`, `cgnat` or `link-local`
+    /// ([`PRESETS`]), for settings read from text. `None` for any other name.
+    pub fn preset(name: &str) -> Option<Self> {
+        Some(match name {
+            "loopback" => Self::loopback(),
+            "private" => Self::private(),
+            "cgnat" => Self::cgnat(),
+            "link-local" => Self::link_local(),
+            _ => return None,
+        })
     }
 
     fn from_valid(nets: impl Iterator<Item = IpNet>) -> Self {
@@ -516,6 +547,29 @@ mod tests {
 
     fn has(t: &TrustedProxies, ip: &str) -> bool {
         t.contains(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn presets_by_name() {
+        for name in PRESETS {
+            let set = TrustedProxies::preset(name).unwrap();
+            assert!(!set.is_empty(), "{name}");
+        }
+        let same = |name, set: TrustedProxies| {
+            let by_name: Vec<_> = TrustedProxies::preset(name)
+                .unwrap()
+                .iter()
+                .copied()
+                .collect();
+            assert_eq!(by_name, set.iter().copied().collect::<Vec<_>>(), "{name}");
+        };
+        same("loopback", TrustedProxies::loopback());
+        same("private", TrustedProxies::private());
+        same("cgnat", TrustedProxies::cgnat());
+        same("link-local", TrustedProxies::link_local());
+        for other in ["Private", "link_local", "", "10.0.0.0/8", "cloudflare"] {
+            assert!(TrustedProxies::preset(other).is_none(), "{other:?}");
+        }
     }
 
     #[test]
