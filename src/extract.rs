@@ -8,7 +8,8 @@
 //!   walk stopped, the PROXY header with its TLVs);
 //! - [`ClientScheme`], [`ClientHost`], [`BaseUrl`]: the scheme, host and
 //!   port, and `scheme://host[:port]/prefix` the client used, from the
-//!   same walk (the policy's client context, [`RealIp::context`]);
+//!   same walk (the policy's client context, [`RealIp::context`]; off by
+//!   default, `.context(true)` on the layer builder turns it on);
 //! - [`Conclusive<T>`] around any of the first three: the same, but a request whose
 //!   walk was inconclusive (a malformed entry, an ambiguous single-address
 //!   header, the hop cap, too short a chain) is rejected with `400`.
@@ -254,6 +255,7 @@ impl fmt::Display for ClientAddr {
 /// let layer = RealIpLayer::builder()
 ///     .trust_private()
 ///     .header(HeaderSource::XForwardedFor)
+///     .context(true)
 ///     .build()?;
 /// let app: Router = Router::new().route("/", get(handler)).layer(layer);
 /// # let _ = app;
@@ -301,6 +303,7 @@ impl fmt::Display for ClientHost {
 /// let layer = RealIpLayer::builder()
 ///     .trust_private()
 ///     .header(HeaderSource::XForwardedFor)
+///     .context(true)
 ///     .allowed_host("shop.example")
 ///     .build()?;
 /// let app: Router = Router::new().route("/login", get(login)).layer(layer);
@@ -402,7 +405,8 @@ mod axum_impls {
         MissingConnectInfo,
         /// The walk was inconclusive (only [`Conclusive`] rejects for it).
         Inconclusive(Stop),
-        /// The policy has client context off ([`ClientScheme`],
+        /// The policy has client context off, the default (`.context(true)`
+        /// turns it on; [`ClientScheme`],
         /// [`ClientHost`], [`BaseUrl`]).
         ContextOff,
         /// No one named a host: the request had no authority or `Host`,
@@ -461,8 +465,8 @@ mod axum_impls {
                      ::<SocketAddr>() (or insert a ProxiedAddr request extension)"
                 }
                 RejectionReason::ContextOff => {
-                    "realip: the client context is off for this policy: drop \
-                     `.context(false)` from the RealIpLayer builder"
+                    "realip: the client context is off for this policy (it is off by \
+                     default): turn it on with `.context(true)` on the RealIpLayer builder"
                 }
                 RejectionReason::NoHost => {
                     "realip: the request names no host (no authority, no Host header)"

@@ -214,8 +214,8 @@ impl RealIpLayerBuilder {
         }
     }
 
-    /// Client context on or off ([`PolicyBuilder::context`]: on by default
-    /// once an address header is configured).
+    /// Client context on or off ([`PolicyBuilder::context`]: off by
+    /// default, for its cost per request).
     pub fn context(self, on: bool) -> Self {
         self.map(|b| b.context(on))
     }
@@ -335,7 +335,7 @@ impl RealIpLayerBuilder {
         if self.options.rewrite_uri && !policy.has_context() {
             return Err(ConfigError::new(
                 crate::ConfigErrorKind::ContextOff,
-                "rewrite_uri needs the client context, which is off",
+                "rewrite_uri needs the client context, which is off: turn it on with `.context(true)`",
             ));
         }
         Ok(RealIpLayer {

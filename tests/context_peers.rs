@@ -83,6 +83,7 @@ fn trust(proxies: &[u8]) -> realip::RealIpLayerBuilder {
         .iter()
         .fold(RealIpLayer::builder(), |b, n| b.trust(host_net(lo(*n))))
         .header(HeaderSource::XForwardedFor)
+        .context(true)
 }
 
 /// Headers a client forges to pass for someone else's origin.
@@ -377,5 +378,68 @@ async fn connection_tls_starts_https() {
         assert_eq!(v["scheme_source"], "connection", "{v}");
         assert_eq!(v["port"], if tls { 443 } else { 80 }, "{v}");
         assert_eq!(v["base_url"], format!("{want}://shop.example"), "{v}");
+    }
+}
+
+/// Context is off by default: the address still resolves through the
+/// trusted proxy, `RealIp::context()` is `None`, the `Option<_>` context
+/// extractors are `None`, and the plain ones reject with a `500` whose
+/// body names `.context(true)`.
+#[tokio::test]
+async fn context_off_by_default_rejects_naming_the_switch() {
+    use axum::http::StatusCode;
+    use tower::ServiceExt;
+    let layer = || {
+        RealIpLayer::builder()
+            .trust(host_net(lo(201)))
+            .header(HeaderSource::XForwardedFor)
+            .build()
+            .unwrap()
+    };
+    let request = |path: &str| {
+        let req = axum::http::Request::builder()
+            .uri(path)
+            .header("host", "shop.example")
+            .header("x-forwarded-for", "203.0.113.9")
+            .header("x-forwarded-proto", "https")
+            .body(axum::body::Body::empty())
+            .unwrap();
+        realip::testing::with_peer(req, "127.0.0.201:5000".parse().unwrap())
+    };
+    let optional = Router::new().route(
+        "/",
+        get(
+            |real: RealIp,
+             scheme: Option<ClientScheme>,
+             host: Option<ClientHost>,
+             base: Option<BaseUrl>| async move {
+                assert!(real.context().is_none());
+                assert!(scheme.is_none() && host.is_none() && base.is_none());
+                real.ip().to_string()
+            },
+        ),
+    );
+    let res = optional.layer(layer()).oneshot(request("/")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+    assert_eq!(&body[..], b"203.0.113.9");
+    let strict = Router::new()
+        .route(
+            "/scheme",
+            get(|ClientScheme(s): ClientScheme| async move { s.to_string() }),
+        )
+        .route("/host", get(|h: ClientHost| async move { h.host }))
+        .route("/base", get(|BaseUrl(b): BaseUrl| async move { b }));
+    for path in ["/scheme", "/host", "/base"] {
+        let res = strict
+            .clone()
+            .layer(layer())
+            .oneshot(request(path))
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+        let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+        let text = String::from_utf8_lossy(&body);
+        assert!(text.contains("`.context(true)`"), "{path}: {text}");
     }
 }

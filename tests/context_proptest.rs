@@ -86,6 +86,7 @@ proptest! {
         let policy = Policy::builder()
             .trust_private()
             .header(if forwarded { HeaderSource::Forwarded } else { HeaderSource::XForwardedFor })
+            .context(true)
             .build()
             .unwrap();
         // `chain` is right to left; headers are written left to right.

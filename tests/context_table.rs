@@ -22,7 +22,7 @@ enum P {
 }
 
 fn policy(p: P) -> Policy {
-    let b = Policy::builder();
+    let b = Policy::builder().context(true);
     let b = match p {
         P::Hops2 => b.trusted_hops(2),
         P::Hops3 => b.trusted_hops(3),
@@ -427,6 +427,14 @@ fn context_off_and_defaults() {
         .build()
         .unwrap();
     assert!(off.resolve(peer, None, &headers).context().is_none());
+    // Off by default, with an address header too (for its cost).
+    let default = Policy::builder()
+        .trust_private()
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    assert!(!default.has_context());
+    assert!(default.resolve(peer, None, &headers).context().is_none());
     // No header configured: off unless asked for.
     assert!(Policy::default()
         .resolve(peer, None, &headers)
@@ -435,19 +443,29 @@ fn context_off_and_defaults() {
     let on = Policy::builder().context(true).build().unwrap();
     let r = on.resolve(peer, None, &headers);
     assert_eq!(r.context().unwrap().scheme(), realip::Scheme::Http);
-    // Options without context are a configuration error.
-    let err = Policy::builder()
-        .trust_private()
-        .header(HeaderSource::XForwardedFor)
-        .context(false)
-        .symmetric(true)
-        .build()
-        .unwrap_err();
-    assert_eq!(err.kind(), realip::ConfigErrorKind::ContextOff);
+    // Options without context are a configuration error naming the
+    // switch, whether context was turned off or left off.
+    for explicit in [true, false] {
+        let b = Policy::builder()
+            .trust_private()
+            .header(HeaderSource::XForwardedFor);
+        let b = if explicit { b.context(false) } else { b };
+        let err = b.symmetric(true).build().unwrap_err();
+        assert_eq!(err.kind(), realip::ConfigErrorKind::ContextOff);
+        assert!(err.to_string().contains("`.context(true)`"), "{err}");
+        let err = Policy::builder()
+            .trust_private()
+            .header(HeaderSource::XForwardedFor)
+            .allowed_host("shop.example")
+            .build()
+            .unwrap_err();
+        assert_eq!(err.kind(), realip::ConfigErrorKind::ContextOff);
+    }
     for bad in ["", "*.", "user@host", "a..b", "*.*.example", "host:80"] {
         let err = Policy::builder()
             .trust_private()
             .header(HeaderSource::XForwardedFor)
+            .context(true)
             .allowed_host(bad)
             .build()
             .unwrap_err();
@@ -460,6 +478,7 @@ fn context_off_and_defaults() {
     let err = Policy::builder()
         .trust_private()
         .header(HeaderSource::XForwardedFor)
+        .context(true)
         .context_headers(ContextHeaders::default().proto(HeaderName::from_static("x_proto")))
         .build()
         .unwrap_err();

@@ -118,6 +118,7 @@ fn client_context_allocates_nothing() {
     let policy = Policy::builder()
         .trust_private()
         .header(HeaderSource::XForwardedFor)
+        .context(true)
         .build()
         .unwrap();
     assert!(policy.has_context());
@@ -147,6 +148,7 @@ fn client_context_allocates_nothing() {
     let fwd = Policy::builder()
         .trust_private()
         .header(HeaderSource::Forwarded)
+        .context(true)
         .build()
         .unwrap();
     let mut headers = HeaderMap::new();

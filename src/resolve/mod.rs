@@ -29,8 +29,8 @@
 //! ([`Resolution::context`], [`ClientContext`]): each step the address walk
 //! believes may also take the matching entry of the context headers
 //! (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`) or the `Forwarded`
-//! element's `proto` and `host`; see [`PolicyBuilder::context`] and
-//! [`Policy::resolve_with`].
+//! element's `proto` and `host`. It is off by default, for its cost per
+//! request; see [`PolicyBuilder::context`] and [`Policy::resolve_with`].
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
@@ -323,6 +323,7 @@ impl Policy {
     /// let policy = Policy::builder()
     ///     .trust_private()
     ///     .header(HeaderSource::XForwardedFor)
+    ///     .context(true)
     ///     .build()?;
     /// let mut headers = HeaderMap::new();
     /// headers.insert("host", HeaderValue::from_static("10.0.0.2:8080"));
@@ -779,7 +780,7 @@ pub struct PolicyBuilder {
     recursive: Option<bool>,
     trusted_hops: Option<usize>,
     hop_cap: Option<usize>,
-    context: Option<bool>,
+    context: bool,
     context_headers: Option<ContextHeaders>,
     symmetric: bool,
     allowed_hosts: Vec<String>,
@@ -866,20 +867,25 @@ impl PolicyBuilder {
         self
     }
 
-    /// Client context (scheme, host, port, prefix) on or off.
+    /// Client context (scheme, host, port, prefix) on or off (default
+    /// off).
     ///
-    /// On by default once an address header is configured: the proxies
-    /// trusted to rewrite the address are the ones that terminate TLS and
-    /// route by host, so without their context headers the app sees `http`
-    /// and an internal host, and builds wrong redirects, callbacks and
-    /// cookies. The context walk believes exactly the steps the address
-    /// walk believes, so turning it on trusts no one new. Without an
-    /// address header (no proxy trusted) it is off by default: the app
-    /// already sees the connection as it is; `context(true)` then gives
-    /// the connection's own values. Off, [`Resolution::context`] is `None`
-    /// and no context header is read.
+    /// Off by default for its cost: with context on, every request
+    /// validates and copies its host into the result and looks for four
+    /// more header names, which measured several times the address walk
+    /// alone even when no context header is present; an app that only
+    /// needs the address should not pay that. Turn it on behind proxies
+    /// that terminate TLS or route by host, where the app otherwise sees
+    /// `http` and an internal host and builds wrong redirects, callbacks
+    /// and cookies. The context walk believes exactly the steps the
+    /// address walk believes, so turning it on trusts no one new; without
+    /// an address header it gives the connection's own values.
+    ///
+    /// Off, [`Resolution::context`] is `None`, no context header is read,
+    /// and the `ClientScheme`, `ClientHost` and `BaseUrl` extractors reject
+    /// with a `500` naming `.context(true)`.
     pub fn context(mut self, on: bool) -> Self {
-        self.context = Some(on);
+        self.context = on;
         self
     }
 
@@ -1017,7 +1023,7 @@ impl PolicyBuilder {
             ));
         }
         let context = build_context(
-            self.context.unwrap_or(!specs.is_empty()),
+            self.context,
             self.context_headers,
             self.symmetric,
             self.allowed_hosts,
@@ -1048,7 +1054,8 @@ fn build_context(
         if headers.is_some() || symmetric || !allowed.is_empty() {
             return Err(ConfigError::new(
                 K::ContextOff,
-                "context headers, symmetry or allowed hosts are set but context is off",
+                "context headers, symmetry or allowed hosts are set but the client context is \
+                 off: turn it on with `.context(true)`",
             ));
         }
         return Ok(None);
