@@ -183,3 +183,54 @@ fn builder_rules_for_live_sets() {
     assert!(p.live_trust().is_some() && p.trusted_proxies().is_empty());
     let _ = Arc::new(p);
 }
+
+/// The context walk reads the same live set as the address walk: the
+/// CDN's `X-Forwarded-Proto`/`-Host` entry is believed exactly while its
+/// range is in the set, and never once it is retired.
+#[test]
+fn context_follows_each_swap() {
+    let live = LiveTrust::new(set("10.0.0.0/8"));
+    let policy = Policy::builder()
+        .live_trust(live.clone())
+        .header(HeaderSource::XForwardedFor)
+        .context(true)
+        .build()
+        .unwrap();
+    let peer: SocketAddr = "10.0.0.2:4000".parse().unwrap();
+    let mut h = xff("198.51.100.7, 173.245.48.9");
+    h.insert("host", HeaderValue::from_static("origin.internal"));
+    // Entry 0 from the CDN (about the client), entry 1 from the internal
+    // proxy (about the CDN's request to it).
+    h.insert("x-forwarded-proto", HeaderValue::from_static("https, http"));
+    h.insert(
+        "x-forwarded-host",
+        HeaderValue::from_static("shop.example, cdn-origin.example"),
+    );
+    let view = |policy: &Policy| {
+        let r = policy.resolve(peer, None, &h);
+        let cx = r.context().unwrap();
+        (
+            r.ip(),
+            cx.scheme().as_str().to_owned(),
+            cx.host().map(str::to_owned),
+        )
+    };
+    let untrusted_cdn = (
+        ip("173.245.48.9"),
+        "http".to_owned(),
+        Some("cdn-origin.example".to_owned()),
+    );
+    assert_eq!(view(&policy), untrusted_cdn);
+    live.set_source("cloudflare", set("173.245.48.0/20"))
+        .unwrap();
+    assert_eq!(
+        view(&policy),
+        (
+            ip("198.51.100.7"),
+            "https".to_owned(),
+            Some("shop.example".to_owned())
+        )
+    );
+    live.set_source("cloudflare", set("104.16.0.0/13")).unwrap();
+    assert_eq!(view(&policy), untrusted_cdn);
+}
