@@ -1022,6 +1022,10 @@ fn bad_flags_exit_2_and_help_exits_0() {
         "--no-recursive",
         "--hops <N>",
         "--proxy-timeout <MS>",
+        "--context <off|on>",
+        "--symmetric",
+        "--allowed-host <NAME>",
+        "--rewrite-uri",
         "--help",
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");

@@ -4,11 +4,13 @@
 use axum::response::{IntoResponse, Response};
 use http::header::CONTENT_TYPE;
 use realip::proxy::{kind, Command, Header, OwnedHeader, Version};
+use realip::resolve::{ClientContext, Field};
 use realip::{RealIp, Source, Stop};
 use serde_json::{json, Map, Value};
 
 /// The handler for every path.
-pub(crate) async fn whoami(real: RealIp) -> Response {
+pub(crate) async fn whoami(real: RealIp, uri: http::Uri) -> Response {
+    let cx = real.context();
     let body = json!({
         "client_ip": real.ip().to_string(),
         "client_port": real.port(),
@@ -22,8 +24,33 @@ pub(crate) async fn whoami(real: RealIp) -> Response {
         "conclusive": real.is_conclusive(),
         "hops": real.hops().map(|ip| ip.to_string()).collect::<Vec<_>>(),
         "proxy_protocol": real.proxy_header().map(proxy_json),
+        "scheme": cx.map(|c| c.scheme().as_str()),
+        "host": cx.and_then(|c| c.host()),
+        "port": cx.map(|c| c.port()),
+        "prefix": cx.and_then(|c| c.prefix()),
+        "context": cx.map(context_json),
+        "uri": uri.to_string(),
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// Where each context value came from and why the context walk stopped.
+fn context_json(c: &ClientContext) -> Value {
+    let ignored: Vec<&str> = [Field::Proto, Field::Host, Field::Port, Field::Prefix]
+        .into_iter()
+        .filter(|f| c.ignored(*f))
+        .map(Field::as_str)
+        .collect();
+    json!({
+        "scheme_source": c.scheme_source().to_string(),
+        "host_source": c.host_source().to_string(),
+        "port_source": c.port_source().to_string(),
+        "prefix_source": c.prefix().map(|_| c.prefix_source().to_string()),
+        "stop": c.stop().to_string(),
+        "ignored": ignored,
+        "host_rejected": c.host_rejected(),
+        "base_url": c.base_url(),
+    })
 }
 
 fn stop_name(stop: Stop) -> &'static str {

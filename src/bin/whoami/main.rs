@@ -82,6 +82,28 @@ struct Cli {
     #[arg(long, value_name = "MS")]
     proxy_timeout: Option<u64>,
 
+    /// Resolve the client's scheme, host, port and prefix from the context
+    /// headers that go with --header (X-Forwarded-Proto/-Host/-Port/-Prefix;
+    /// proto= and host= for forwarded) [default: on, unlike the library,
+    /// where it is off for its cost].
+    #[arg(long, value_name = "off|on")]
+    context: Option<Switch>,
+
+    /// Ignore a context header whose entry count differs from the address
+    /// header's.
+    #[arg(long)]
+    symmetric: bool,
+
+    /// Accept only these forwarded hosts (`*.example.com` for any name
+    /// below it); repeatable [default: every valid host].
+    #[arg(long, value_name = "NAME")]
+    allowed_host: Vec<String>,
+
+    /// Rewrite the request URI's scheme and authority to the client's
+    /// (shown as `uri`).
+    #[arg(long)]
+    rewrite_uri: bool,
+
     /// Read flags from a TOML file whose keys are the long flag names
     /// (`trust = ["127.0.0.0/8"]`, `proxy-protocol = "required"`,
     /// `no-recursive = true`); flags on the command line win.
@@ -100,6 +122,15 @@ enum ProxyProtocol {
     Required,
 }
 
+/// `--context` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Switch {
+    /// Only the address: no context header is read.
+    Off,
+    /// The address and the client context.
+    On,
+}
+
 /// The flags with their defaults applied: what the server runs with.
 #[derive(Debug)]
 struct Settings {
@@ -111,6 +142,10 @@ struct Settings {
     recursive: bool,
     hops: Option<usize>,
     proxy_timeout: Option<Duration>,
+    context: bool,
+    symmetric: bool,
+    allowed_hosts: Vec<String>,
+    rewrite_uri: bool,
 }
 
 impl Cli {
@@ -143,6 +178,11 @@ impl Cli {
             recursive: !self.no_recursive,
             hops: self.hops,
             proxy_timeout: self.proxy_timeout.map(Duration::from_millis),
+            // whoami shows what the app would see, context included.
+            context: self.context != Some(Switch::Off),
+            symmetric: self.symmetric,
+            allowed_hosts: self.allowed_host,
+            rewrite_uri: self.rewrite_uri,
         })
     }
 }
@@ -168,7 +208,16 @@ fn layer(s: &Settings) -> Result<RealIpLayer, String> {
     if !s.recursive {
         b = b.recursive(false);
     }
-    b = b.header(s.header.clone());
+    b = b.header(s.header.clone()).context(s.context);
+    if s.symmetric {
+        b = b.symmetric(true);
+    }
+    for h in &s.allowed_hosts {
+        b = b.allowed_host(h.clone());
+    }
+    if s.rewrite_uri {
+        b = b.rewrite_uri(true);
+    }
     b.build().map_err(|e| format!("policy: {e}"))
 }
 
@@ -279,6 +328,7 @@ async fn main() -> ExitCode {
         header = %args.header.name(),
         recursive = args.recursive,
         hops = ?args.hops,
+        context = args.context,
         "whoami listening"
     );
 
@@ -346,6 +396,42 @@ mod tests {
         assert!(trusted.contains("127.0.0.1".parse().unwrap()));
         assert!(!trusted.contains("203.0.113.1".parse().unwrap()));
         assert!(!trusted.contains("100.64.0.1".parse().unwrap()));
+        assert!(a.context && !a.symmetric && !a.rewrite_uri && a.allowed_hosts.is_empty());
+        assert!(l.policy().has_context());
+    }
+
+    #[test]
+    fn context_flags() {
+        let a = parse(&[
+            "--context",
+            "on",
+            "--symmetric",
+            "--allowed-host",
+            "shop.example",
+            "--allowed-host",
+            "*.example.org",
+            "--rewrite-uri",
+        ])
+        .unwrap();
+        assert!(a.context && a.symmetric && a.rewrite_uri);
+        assert_eq!(a.allowed_hosts, ["shop.example", "*.example.org"]);
+        assert!(layer(&a).unwrap().policy().has_context());
+        let off = parse(&["--context", "off"]).unwrap();
+        assert!(!off.context);
+        assert!(!layer(&off).unwrap().policy().has_context());
+        // Context options with context off, or a bad host pattern: errors
+        // when the policy is built.
+        for bad in [
+            &["--context", "off", "--symmetric"][..],
+            &["--context", "off", "--rewrite-uri"],
+            &["--context", "off", "--allowed-host", "shop.example"],
+            &["--allowed-host", "user@host"],
+        ] {
+            let a = parse(bad).unwrap();
+            assert!(layer(&a).is_err(), "{bad:?}");
+        }
+        assert!(parse(&["--context", "maybe"]).is_err());
+        assert!(parse(&["--allowed-host"]).is_err());
     }
 
     #[test]
@@ -414,7 +500,7 @@ mod tests {
     }
 
     /// Each flag, as a file key and as command-line flags meaning the same.
-    const SAMPLES: [(&str, &str, &[&str]); 8] = [
+    const SAMPLES: [(&str, &str, &[&str]); 12] = [
         (
             "listen",
             r#""127.0.0.2:9000""#,
@@ -439,6 +525,19 @@ mod tests {
         ("no-recursive", "true", &["--no-recursive"]),
         ("hops", "2", &["--hops", "2"]),
         ("proxy-timeout", "4000", &["--proxy-timeout", "4000"]),
+        ("context", r#""off""#, &["--context", "off"]),
+        ("symmetric", "true", &["--symmetric"]),
+        (
+            "allowed-host",
+            r#"["shop.example", "*.example.org"]"#,
+            &[
+                "--allowed-host",
+                "shop.example",
+                "--allowed-host",
+                "*.example.org",
+            ],
+        ),
+        ("rewrite-uri", "true", &["--rewrite-uri"]),
     ];
 
     fn debug(mut cli: Cli) -> String {
