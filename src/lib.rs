@@ -13,6 +13,8 @@ pub mod io;
 pub mod extract;
 #[cfg(feature = "tower")]
 pub mod layer;
+#[cfg(feature = "outbound")]
+pub mod outbound;
 #[cfg(feature = "tower")]
 pub mod testing;
 

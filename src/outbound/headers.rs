@@ -1,0 +1,641 @@
+//! Writing `X-Forwarded-For` / RFC 7239 `Forwarded` for the next hop.
+//!
+//! [`ForwardHeaders`] rewrites a request's forwarding headers from its
+//! [`RealIp`]; [`ForwardHeadersLayer`] does it in a tower client stack for
+//! every request that carries one.
+//!
+//! **Believed chain (the default).** The header written lists what this hop
+//! believed, client first, then each trusted proxy the walk stepped over,
+//! ending with the address that handed the request to this hop (the socket
+//! peer, or the PROXY source when the listener accepted a header: the load
+//! balancer that sent it relayed bytes and wrote no entry). Entries left of
+//! the client, which the client wrote, are dropped. Every other
+//! address header (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`,
+//! `CF-Connecting-IP`, `True-Client-IP`, `Fly-Client-IP`,
+//! `X-Envoy-External-Address`, `CloudFront-Viewer-Address`, and the header
+//! the policy read) is removed: this hop vouches for none of them. Context
+//! headers (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`) are removed when
+//! the peer was not trusted (the client wrote them).
+//!
+//! A next hop that trusts this hop and the proxies this hop trusts resolves
+//! the same client again. When this hop's walk was inconclusive (a
+//! malformed entry, the hop cap, ...), the chain starts with `unknown`, so
+//! the next hop stops at the same address and knows it is inconclusive too:
+//! a result never becomes more certain by being passed on.
+//!
+//! **Append mode** ([`ForwardHeaders::append`]): the incoming header is kept
+//! as it is and the connection's address (PROXY source or socket peer) is
+//! appended, as a plain proxy does; nothing is removed. The next hop must
+//! then do its own trusted walk.
+//!
+//! ```
+//! use http::Request;
+//! use realip::outbound::ForwardHeaders;
+//! use realip::{testing, RealIp};
+//!
+//! // A request RealIpLayer resolved: the client connected from 203.0.113.9
+//! // and forged an X-Forwarded-For entry.
+//! let mut req = Request::builder()
+//!     .header("x-forwarded-for", "6.6.6.6")
+//!     .body(())?;
+//! req = testing::with_client_addr(req, "203.0.113.9:5123".parse()?);
+//! let (mut parts, ()) = req.into_parts();
+//! let real = RealIp::from_extensions(&parts.extensions);
+//! ForwardHeaders::x_forwarded_for().write(real, &mut parts.headers);
+//! assert_eq!(parts.headers["x-forwarded-for"], "203.0.113.9");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{HeaderName, HeaderValue};
+use http::{HeaderMap, Request};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::extract::RealIp;
+use crate::forwarded;
+use crate::resolve::{Source, Stop};
+
+/// The header a [`ForwardHeaders`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Format {
+    /// `X-Forwarded-For: client, proxy1, proxy2` (bare addresses, no ports).
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy1;by=this-hop`, with the
+    /// client's port when known and IPv6 quoted and bracketed.
+    Forwarded,
+}
+
+/// A `by=` node identifier for RFC 7239 `Forwarded`: an address, an
+/// address and port, or an obfuscated name such as `_edge1`
+/// (RFC 7239 §6.3), which names this hop without revealing its address.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Node(NodeKind);
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+enum NodeKind {
+    Ip(IpAddr),
+    Addr(SocketAddr),
+    Obfuscated(Box<str>),
+}
+
+/// An obfuscated identifier that RFC 7239 §6.3 does not allow: it must be
+/// `_` followed by at least one of `A-Z a-z 0-9 . _ -`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidNode(());
+
+impl fmt::Display for InvalidNode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an obfuscated node is `_` followed by letters, digits, `.`, `_` or `-`")
+    }
+}
+
+impl std::error::Error for InvalidNode {}
+
+impl Node {
+    /// This hop by address (`by=10.0.0.1`, `by="[2001:db8::1]"`).
+    pub fn ip(ip: IpAddr) -> Node {
+        Node(NodeKind::Ip(forwarded::ip_of(forwarded::bits_of(ip))))
+    }
+
+    /// This hop by address and port (`by="10.0.0.1:443"`).
+    pub fn addr(addr: SocketAddr) -> Node {
+        Node(NodeKind::Addr(SocketAddr::new(
+            forwarded::ip_of(forwarded::bits_of(addr.ip())),
+            addr.port(),
+        )))
+    }
+
+    /// This hop by an obfuscated name (`by=_edge1`).
+    ///
+    /// # Errors
+    /// [`InvalidNode`] unless `name` is `_` followed by at least one of
+    /// `A-Z a-z 0-9 . _ -`.
+    pub fn obfuscated(name: &str) -> Result<Node, InvalidNode> {
+        match name.as_bytes() {
+            [b'_', rest @ ..]
+                if !rest.is_empty()
+                    && rest
+                        .iter()
+                        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-')) =>
+            {
+                Ok(Node(NodeKind::Obfuscated(name.into())))
+            }
+            _ => Err(InvalidNode(())),
+        }
+    }
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = Vec::new();
+        write_node(&mut out, &self.0);
+        f.write_str(&String::from_utf8_lossy(&out))
+    }
+}
+
+/// Rewrites a request's forwarding headers from its [`RealIp`] before the
+/// request is sent to the next hop; see the [module docs](self) for what is
+/// written and removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[must_use]
+pub struct ForwardHeaders {
+    format: Format,
+    append: bool,
+    by: Option<Node>,
+}
+
+/// Address headers a believed chain replaces.
+fn is_address_header(name: &str) -> bool {
+    matches!(
+        name,
+        "x-forwarded-for"
+            | "forwarded"
+            | "x-real-ip"
+            | "cf-connecting-ip"
+            | "true-client-ip"
+            | "fly-client-ip"
+            | "x-envoy-external-address"
+            | "cloudfront-viewer-address"
+    )
+}
+
+/// Context headers dropped when they came from an untrusted peer.
+fn is_context_header(name: &str) -> bool {
+    matches!(
+        name,
+        "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port" | "x-forwarded-prefix"
+    )
+}
+
+impl ForwardHeaders {
+    /// Writes `X-Forwarded-For`.
+    pub fn x_forwarded_for() -> Self {
+        Self::new(Format::XForwardedFor)
+    }
+
+    /// Writes RFC 7239 `Forwarded`.
+    pub fn forwarded() -> Self {
+        Self::new(Format::Forwarded)
+    }
+
+    /// Writes `format`.
+    pub fn new(format: Format) -> Self {
+        ForwardHeaders {
+            format,
+            append: false,
+            by: None,
+        }
+    }
+
+    /// Append mode: keep the incoming header and append the connection's
+    /// address (PROXY source or socket peer), as a plain proxy does. The
+    /// client's own entries then travel on, left of it; only a next hop
+    /// that walks its trusted proxies itself will ignore them.
+    pub fn append(mut self) -> Self {
+        self.append = true;
+        self
+    }
+
+    /// Names this hop in `by=` on the element it writes (`Forwarded` only;
+    /// `X-Forwarded-For` has no such field and ignores it).
+    pub fn by(mut self, node: Node) -> Self {
+        self.by = Some(node);
+        self
+    }
+
+    /// The header written.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Whether append mode is on.
+    pub fn is_append(&self) -> bool {
+        self.append
+    }
+
+    /// Rewrites `headers` for the next hop from `real`.
+    ///
+    /// Without a [`RealIp`] (the request did not pass through
+    /// [`RealIpLayer`](crate::RealIpLayer)) nothing can be vouched for: every
+    /// address and context header is removed and none is written, in both
+    /// modes.
+    pub fn write(&self, real: Option<&RealIp>, headers: &mut HeaderMap) {
+        let Some(real) = real else {
+            strip(headers, None, true);
+            return;
+        };
+        let name = match self.format {
+            Format::XForwardedFor => forwarded::X_FORWARDED_FOR,
+            Format::Forwarded => forwarded::FORWARDED,
+        };
+        let mut out = Vec::with_capacity(64);
+        if self.append {
+            let conn = connection_addr(real);
+            for line in headers.get_all(&name) {
+                out.extend_from_slice(line.as_bytes());
+                out.extend_from_slice(b", ");
+            }
+            self.element(&mut out, conn, None, true);
+        } else {
+            let read = match real.source() {
+                Source::Header(n) if !is_address_header(n.as_str()) => Some(n),
+                _ => None,
+            };
+            let untrusted_peer =
+                real.stop() == Stop::UntrustedHop && !matches!(real.source(), Source::Header(_));
+            strip(headers, read, untrusted_peer);
+            self.believed(&mut out, real);
+        }
+        match HeaderValue::from_bytes(&out) {
+            Ok(v) => {
+                headers.insert(name, v);
+            }
+            // Appended lines always were valid values, and everything this
+            // module writes is visible ASCII: unreachable, but fail closed.
+            Err(_) => strip(headers, None, true),
+        }
+    }
+
+    /// The believed chain, client first.
+    fn believed(&self, out: &mut Vec<u8>, real: &RealIp) {
+        if !real.is_conclusive() {
+            match self.format {
+                Format::XForwardedFor => out.extend_from_slice(b"unknown, "),
+                Format::Forwarded => out.extend_from_slice(b"for=unknown, "),
+            }
+        }
+        let hops = real.hops();
+        let len = hops.len();
+        // The socket peer of a PROXY connection relayed bytes and wrote no
+        // entry; the PROXY source handed the request over.
+        let skip = usize::from(has_proxy_source(real));
+        // Between the anchor and the client: the trusted proxies walked.
+        // A too-short hop count fell back to the anchor: nothing between.
+        let between = if real.stop() == Stop::TooShort {
+            0
+        } else {
+            len.saturating_sub(skip + 1)
+        };
+        let client = real.ip();
+        let only = between == 0;
+        self.element(out, client, real.port(), only);
+        for (i, ip) in hops.skip(skip).take(between).rev().enumerate() {
+            out.extend_from_slice(b", ");
+            self.element(out, ip, None, i + 1 == between);
+        }
+    }
+
+    /// One list element; `last` is the element this hop received from,
+    /// which carries `by`.
+    fn element(&self, out: &mut Vec<u8>, ip: IpAddr, port: Option<u16>, last: bool) {
+        match self.format {
+            Format::XForwardedFor => write_ip(out, ip),
+            Format::Forwarded => {
+                out.extend_from_slice(b"for=");
+                match port {
+                    Some(p) => write_node(out, &NodeKind::Addr(SocketAddr::new(ip, p))),
+                    None => write_node(out, &NodeKind::Ip(ip)),
+                }
+                if let (true, Some(by)) = (last, &self.by) {
+                    out.extend_from_slice(b";by=");
+                    write_node(out, &by.0);
+                }
+            }
+        }
+    }
+
+    /// A layer applying this rewrite to every request of a client stack.
+    pub fn layer(self) -> ForwardHeadersLayer {
+        ForwardHeadersLayer {
+            config: Arc::new(self),
+        }
+    }
+}
+
+/// Whether the resolution started from an accepted PROXY source (its
+/// second hop is that source).
+fn has_proxy_source(real: &RealIp) -> bool {
+    real.proxy_header().and_then(|h| h.source()).is_some() && real.hops().len() >= 2
+}
+
+/// The address the connection came from: the PROXY source, else the peer.
+fn connection_addr(real: &RealIp) -> IpAddr {
+    match real.proxy_header().and_then(|h| h.source()) {
+        Some(s) => forwarded::ip_of(forwarded::bits_of(s.ip())),
+        None => forwarded::ip_of(forwarded::bits_of(real.peer().ip())),
+    }
+}
+
+/// Removes every address header (and `extra`), and the context headers
+/// when `context` is set. Only names present are removed: a scan of a
+/// request's few lines is cheaper than hashing each name.
+fn strip(headers: &mut HeaderMap, extra: Option<&HeaderName>, context: bool) {
+    let mut found: [Option<HeaderName>; 13] = Default::default();
+    let mut n = 0;
+    for key in headers.keys() {
+        let name = key.as_str();
+        let hit =
+            is_address_header(name) || extra == Some(key) || (context && is_context_header(name));
+        if hit && n < found.len() {
+            found[n] = Some(key.clone());
+            n += 1;
+        }
+    }
+    for key in found.iter().flatten() {
+        headers.remove(key);
+    }
+}
+
+/// An address as `X-Forwarded-For` writes it: dotted quad or RFC 5952 IPv6.
+fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, d] = v4.octets();
+            write_u8(out, a);
+            out.push(b'.');
+            write_u8(out, b);
+            out.push(b'.');
+            write_u8(out, c);
+            out.push(b'.');
+            write_u8(out, d);
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            // Writing into a Vec cannot fail.
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+fn write_u8(out: &mut Vec<u8>, n: u8) {
+    if n >= 100 {
+        out.push(b'0' + n / 100);
+    }
+    if n >= 10 {
+        out.push(b'0' + n / 10 % 10);
+    }
+    out.push(b'0' + n % 10);
+}
+
+fn write_u16(out: &mut Vec<u8>, n: u16) {
+    use std::io::Write;
+    let _ = write!(out, "{n}");
+}
+
+/// An RFC 7239 node: IPv4 bare, IPv6 bracketed and quoted, a port quoted
+/// with its address, obfuscated names bare.
+fn write_node(out: &mut Vec<u8>, node: &NodeKind) {
+    match node {
+        NodeKind::Ip(ip @ IpAddr::V4(_)) => write_ip(out, *ip),
+        NodeKind::Ip(ip @ IpAddr::V6(_)) => {
+            out.extend_from_slice(b"\"[");
+            write_ip(out, *ip);
+            out.extend_from_slice(b"]\"");
+        }
+        NodeKind::Addr(a) => {
+            out.push(b'"');
+            match a.ip() {
+                ip @ IpAddr::V4(_) => write_ip(out, ip),
+                ip @ IpAddr::V6(_) => {
+                    out.push(b'[');
+                    write_ip(out, ip);
+                    out.push(b']');
+                }
+            }
+            out.push(b':');
+            write_u16(out, a.port());
+            out.push(b'"');
+        }
+        NodeKind::Obfuscated(name) => out.extend_from_slice(name.as_bytes()),
+    }
+}
+
+/// Applies a [`ForwardHeaders`] rewrite to every request of a client stack
+/// (the request about to be sent upstream must carry the incoming
+/// request's [`RealIp`] extension).
+///
+/// ```
+/// use realip::outbound::ForwardHeaders;
+/// use tower::ServiceBuilder;
+///
+/// let client = ServiceBuilder::new()
+///     .layer(ForwardHeaders::forwarded().layer())
+///     .service(tower::service_fn(|req: http::Request<()>| async move {
+///         Ok::<_, std::convert::Infallible>(req.headers().clone())
+///     }));
+/// # let _ = client;
+/// ```
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct ForwardHeadersLayer {
+    config: Arc<ForwardHeaders>,
+}
+
+impl<S> Layer<S> for ForwardHeadersLayer {
+    type Service = ForwardHeadersService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ForwardHeadersService {
+            inner,
+            config: self.config.clone(),
+        }
+    }
+}
+
+/// The service [`ForwardHeadersLayer`] wraps around a client `S`.
+#[derive(Clone, Debug)]
+pub struct ForwardHeadersService<S> {
+    inner: S,
+    config: Arc<ForwardHeaders>,
+}
+
+impl<S> ForwardHeadersService<S> {
+    /// The wrapped client.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped client, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped client.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, B> Service<Request<B>> for ForwardHeadersService<S>
+where
+    S: Service<Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        let (mut parts, body) = req.into_parts();
+        self.config
+            .write(parts.extensions.get::<RealIp>(), &mut parts.headers);
+        self.inner.call(Request::from_parts(parts, body))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resolve::{HeaderSource, Policy};
+
+    fn resolve(policy: &Policy, peer: &str, xff: Option<&str>) -> RealIp {
+        let mut h = HeaderMap::new();
+        if let Some(x) = xff {
+            h.insert("x-forwarded-for", x.parse().unwrap());
+        }
+        let peer: SocketAddr = peer.parse().unwrap();
+        RealIp::new(policy.resolve(peer, None, &h), peer, None)
+    }
+
+    fn private() -> Policy {
+        Policy::builder()
+            .trust_private()
+            .header(HeaderSource::XForwardedFor)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn believed_chain_drops_client_written_entries() {
+        let real = resolve(
+            &private(),
+            "10.0.0.2:4000",
+            Some("6.6.6.6, 203.0.113.9, 10.0.0.7"),
+        );
+        let mut h = HeaderMap::new();
+        ForwardHeaders::x_forwarded_for().write(Some(&real), &mut h);
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9, 10.0.0.7, 10.0.0.2");
+        let mut h = HeaderMap::new();
+        ForwardHeaders::forwarded()
+            .by(Node::obfuscated("_edge").unwrap())
+            .write(Some(&real), &mut h);
+        assert_eq!(
+            h["forwarded"],
+            "for=203.0.113.9, for=10.0.0.7, for=10.0.0.2;by=_edge"
+        );
+    }
+
+    #[test]
+    fn untrusted_peer_context_and_other_address_headers_removed() {
+        let real = resolve(&private(), "198.51.100.4:4000", None);
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("x-forwarded-for", "6.6.6.6"),
+            ("forwarded", "for=6.6.6.6"),
+            ("x-real-ip", "6.6.6.6"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("accept", "*/*"),
+        ] {
+            h.append(k, v.parse().unwrap());
+        }
+        ForwardHeaders::x_forwarded_for().write(Some(&real), &mut h);
+        assert_eq!(h["x-forwarded-for"], "198.51.100.4");
+        assert_eq!(h.len(), 2, "{h:?}");
+        assert_eq!(h["accept"], "*/*");
+    }
+
+    #[test]
+    fn trusted_peer_keeps_context_headers() {
+        let real = resolve(&private(), "10.0.0.2:4000", Some("203.0.113.9"));
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        ForwardHeaders::x_forwarded_for().write(Some(&real), &mut h);
+        assert_eq!(h["x-forwarded-proto"], "https");
+    }
+
+    #[test]
+    fn append_keeps_incoming_and_appends_peer() {
+        let real = resolve(&private(), "198.51.100.4:4000", Some("6.6.6.6"));
+        let mut h = HeaderMap::new();
+        h.append("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.append("x-forwarded-for", "7.7.7.7".parse().unwrap());
+        ForwardHeaders::x_forwarded_for()
+            .append()
+            .write(Some(&real), &mut h);
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 7.7.7.7, 198.51.100.4");
+        assert_eq!(h.get_all("x-forwarded-for").iter().count(), 1);
+    }
+
+    #[test]
+    fn ipv6_and_ports_quoted_per_rfc7239() {
+        let real = RealIp::new(
+            Policy::default().resolve(
+                "[2001:db8::1]:443".parse().unwrap(),
+                None,
+                &HeaderMap::new(),
+            ),
+            "[2001:db8::1]:443".parse().unwrap(),
+            None,
+        );
+        let mut h = HeaderMap::new();
+        ForwardHeaders::forwarded()
+            .by(Node::ip("2001:db8::2".parse().unwrap()))
+            .write(Some(&real), &mut h);
+        assert_eq!(
+            h["forwarded"],
+            "for=\"[2001:db8::1]:443\";by=\"[2001:db8::2]\""
+        );
+        let mut h = HeaderMap::new();
+        ForwardHeaders::x_forwarded_for().write(Some(&real), &mut h);
+        assert_eq!(h["x-forwarded-for"], "2001:db8::1");
+    }
+
+    #[test]
+    fn inconclusive_stays_inconclusive() {
+        let real = resolve(&private(), "10.0.0.2:4000", Some("garbage, 10.0.0.7"));
+        assert!(!real.is_conclusive());
+        let mut h = HeaderMap::new();
+        ForwardHeaders::x_forwarded_for().write(Some(&real), &mut h);
+        assert_eq!(h["x-forwarded-for"], "unknown, 10.0.0.7, 10.0.0.2");
+        let again = Policy::builder()
+            .trust_private()
+            .header(HeaderSource::XForwardedFor)
+            .build()
+            .unwrap()
+            .resolve("10.0.0.3:1".parse().unwrap(), None, &h);
+        assert_eq!(again.ip(), real.ip());
+        assert!(!again.is_conclusive());
+    }
+
+    #[test]
+    fn without_real_ip_everything_is_removed() {
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("x-forwarded-host", "evil".parse().unwrap());
+        ForwardHeaders::x_forwarded_for()
+            .append()
+            .write(None, &mut h);
+        assert!(h.is_empty(), "{h:?}");
+    }
+
+    #[test]
+    fn obfuscated_grammar() {
+        for ok in ["_a", "_edge-1.x_y"] {
+            assert!(Node::obfuscated(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "_", "edge", "_a b", "_a;b", "_é"] {
+            assert!(Node::obfuscated(bad).is_err(), "{bad}");
+        }
+    }
+}
