@@ -9,6 +9,7 @@
 //! - [`peers`]: [`Haproxy`] and [`Nginx`] started from a config body.
 //! - [`curl`]: a bounded `curl` run returning status, body and TLS facts.
 //! - [`capture`]: a raw loopback server recording the bytes each connection sent.
+//! - [`examples`]: example binaries (whoami, edge_proxy) built by cargo and run as servers.
 //! - [`tls`]: self-signed certificates for haproxy and rustls.
 
 // Each test binary uses a different subset of this module, and its items
@@ -17,6 +18,7 @@
 
 pub mod capture;
 pub mod curl;
+pub mod examples;
 pub mod net;
 pub mod peers;
 pub mod tls;
