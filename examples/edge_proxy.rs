@@ -35,7 +35,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use ipnet::IpNet;
 use realip::outbound::{
-    ForwardHeaders, Format, ProxyVersion, UpstreamClient, UpstreamError, UpstreamHeader,
+    Format, ForwardHeaders, ProxyVersion, UpstreamClient, UpstreamError, UpstreamHeader,
 };
 use realip::{HeaderSource, Mode, ProxiedAddr, ProxyAcceptor, RealIp, RealIpLayer, TrustedProxies};
 use tokio::net::TcpListener;
@@ -334,7 +334,10 @@ async fn main() -> ExitCode {
             let app = tower::service_fn(move |req| forward_request(conn.clone(), req));
             let service = layer.layer_connection(app, &addr);
             let served = auto::Builder::new(TokioExecutor::new())
-                .serve_connection_with_upgrades(TokioIo::new(stream), TowerToHyperService::new(service))
+                .serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                )
                 .await;
             if let Err(e) = served {
                 tracing::debug!("connection from {peer}: {e}");
@@ -363,7 +366,9 @@ fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
         .flat_map(|v| v.split(','))
         .filter_map(|t| HeaderName::try_from(t.trim()).ok())
         .collect();
-    let kept = upgrade.then(|| headers.get(header::UPGRADE).cloned()).flatten();
+    let kept = upgrade
+        .then(|| headers.get(header::UPGRADE).cloned())
+        .flatten();
     for name in named.iter().chain(&HOP_BY_HOP) {
         headers.remove(name);
     }
@@ -390,9 +395,15 @@ fn text(status: StatusCode, body: &'static str) -> Response<Body> {
     res
 }
 
-async fn forward_request(conn: Arc<Conn>, mut req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+async fn forward_request(
+    conn: Arc<Conn>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
     let Some(real) = RealIp::from_extensions(req.extensions()).cloned() else {
-        return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "no client address\n"));
+        return Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no client address\n",
+        ));
     };
     let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let Ok(uri) = format!("http://{}{path}", conn.shared.upstream).parse::<Uri>() else {
@@ -404,7 +415,11 @@ async fn forward_request(conn: Arc<Conn>, mut req: Request<Incoming>) -> Result<
     // The upstream speaks HTTP/1.1 whatever the client spoke; an HTTP/2
     // request's authority becomes its Host.
     if !parts.headers.contains_key(header::HOST) {
-        if let Some(Ok(host)) = parts.uri.authority().map(|a| HeaderValue::from_str(a.as_str())) {
+        if let Some(Ok(host)) = parts
+            .uri
+            .authority()
+            .map(|a| HeaderValue::from_str(a.as_str()))
+        {
             parts.headers.insert(header::HOST, host);
         }
     }
@@ -420,7 +435,12 @@ async fn forward_request(conn: Arc<Conn>, mut req: Request<Incoming>) -> Result<
     up.extensions_mut().insert(real.clone());
 
     let sent = match conn.shared.send_proxy {
-        None => conn.shared.pooled.request(up).await.map_err(UpstreamError::Upstream),
+        None => conn
+            .shared
+            .pooled
+            .request(up)
+            .await
+            .map_err(UpstreamError::Upstream),
         Some(version) => {
             let client = conn.upstream.get_or_init(|| {
                 let mut header = UpstreamHeader::for_client(version, &real, conn.local);
@@ -440,7 +460,10 @@ async fn forward_request(conn: Arc<Conn>, mut req: Request<Incoming>) -> Result<
                 Ok(c) => c.request(up).await,
                 Err(e) => {
                     tracing::warn!("PROXY header: {e}");
-                    return Ok(text(StatusCode::INTERNAL_SERVER_ERROR, "proxy header error\n"));
+                    return Ok(text(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "proxy header error\n",
+                    ));
                 }
             }
         }
@@ -489,7 +512,10 @@ mod tests {
         assert_eq!(a.proxy_protocol, ProxyProtocol::Optional);
         assert!(a.proxy_from.contains(&"10.0.0.0/8".parse().unwrap()));
         let l = layer(&a).unwrap();
-        assert!(l.policy().trusted_proxies().contains("192.168.1.1".parse().unwrap()));
+        assert!(l
+            .policy()
+            .trusted_proxies()
+            .contains("192.168.1.1".parse().unwrap()));
     }
 
     #[test]
@@ -499,8 +525,21 @@ mod tests {
             &["--upstream", "nowhere"],
             &["--upstream", "127.0.0.1:9000", "--send-proxy", "v3"],
             &["--upstream", "127.0.0.1:9000", "--forwarded", "x"],
-            &["--upstream", "127.0.0.1:9000", "--forwarded", "off", "--append"],
-            &["--upstream", "127.0.0.1:9000", "--header", "x-a", "--header", "x-b"],
+            &[
+                "--upstream",
+                "127.0.0.1:9000",
+                "--forwarded",
+                "off",
+                "--append",
+            ],
+            &[
+                "--upstream",
+                "127.0.0.1:9000",
+                "--header",
+                "x-a",
+                "--header",
+                "x-b",
+            ],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
@@ -509,7 +548,10 @@ mod tests {
     #[test]
     fn hop_by_hop_removed_upgrade_kept() {
         let mut h = HeaderMap::new();
-        h.insert(header::CONNECTION, HeaderValue::from_static("upgrade, x-secret"));
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("upgrade, x-secret"),
+        );
         h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         h.insert("x-secret", HeaderValue::from_static("1"));
         h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
