@@ -133,9 +133,9 @@ impl Node {
 
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut out = Vec::new();
+        let mut out = Spill(Vec::new());
         write_node(&mut out, &self.0);
-        f.write_str(&String::from_utf8_lossy(&out))
+        f.write_str(&String::from_utf8_lossy(&out.0))
     }
 }
 
@@ -234,40 +234,67 @@ impl ForwardHeaders {
             Format::XForwardedFor => forwarded::X_FORWARDED_FOR,
             Format::Forwarded => forwarded::FORWARDED,
         };
-        let mut out = Vec::with_capacity(64);
-        if self.append {
-            let conn = connection_addr(real);
-            for line in headers.get_all(&name) {
-                out.extend_from_slice(line.as_bytes());
-                out.extend_from_slice(b", ");
+        // Composed on the stack when it fits (one allocation: the value's).
+        let mut stack = Stack::new();
+        self.compose(&mut stack, real, &name, headers);
+        let value = match stack.as_bytes() {
+            Some(bytes) => HeaderValue::from_bytes(bytes),
+            None => {
+                let mut spill = Spill(Vec::with_capacity(512));
+                self.compose(&mut spill, real, &name, headers);
+                HeaderValue::from_bytes(&spill.0)
             }
-            self.element(&mut out, conn, None, true);
+        };
+        let Ok(value) = value else {
+            // Appended lines always were valid values, and everything this
+            // module writes is visible ASCII: unreachable, but fail closed.
+            strip(headers, None, true);
+            return;
+        };
+        if self.append {
+            place(headers, &name, value, |_| false, None, false);
         } else {
             let read = match real.source() {
-                Source::Header(n) if !is_address_header(n.as_str()) => Some(n),
+                Source::Header(n) if !is_address_header(n.as_str()) => Some(n.clone()),
                 _ => None,
             };
             let untrusted_peer =
                 real.stop() == Stop::UntrustedHop && !matches!(real.source(), Source::Header(_));
-            strip(headers, read, untrusted_peer);
-            self.believed(&mut out, real);
+            place(
+                headers,
+                &name,
+                value,
+                |n| {
+                    is_address_header(n)
+                        || read.as_ref().is_some_and(|r| r.as_str() == n)
+                        || (untrusted_peer && is_context_header(n))
+                },
+                read.as_ref(),
+                untrusted_peer,
+            );
         }
-        match HeaderValue::from_bytes(&out) {
-            Ok(v) => {
-                headers.insert(name, v);
+    }
+
+    /// The whole header value: the believed chain, or the incoming lines
+    /// with the connection's address appended.
+    fn compose<S: Sink>(&self, out: &mut S, real: &RealIp, name: &HeaderName, headers: &HeaderMap) {
+        if self.append {
+            for line in headers.get_all(name) {
+                out.put(line.as_bytes());
+                out.put(b", ");
             }
-            // Appended lines always were valid values, and everything this
-            // module writes is visible ASCII: unreachable, but fail closed.
-            Err(_) => strip(headers, None, true),
+            self.element(out, connection_addr(real), None, true);
+        } else {
+            self.believed(out, real);
         }
     }
 
     /// The believed chain, client first.
-    fn believed(&self, out: &mut Vec<u8>, real: &RealIp) {
+    fn believed<S: Sink>(&self, out: &mut S, real: &RealIp) {
         if !real.is_conclusive() {
             match self.format {
-                Format::XForwardedFor => out.extend_from_slice(b"unknown, "),
-                Format::Forwarded => out.extend_from_slice(b"for=unknown, "),
+                Format::XForwardedFor => out.put(b"unknown, "),
+                Format::Forwarded => out.put(b"for=unknown, "),
             }
         }
         let hops = real.hops();
@@ -282,28 +309,26 @@ impl ForwardHeaders {
         } else {
             len.saturating_sub(skip + 1)
         };
-        let client = real.ip();
-        let only = between == 0;
-        self.element(out, client, real.port(), only);
+        self.element(out, real.ip(), real.port(), between == 0);
         for (i, ip) in hops.skip(skip).take(between).rev().enumerate() {
-            out.extend_from_slice(b", ");
+            out.put(b", ");
             self.element(out, ip, None, i + 1 == between);
         }
     }
 
     /// One list element; `last` is the element this hop received from,
     /// which carries `by`.
-    fn element(&self, out: &mut Vec<u8>, ip: IpAddr, port: Option<u16>, last: bool) {
+    fn element<S: Sink>(&self, out: &mut S, ip: IpAddr, port: Option<u16>, last: bool) {
         match self.format {
             Format::XForwardedFor => write_ip(out, ip),
             Format::Forwarded => {
-                out.extend_from_slice(b"for=");
+                out.put(b"for=");
                 match port {
                     Some(p) => write_node(out, &NodeKind::Addr(SocketAddr::new(ip, p))),
                     None => write_node(out, &NodeKind::Ip(ip)),
                 }
                 if let (true, Some(by)) = (last, &self.by) {
-                    out.extend_from_slice(b";by=");
+                    out.put(b";by=");
                     write_node(out, &by.0);
                 }
             }
@@ -332,87 +357,177 @@ fn connection_addr(real: &RealIp) -> IpAddr {
     }
 }
 
-/// Removes every address header (and `extra`), and the context headers
-/// when `context` is set. Only names present are removed: a scan of a
-/// request's few lines is cheaper than hashing each name.
-fn strip(headers: &mut HeaderMap, extra: Option<&HeaderName>, context: bool) {
-    let mut found: [Option<HeaderName>; 13] = Default::default();
-    let mut n = 0;
-    for key in headers.keys() {
-        let name = key.as_str();
-        let hit =
-            is_address_header(name) || extra == Some(key) || (context && is_context_header(name));
-        if hit && n < found.len() {
-            found[n] = Some(key.clone());
-            n += 1;
+/// Sets `name` to `value` and removes every other line `remove` names. In
+/// the common case (one line of `name`, nothing else to remove) the value
+/// is replaced in place, found by the same scan of the request's few lines,
+/// without hashing any name.
+fn place(
+    headers: &mut HeaderMap,
+    name: &HeaderName,
+    value: HeaderValue,
+    remove: impl Fn(&str) -> bool,
+    extra: Option<&HeaderName>,
+    context: bool,
+) {
+    let target = name.as_str();
+    let mut slot = None;
+    let mut lines = 0;
+    let mut others = false;
+    for (k, v) in headers.iter_mut() {
+        let n = k.as_str();
+        if n == target {
+            lines += 1;
+            slot.get_or_insert(v);
+        } else if remove(n) {
+            others = true;
         }
     }
-    for key in found.iter().flatten() {
+    if let (1, false, Some(slot)) = (lines, others, slot) {
+        *slot = value;
+        return;
+    }
+    if others {
+        strip(headers, extra, context);
+    }
+    headers.insert(name.clone(), value);
+}
+
+/// Removes every address header (and `extra`), and the context headers
+/// when `context` is set.
+fn strip(headers: &mut HeaderMap, extra: Option<&HeaderName>, context: bool) {
+    let found: Vec<HeaderName> = headers
+        .keys()
+        .filter(|key| {
+            let name = key.as_str();
+            is_address_header(name) || extra == Some(*key) || (context && is_context_header(name))
+        })
+        .cloned()
+        .collect();
+    for key in &found {
         headers.remove(key);
     }
 }
 
+/// Where a header value is composed.
+trait Sink: fmt::Write {
+    fn put(&mut self, bytes: &[u8]);
+}
+
+/// Room for a chain of a few addresses, on the stack.
+const STACK: usize = 192;
+
+/// A fixed buffer that notes when a value did not fit.
+struct Stack {
+    buf: [u8; STACK],
+    len: usize,
+    overflow: bool,
+}
+
+impl Stack {
+    fn new() -> Self {
+        Stack {
+            buf: [0; STACK],
+            len: 0,
+            overflow: false,
+        }
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        (!self.overflow).then(|| &self.buf[..self.len])
+    }
+}
+
+impl Sink for Stack {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        match self.buf.get_mut(self.len..self.len + bytes.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.len += bytes.len();
+            }
+            None => self.overflow = true,
+        }
+    }
+}
+
+impl fmt::Write for Stack {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.put(s.as_bytes());
+        Ok(())
+    }
+}
+
+/// The heap buffer for values that outgrow [`Stack`].
+struct Spill(Vec<u8>);
+
+impl Sink for Spill {
+    fn put(&mut self, bytes: &[u8]) {
+        self.0.extend_from_slice(bytes);
+    }
+}
+
+impl fmt::Write for Spill {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.put(s.as_bytes());
+        Ok(())
+    }
+}
+
 /// An address as `X-Forwarded-For` writes it: dotted quad or RFC 5952 IPv6.
-fn write_ip(out: &mut Vec<u8>, ip: IpAddr) {
+fn write_ip<S: Sink>(out: &mut S, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, c, d] = v4.octets();
-            write_u8(out, a);
-            out.push(b'.');
-            write_u8(out, b);
-            out.push(b'.');
-            write_u8(out, c);
-            out.push(b'.');
-            write_u8(out, d);
+            let mut quad = [0u8; 15];
+            let mut n = 0;
+            for (i, octet) in [a, b, c, d].into_iter().enumerate() {
+                if i > 0 {
+                    quad[n] = b'.';
+                    n += 1;
+                }
+                if octet >= 100 {
+                    quad[n] = b'0' + octet / 100;
+                    n += 1;
+                }
+                if octet >= 10 {
+                    quad[n] = b'0' + octet / 10 % 10;
+                    n += 1;
+                }
+                quad[n] = b'0' + octet % 10;
+                n += 1;
+            }
+            out.put(&quad[..n]);
         }
         IpAddr::V6(v6) => {
-            use std::io::Write;
-            // Writing into a Vec cannot fail.
+            // Formatting into a buffer cannot fail.
             let _ = write!(out, "{v6}");
         }
     }
 }
 
-fn write_u8(out: &mut Vec<u8>, n: u8) {
-    if n >= 100 {
-        out.push(b'0' + n / 100);
-    }
-    if n >= 10 {
-        out.push(b'0' + n / 10 % 10);
-    }
-    out.push(b'0' + n % 10);
-}
-
-fn write_u16(out: &mut Vec<u8>, n: u16) {
-    use std::io::Write;
-    let _ = write!(out, "{n}");
-}
-
 /// An RFC 7239 node: IPv4 bare, IPv6 bracketed and quoted, a port quoted
 /// with its address, obfuscated names bare.
-fn write_node(out: &mut Vec<u8>, node: &NodeKind) {
+fn write_node<S: Sink>(out: &mut S, node: &NodeKind) {
     match node {
         NodeKind::Ip(ip @ IpAddr::V4(_)) => write_ip(out, *ip),
         NodeKind::Ip(ip @ IpAddr::V6(_)) => {
-            out.extend_from_slice(b"\"[");
+            out.put(b"\"[");
             write_ip(out, *ip);
-            out.extend_from_slice(b"]\"");
+            out.put(b"]\"");
         }
         NodeKind::Addr(a) => {
-            out.push(b'"');
+            out.put(b"\"");
             match a.ip() {
                 ip @ IpAddr::V4(_) => write_ip(out, ip),
                 ip @ IpAddr::V6(_) => {
-                    out.push(b'[');
+                    out.put(b"[");
                     write_ip(out, ip);
-                    out.push(b']');
+                    out.put(b"]");
                 }
             }
-            out.push(b':');
-            write_u16(out, a.port());
-            out.push(b'"');
+            let _ = write!(out, ":{}\"", a.port());
         }
-        NodeKind::Obfuscated(name) => out.extend_from_slice(name.as_bytes()),
+        NodeKind::Obfuscated(name) => out.put(name.as_bytes()),
     }
 }
 
