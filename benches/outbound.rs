@@ -7,7 +7,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use http::{HeaderMap, HeaderValue};
-use realip::outbound::{ForwardHeaders, Format, ProxyVersion, UpstreamHeader};
+use realip::outbound::{Format, ForwardHeaders, ProxyVersion, UpstreamHeader};
 use realip::resolve::{HeaderSource, Policy};
 use realip::RealIp;
 use std::hint::black_box;

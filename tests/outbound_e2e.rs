@@ -266,11 +266,11 @@ fn forged_xff_dropped_by_default_kept_left_with_append() {
         assert_eq!(out.status, 200, "{}", e.log());
         let request = String::from_utf8_lossy(&capture.next().bytes).into_owned();
         let expected = if append {
-            format!("x-forwarded-for: 6.6.6.6, 127.0.0.161\r\n")
+            "x-forwarded-for: 6.6.6.6, 127.0.0.161\r\n"
         } else {
-            format!("x-forwarded-for: 127.0.0.161\r\n")
+            "x-forwarded-for: 127.0.0.161\r\n"
         };
-        assert!(request.contains(&expected), "append={append}\n{request}");
+        assert!(request.contains(expected), "append={append}\n{request}");
     }
 }
 
