@@ -744,6 +744,32 @@ mod tests {
         assert!(h.is_empty(), "{h:?}");
     }
 
+    /// The layer rewrites the request it passes on from the request's own
+    /// RealIp, and strips everything from a request without one.
+    #[test]
+    fn layer_rewrites_each_request() {
+        use tower::ServiceExt;
+        let inner = tower::service_fn(|req: Request<()>| async move {
+            Ok::<_, std::convert::Infallible>(req.into_parts().0.headers)
+        });
+        let svc = ForwardHeaders::x_forwarded_for().layer().layer(inner);
+        let forged = || {
+            Request::builder()
+                .header("x-forwarded-for", "6.6.6.6")
+                .body(())
+                .unwrap()
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let with_client =
+            crate::testing::with_client_addr(forged(), "203.0.113.9:1".parse().unwrap());
+        let h = rt.block_on(svc.clone().oneshot(with_client)).unwrap();
+        assert_eq!(h["x-forwarded-for"], "203.0.113.9");
+        let h = rt.block_on(svc.oneshot(forged())).unwrap();
+        assert!(h.get("x-forwarded-for").is_none(), "{h:?}");
+    }
+
     #[test]
     fn obfuscated_grammar() {
         for ok in ["_a", "_edge-1.x_y"] {
