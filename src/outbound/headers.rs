@@ -151,26 +151,34 @@ pub struct ForwardHeaders {
 }
 
 /// Address headers a believed chain replaces.
-fn is_address_header(name: &str) -> bool {
-    matches!(
-        name,
-        "x-forwarded-for"
-            | "forwarded"
-            | "x-real-ip"
-            | "cf-connecting-ip"
-            | "true-client-ip"
-            | "fly-client-ip"
-            | "x-envoy-external-address"
-            | "cloudfront-viewer-address"
-    )
-}
+static ADDRESS_HEADERS: [HeaderName; 8] = [
+    forwarded::X_FORWARDED_FOR,
+    forwarded::FORWARDED,
+    forwarded::X_REAL_IP,
+    forwarded::CF_CONNECTING_IP,
+    forwarded::TRUE_CLIENT_IP,
+    forwarded::FLY_CLIENT_IP,
+    forwarded::X_ENVOY_EXTERNAL_ADDRESS,
+    forwarded::CLOUDFRONT_VIEWER_ADDRESS,
+];
 
 /// Context headers dropped when they came from an untrusted peer.
-fn is_context_header(name: &str) -> bool {
-    matches!(
-        name,
-        "x-forwarded-proto" | "x-forwarded-host" | "x-forwarded-port" | "x-forwarded-prefix"
-    )
+static CONTEXT_HEADERS: [HeaderName; 4] = [
+    HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+];
+
+/// Compared as names, not strings: a standard name (`host`, `accept`)
+/// differs from these custom ones by its tag alone, without being spelled
+/// out.
+fn is_address_header(name: &HeaderName) -> bool {
+    ADDRESS_HEADERS.iter().any(|a| a == name)
+}
+
+fn is_context_header(name: &HeaderName) -> bool {
+    CONTEXT_HEADERS.iter().any(|c| c == name)
 }
 
 impl ForwardHeaders {
@@ -255,7 +263,7 @@ impl ForwardHeaders {
             place(headers, &name, value, |_| false, None, false);
         } else {
             let read = match real.source() {
-                Source::Header(n) if !is_address_header(n.as_str()) => Some(n.clone()),
+                Source::Header(n) if !is_address_header(n) => Some(n),
                 _ => None,
             };
             let untrusted_peer =
@@ -266,10 +274,10 @@ impl ForwardHeaders {
                 value,
                 |n| {
                     is_address_header(n)
-                        || read.as_ref().is_some_and(|r| r.as_str() == n)
+                        || read == Some(n)
                         || (untrusted_peer && is_context_header(n))
                 },
-                read.as_ref(),
+                read,
                 untrusted_peer,
             );
         }
@@ -365,20 +373,18 @@ fn place(
     headers: &mut HeaderMap,
     name: &HeaderName,
     value: HeaderValue,
-    remove: impl Fn(&str) -> bool,
+    remove: impl Fn(&HeaderName) -> bool,
     extra: Option<&HeaderName>,
     context: bool,
 ) {
-    let target = name.as_str();
     let mut slot = None;
     let mut lines = 0;
     let mut others = false;
     for (k, v) in headers.iter_mut() {
-        let n = k.as_str();
-        if n == target {
+        if k == name {
             lines += 1;
             slot.get_or_insert(v);
-        } else if remove(n) {
+        } else if remove(k) {
             others = true;
         }
     }
@@ -398,8 +404,7 @@ fn strip(headers: &mut HeaderMap, extra: Option<&HeaderName>, context: bool) {
     let found: Vec<HeaderName> = headers
         .keys()
         .filter(|key| {
-            let name = key.as_str();
-            is_address_header(name) || extra == Some(*key) || (context && is_context_header(name))
+            is_address_header(key) || extra == Some(*key) || (context && is_context_header(key))
         })
         .cloned()
         .collect();
@@ -473,30 +478,42 @@ impl fmt::Write for Spill {
     }
 }
 
+/// Each octet's decimal digits, then `.`, and how many of the four bytes
+/// count (digits plus the dot).
+static OCTETS: [([u8; 4], u8); 256] = {
+    let mut t = [([0u8; 4], 0u8); 256];
+    let mut i = 0;
+    while i < 256 {
+        let n = i as u8;
+        t[i] = if n >= 100 {
+            ([b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10, b'.'], 4)
+        } else if n >= 10 {
+            ([b'0' + n / 10, b'0' + n % 10, b'.', 0], 3)
+        } else {
+            ([b'0' + n, b'.', 0, 0], 2)
+        };
+        i += 1;
+    }
+    t
+};
+
 /// An address as `X-Forwarded-For` writes it: dotted quad or RFC 5952 IPv6.
 fn write_ip<S: Sink>(out: &mut S, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, c, d] = v4.octets();
-            let mut quad = [0u8; 15];
+            // Four whole table entries, each advancing by its own length:
+            // no branch per digit.
+            let mut quad = [0u8; 16];
             let mut n = 0;
-            for (i, octet) in [a, b, c, d].into_iter().enumerate() {
-                if i > 0 {
-                    quad[n] = b'.';
-                    n += 1;
+            for octet in v4.octets() {
+                let (digits, len) = OCTETS[usize::from(octet)];
+                if let Some(dst) = quad.get_mut(n..n + 4) {
+                    dst.copy_from_slice(&digits);
                 }
-                if octet >= 100 {
-                    quad[n] = b'0' + octet / 100;
-                    n += 1;
-                }
-                if octet >= 10 {
-                    quad[n] = b'0' + octet / 10 % 10;
-                    n += 1;
-                }
-                quad[n] = b'0' + octet % 10;
-                n += 1;
+                n += usize::from(len);
             }
-            out.put(&quad[..n]);
+            // Without the last dot.
+            out.put(&quad[..n - 1]);
         }
         IpAddr::V6(v6) => {
             // Formatting into a buffer cannot fail.
@@ -768,6 +785,25 @@ mod tests {
         assert_eq!(h["x-forwarded-for"], "203.0.113.9");
         let h = rt.block_on(svc.oneshot(forged())).unwrap();
         assert!(h.get("x-forwarded-for").is_none(), "{h:?}");
+    }
+
+    /// The table-driven dotted quad is std's, for every octet value in
+    /// every position.
+    #[test]
+    fn dotted_quad_matches_display() {
+        for o in 0..=255u8 {
+            for ip in [
+                [o, 0, 9, 255],
+                [1, o, 99, 100],
+                [10, 200, o, 7],
+                [255, 255, 0, o],
+            ] {
+                let ip = IpAddr::from(ip);
+                let mut out = Spill(Vec::new());
+                write_ip(&mut out, ip);
+                assert_eq!(String::from_utf8(out.0).unwrap(), ip.to_string());
+            }
+        }
     }
 
     #[test]
