@@ -14,9 +14,12 @@ use std::collections::HashSet;
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-/// The private preset plus one documentation range: 10 networks.
+/// The private, CGNAT and link-local presets plus one documentation range:
+/// 10 networks.
 fn ten_ranges() -> Vec<IpNet> {
     let mut nets: Vec<IpNet> = TrustedProxies::private().iter().copied().collect();
+    nets.extend(TrustedProxies::cgnat().iter().copied());
+    nets.extend(TrustedProxies::link_local().iter().copied());
     nets.push("192.0.2.0/24".parse().unwrap());
     assert_eq!(nets.len(), 10);
     nets
@@ -27,6 +30,7 @@ fn ten_ranges() -> Vec<IpNet> {
 /// plus the private preset so the benchmark chain stays trusted.
 fn many_ranges() -> Vec<IpNet> {
     let mut nets = ten_ranges();
+    let ten = TrustedProxies::from_nets(nets.iter().copied()).unwrap();
     let mut seen: HashSet<IpNet> = nets.iter().copied().collect();
     let mut x: u64 = 0x2545_f491_4f6c_dd1d;
     let mut next = move || {
@@ -45,7 +49,7 @@ fn many_ranges() -> Vec<IpNet> {
                 let a = (r >> 8) as u32;
                 let first = 1 + (a >> 24) % 223;
                 let ip = Ipv4Addr::from((first << 24) | (a & 0x00ff_ffff));
-                if TrustedProxies::private().contains(IpAddr::V4(ip)) {
+                if ten.contains(IpAddr::V4(ip)) {
                     continue;
                 }
                 IpNet::V4(Ipv4Net::new(ip, len).unwrap().trunc())

@@ -15,7 +15,6 @@
 
 use axum::{routing::get, Router};
 use realip::{ClientAddr, Mode, ProxyProtocolListener, RealIp, RealIpLayer};
-use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,7 +22,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Loopback is included so the example can be tried locally with curl.
     let vpc = std::env::var("VPC_CIDR").unwrap_or_else(|_| "10.0.0.0/16".into());
 
-    let listener = ProxyProtocolListener::new(TcpListener::bind(&listen).await?)
+    let listener = ProxyProtocolListener::new(realip::io::bind(&listen).await?)
         // Every connection from the VPC must start with a PROXY header ...
         .require_from([vpc.parse()?, "127.0.0.0/8".parse()?])
         // ... and nobody else may send one (a client forging a header

@@ -13,7 +13,6 @@
 
 use axum::{routing::get, Router};
 use realip::{HeaderSource, RealIp, RealIpLayer, TrustedProxies};
-use tokio::net::TcpListener;
 
 /// Cloudflare's published edge ranges (IPv4 and IPv6).
 const CLOUDFLARE: &str = "
@@ -41,7 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }),
     );
 
-    let listener = TcpListener::bind("127.0.0.1:8080").await?;
+    let listener = realip::io::bind("127.0.0.1:8080").await?;
     println!("listening on 127.0.0.1:8080, trusting CF-Connecting-IP from Cloudflare");
     axum::serve(listener, layer.into_make_service(app)).await?;
     Ok(())

@@ -19,7 +19,6 @@
 
 use axum::{routing::get, Router};
 use realip::{ClientIp, HeaderSource, RealIpLayer};
-use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,7 +34,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         get(|ClientIp(ip): ClientIp| async move { format!("{ip}\n") }),
     );
 
-    let listener = TcpListener::bind("127.0.0.1:8080").await?;
+    let listener = realip::io::bind("127.0.0.1:8080").await?;
     println!("listening on 127.0.0.1:8080, trusting X-Forwarded-For from {nginx}");
     // The layer around the whole app, reading each connection's peer once.
     axum::serve(listener, layer.into_make_service(app)).await?;

@@ -19,7 +19,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use realip::{Mode, ProxiedAddr, ProxyAcceptor, RealIp, RealIpLayer};
-use tokio::net::TcpListener;
 
 /// The application: reads what the layer stored.
 async fn handle(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -36,7 +35,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .optional_from(["127.0.0.0/8".parse()?])
         .otherwise(Mode::Reject);
     let layer = RealIpLayer::new();
-    let tcp = TcpListener::bind("127.0.0.1:8080").await?;
+    let tcp = realip::io::bind("127.0.0.1:8080").await?;
     println!("listening on 127.0.0.1:8080");
 
     loop {

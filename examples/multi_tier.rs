@@ -19,7 +19,6 @@
 
 use axum::{routing::get, Router};
 use realip::{HeaderSource, Mode, ProxyProtocolListener, RealIp, RealIpLayer};
-use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -28,7 +27,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Tier 1 (public HTTP balancer) nodes: their X-Forwarded-For is believed.
     let public_lb = ["10.1.0.0/16".parse()?, "127.0.0.0/8".parse()?];
 
-    let listener = ProxyProtocolListener::new(TcpListener::bind("127.0.0.1:8080").await?)
+    let listener = ProxyProtocolListener::new(realip::io::bind("127.0.0.1:8080").await?)
         .require_from(internal)
         .otherwise(Mode::Reject);
 

@@ -19,7 +19,6 @@ use std::net::SocketAddr;
 
 use axum::{routing::get, Router};
 use realip::{ClientIp, HeaderSource, RealIpLayer};
-use tokio::net::TcpListener;
 
 async fn whoami(ClientIp(ip): ClientIp) -> String {
     format!("{ip}\n")
@@ -48,7 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         // layers run after it and overwrite its result on their routes.
         .layer(RealIpLayer::new());
 
-    let listener = TcpListener::bind("127.0.0.1:8080").await?;
+    let listener = realip::io::bind("127.0.0.1:8080").await?;
     println!("listening on 127.0.0.1:8080");
     axum::serve(
         listener,

@@ -16,7 +16,6 @@ use std::sync::Arc;
 
 use axum::{routing::get, Router};
 use realip::{ClientAddr, ProxyProtocolListener, RealIpLayer};
-use tokio::net::TcpListener;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{crypto::ring, ServerConfig};
 use tokio_rustls::TlsAcceptor;
@@ -25,7 +24,7 @@ use tokio_rustls::TlsAcceptor;
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tls = TlsAcceptor::from(Arc::new(tls_config()?));
 
-    let listener = ProxyProtocolListener::new(TcpListener::bind("127.0.0.1:8443").await?)
+    let listener = ProxyProtocolListener::new(realip::io::bind("127.0.0.1:8443").await?)
         // The balancer (here: loopback, for curl) must send a header.
         .require_from(["127.0.0.0/8".parse()?, "10.0.0.0/8".parse()?])
         // After the header, the TLS handshake; a failure closes the

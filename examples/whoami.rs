@@ -13,7 +13,9 @@
 //! `ProxyProtocolListener` and `RealIpLayer` settings.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::{Json, Router};
@@ -24,7 +26,6 @@ use realip::{
     HeaderSource, Mode, ProxyProtocolListener, RealIp, RealIpLayer, Source, Stop, TrustedProxies,
 };
 use serde_json::{json, Map, Value};
-use tokio::net::TcpListener;
 
 const USAGE: &str = "\
 whoami: answers every request with the client realip resolves, as JSON
@@ -51,8 +52,37 @@ FLAGS:
                                replaces the default trusted ranges)
     --proxy-timeout MS         deadline for the PROXY header [default: 5000,
                                at least 3000]
+    --trust-url URL            also trust the CIDR list (one per line) at URL,
+                               refreshed (repeatable)
+    --trust-provider NAME[=URL]
+                               also trust a provider's published ranges
+                               (repeatable): cloudflare, cloudfront, gcp,
+                               fastly; =URL reads that format from URL instead
+                               of the official one
+    --refresh SECS             time between list refreshes [default: 3600,
+                               at least 1]
+    --ranges-cache DIR         keep the last good lists in DIR and use them
+                               when a provider is down at start
+    --max-age SECS             warn while a list is older than this
+                               [default: 86400]
     --help                     print this help
+
+Given any --trust-url or --trust-provider, the default trusted ranges are not
+added: only those lists and any --trust are believed. These flags need the
+`fetch` feature (cargo run --example whoami --features fetch).
 ";
+
+/// The built-in provider names of `--trust-provider`.
+const PROVIDERS: [&str; 4] = ["cloudflare", "cloudfront", "gcp", "fastly"];
+
+/// A refreshed list named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ListArg {
+    /// `--trust-url URL`: a plain CIDR list.
+    Url(String),
+    /// `--trust-provider NAME[=URL]`.
+    Provider(String, Option<String>),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ProxyProtocol {
@@ -71,6 +101,10 @@ struct Args {
     recursive: bool,
     hops: Option<usize>,
     proxy_timeout: Option<Duration>,
+    lists: Vec<ListArg>,
+    refresh: Duration,
+    ranges_cache: Option<PathBuf>,
+    max_age: Option<Duration>,
 }
 
 /// `Ok(None)` means `--help` was printed.
@@ -84,6 +118,10 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         recursive: true,
         hops: None,
         proxy_timeout: None,
+        lists: Vec::new(),
+        refresh: Duration::from_secs(3600),
+        ranges_cache: None,
+        max_age: None,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -149,6 +187,37 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                 })?;
                 args.proxy_timeout = Some(Duration::from_millis(ms));
             }
+            "--trust-url" => {
+                let v = value()?;
+                if !(v.starts_with("http://") || v.starts_with("https://")) {
+                    return Err(format!("--trust-url: `{v}` is not an http(s) URL"));
+                }
+                args.lists.push(ListArg::Url(v));
+            }
+            "--trust-provider" => {
+                let v = value()?;
+                let (name, url) = match v.split_once('=') {
+                    Some((n, u)) => (n.to_owned(), Some(u.to_owned())),
+                    None => (v.clone(), None),
+                };
+                if !PROVIDERS.contains(&name.as_str()) {
+                    return Err(format!(
+                        "--trust-provider: `{name}` is none of {}",
+                        PROVIDERS.join(", ")
+                    ));
+                }
+                if args
+                    .lists
+                    .iter()
+                    .any(|l| matches!(l, ListArg::Provider(n, _) if *n == name))
+                {
+                    return Err(format!("--trust-provider: `{name}` given twice"));
+                }
+                args.lists.push(ListArg::Provider(name, url));
+            }
+            "--refresh" => args.refresh = Duration::from_secs(secs(&flag, &value()?, 1)?),
+            "--ranges-cache" => args.ranges_cache = Some(PathBuf::from(value()?)),
+            "--max-age" => args.max_age = Some(Duration::from_secs(secs(&flag, &value()?, 1)?)),
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -156,6 +225,16 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         args.proxy_from = TrustedProxies::private().iter().copied().collect();
     }
     Ok(Some(args))
+}
+
+/// A whole number of seconds, at least `min`.
+fn secs(flag: &str, v: &str, min: u64) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if n >= min && n <= 1 << 30 => Ok(n),
+        _ => Err(format!(
+            "{flag}: `{v}` is not a number of seconds from {min}"
+        )),
+    }
 }
 
 fn header_source(name: &str) -> Result<HeaderSource, String> {
@@ -177,14 +256,19 @@ fn header_source(name: &str) -> Result<HeaderSource, String> {
 }
 
 /// The resolution policy the flags describe; configuration mistakes are
-/// reported by `build`.
-fn layer(args: &Args) -> Result<RealIpLayer, String> {
+/// reported by `build`. With refreshed lists, `live` holds them (and any
+/// `--trust` ranges as its base).
+fn layer(args: &Args, live: Option<&lists::Live>) -> Result<RealIpLayer, String> {
     let mut b = RealIpLayer::builder();
-    match (&args.trust, args.hops) {
-        (Some(t), _) => b = b.trusted_proxies(t),
-        // Hop counting replaces ranges; the default ranges only apply without it.
-        (None, Some(_)) => {}
-        (None, None) => b = b.trust_private(),
+    if let Some(live) = live {
+        b = live.trust(b);
+    } else {
+        match (&args.trust, args.hops) {
+            (Some(t), _) => b = b.trusted_proxies(t),
+            // Hop counting replaces ranges; the default ranges only apply without it.
+            (None, Some(_)) => {}
+            (None, None) => b = b.trust_private(),
+        }
     }
     if let Some(n) = args.hops {
         b = b.trusted_hops(n);
@@ -215,15 +299,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let layer = match layer(&args) {
+    // Refreshed lists are fetched (or read from the cache) before serving.
+    let live = match lists::start(&args).await {
+        Ok(live) => live,
+        Err(e) => {
+            eprintln!("whoami: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let layer = match layer(&args, live.as_ref()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("whoami: {e}\nRun with --help for usage.");
             return ExitCode::from(2);
         }
     };
+    let sources: Arc<dyn Fn() -> Value + Send + Sync> = match live {
+        Some(live) => Arc::new(move || live.status_json()),
+        None => Arc::new(|| json!([])),
+    };
 
-    let tcp = match TcpListener::bind(args.listen).await {
+    let tcp = match realip::io::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("whoami: cannot listen on {}: {e}", args.listen);
@@ -248,6 +344,7 @@ async fn main() -> ExitCode {
         proxy_from = ?args.proxy_from,
         proxy_timeout = ?listener.proxy_acceptor().timeout(),
         trust = ?layer.policy().trusted_proxies().iter().collect::<Vec<_>>(),
+        trust_lists = ?args.lists,
         header = %args.header.as_ref().map_or(HeaderSource::XForwardedFor.name(), |h| h.name()),
         recursive = args.recursive,
         hops = ?args.hops,
@@ -256,7 +353,7 @@ async fn main() -> ExitCode {
 
     // One policy for the whole app: the layer goes around the router and
     // reads each connection's addresses once.
-    let app = Router::new().fallback(whoami);
+    let app = Router::new().fallback(move |real: RealIp| whoami(real, sources()));
     let served = axum::serve(listener, layer.into_make_service(app)).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -267,7 +364,7 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn whoami(real: RealIp) -> Json<Value> {
+async fn whoami(real: RealIp, trust_sources: Value) -> Json<Value> {
     Json(json!({
         "client_ip": real.ip().to_string(),
         "client_port": real.port(),
@@ -281,7 +378,129 @@ async fn whoami(real: RealIp) -> Json<Value> {
         "conclusive": real.is_conclusive(),
         "hops": real.hops().map(|ip| ip.to_string()).collect::<Vec<_>>(),
         "proxy_protocol": real.proxy_header().map(proxy_json),
+        "trust_sources": trust_sources,
     }))
+}
+
+/// `--trust-url` / `--trust-provider`: a `Refresher` feeding a `LiveTrust`.
+#[cfg(feature = "fetch")]
+mod lists {
+    use super::{Args, ListArg};
+    use realip::trust::fetch::{Refresher, Source, Startup};
+    use realip::trust::live::LiveTrust;
+    use realip::trust::providers::Format;
+    use realip::RealIpLayerBuilder;
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    /// The running refresher and the set it writes.
+    pub(super) struct Live {
+        live: LiveTrust,
+        refresher: Refresher,
+    }
+
+    impl Live {
+        pub(super) fn trust(&self, b: RealIpLayerBuilder) -> RealIpLayerBuilder {
+            b.live_trust(self.live.clone())
+        }
+
+        /// `"trust_sources"`: one object per list.
+        pub(super) fn status_json(&self) -> Value {
+            let all = self.refresher.status();
+            Value::Array(
+                all.iter()
+                    .map(|s| {
+                        json!({
+                            "name": s.name,
+                            "ranges": s.ranges,
+                            "age_s": s.age.map(|a| a.as_secs()),
+                            "error": s.error.as_ref().map(|e| e.to_string()),
+                        })
+                    })
+                    .collect(),
+            )
+        }
+    }
+
+    /// A cache-file name for a URL list that stays the same across runs
+    /// (FNV-1a of the URL), whatever order the flags come in.
+    pub(super) fn url_name(url: &str) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in url.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("url-{h:016x}")
+    }
+
+    pub(super) fn source(list: &ListArg) -> Result<Source, String> {
+        match list {
+            ListArg::Url(url) => Source::new(&url_name(url), url, Format::CidrList)
+                .map_err(|e| format!("--trust-url: {e}")),
+            ListArg::Provider(name, url) => {
+                let preset =
+                    Source::preset(name).ok_or_else(|| format!("--trust-provider: `{name}`"))?;
+                match url {
+                    Some(u) => preset
+                        .with_url(u)
+                        .map_err(|e| format!("--trust-provider: {e}")),
+                    None => Ok(preset),
+                }
+            }
+        }
+    }
+
+    /// Starts refreshing when any list is given: waits up to 30 s for
+    /// each, then uses its cache; a list with neither stops whoami.
+    pub(super) async fn start(args: &Args) -> Result<Option<Live>, String> {
+        if args.lists.is_empty() {
+            return Ok(None);
+        }
+        let live = LiveTrust::new(args.trust.clone().unwrap_or_default());
+        let mut b = Refresher::builder(live.clone())
+            .interval(args.refresh)
+            .startup(Startup::Wait(Duration::from_secs(30)));
+        for list in &args.lists {
+            b = b.source(source(list)?);
+        }
+        if let Some(dir) = &args.ranges_cache {
+            b = b.cache_dir(dir);
+        }
+        if let Some(age) = args.max_age {
+            b = b.max_age(age);
+        }
+        let refresher = b.start().await.map_err(|e| format!("trusted lists: {e}"))?;
+        Ok(Some(Live { live, refresher }))
+    }
+}
+
+/// Without the `fetch` feature, refreshed lists are refused.
+#[cfg(not(feature = "fetch"))]
+mod lists {
+    use super::Args;
+    use realip::RealIpLayerBuilder;
+    use serde_json::Value;
+
+    pub(super) enum Live {}
+
+    impl Live {
+        pub(super) fn trust(&self, _: RealIpLayerBuilder) -> RealIpLayerBuilder {
+            match *self {}
+        }
+
+        pub(super) fn status_json(&self) -> Value {
+            match *self {}
+        }
+    }
+
+    pub(super) async fn start(args: &Args) -> Result<Option<Live>, String> {
+        if args.lists.is_empty() {
+            Ok(None)
+        } else {
+            Err("--trust-url and --trust-provider need the `fetch` feature \
+                 (cargo run --example whoami --features fetch)"
+                .to_owned())
+        }
+    }
 }
 
 fn stop_name(stop: Stop) -> &'static str {
@@ -392,8 +611,8 @@ mod tests {
         assert_eq!(a.proxy_protocol, ProxyProtocol::Optional);
         assert!(a.proxy_from.contains(&"127.0.0.0/8".parse().unwrap()));
         assert!(a.proxy_from.contains(&"10.0.0.0/8".parse().unwrap()));
-        assert_eq!(a.headers, [HeaderSource::XForwardedFor]);
-        let l = layer(&a).unwrap();
+        assert_eq!(a.header, None, "x-forwarded-for is read when none is named");
+        let l = layer(&a, None).unwrap();
         assert!(l
             .policy()
             .trusted_proxies()
@@ -419,8 +638,6 @@ mod tests {
             "192.0.2.1",
             "--header",
             "X-Real-IP",
-            "--header",
-            "x-client",
             "--no-recursive",
             "--proxy-timeout",
             "4000",
@@ -435,16 +652,14 @@ mod tests {
             t.contains("127.0.0.9".parse().unwrap()) && t.contains("192.0.2.1".parse().unwrap())
         );
         assert!(!t.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(a.header, Some(HeaderSource::XRealIp));
         assert_eq!(
-            a.headers,
-            [
-                HeaderSource::XRealIp,
-                HeaderSource::Single(HeaderName::from_static("x-client"))
-            ]
+            parse(&["--header", "x-client"]).unwrap().unwrap().header,
+            Some(HeaderSource::Single(HeaderName::from_static("x-client")))
         );
         assert!(!a.recursive);
         assert_eq!(a.proxy_timeout, Some(Duration::from_millis(4000)));
-        assert!(layer(&a).is_ok());
+        assert!(layer(&a, None).is_ok());
         assert!(parse(&["--help"]).unwrap().is_none());
     }
 
@@ -464,9 +679,85 @@ mod tests {
         let a = parse(&["--hops", "2", "--trust", "private"])
             .unwrap()
             .unwrap();
-        assert!(layer(&a).is_err());
+        assert!(layer(&a, None).is_err());
         let a = parse(&["--hops", "2"]).unwrap().unwrap();
-        assert!(layer(&a).is_ok());
+        assert!(layer(&a, None).is_ok());
+    }
+
+    #[test]
+    fn list_flags() {
+        let a = parse(&[
+            "--trust-url",
+            "https://lists.example/edge.txt",
+            "--trust-provider",
+            "cloudflare",
+            "--trust-provider",
+            "fastly=http://127.0.0.1:9000/fastly.json",
+            "--refresh",
+            "60",
+            "--ranges-cache",
+            "/tmp/ranges",
+            "--max-age",
+            "7200",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            a.lists,
+            [
+                ListArg::Url("https://lists.example/edge.txt".into()),
+                ListArg::Provider("cloudflare".into(), None),
+                ListArg::Provider(
+                    "fastly".into(),
+                    Some("http://127.0.0.1:9000/fastly.json".into())
+                ),
+            ]
+        );
+        assert_eq!(a.refresh, Duration::from_secs(60));
+        assert_eq!(a.ranges_cache, Some(PathBuf::from("/tmp/ranges")));
+        assert_eq!(a.max_age, Some(Duration::from_secs(7200)));
+        assert_eq!(
+            parse(&[]).unwrap().unwrap().refresh,
+            Duration::from_secs(3600)
+        );
+        for bad in [
+            &["--trust-provider", "akamai"][..],
+            &[
+                "--trust-provider",
+                "gcp",
+                "--trust-provider",
+                "gcp=http://x/",
+            ],
+            &["--trust-url", "ftp://example.com/list"],
+            &["--refresh", "0"],
+            &["--refresh", "soon"],
+            &["--max-age", "-1"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[cfg(feature = "fetch")]
+    #[test]
+    fn list_sources() {
+        use realip::trust::providers::Format;
+        let url = lists::source(&ListArg::Url("https://lists.example/a.txt".into())).unwrap();
+        assert_eq!(url.format(), &Format::CidrList);
+        // The cache name follows the URL, not the flag order.
+        assert_eq!(url.name(), lists::url_name("https://lists.example/a.txt"));
+        assert_ne!(url.name(), lists::url_name("https://lists.example/b.txt"));
+        let cf = lists::source(&ListArg::Provider("cloudflare".into(), None)).unwrap();
+        assert_eq!(
+            cf.url().to_string(),
+            "https://api.cloudflare.com/client/v4/ips"
+        );
+        let gcp = lists::source(&ListArg::Provider(
+            "gcp".into(),
+            Some("http://127.0.0.1:9/cloud.json".into()),
+        ))
+        .unwrap();
+        assert_eq!((gcp.name(), gcp.format()), ("gcp", &Format::GoogleCloud));
+        assert_eq!(gcp.url().to_string(), "http://127.0.0.1:9/cloud.json");
     }
 
     #[test]

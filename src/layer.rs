@@ -14,7 +14,12 @@
 //! 3. a [`ProxiedAddr`](crate::io::ProxiedAddr) extension (hyper-util
 //!    servers using [`ProxyAcceptor`](crate::io::ProxyAcceptor), or any
 //!    server that builds one with [`ProxiedAddr::new`](crate::io::ProxiedAddr::new));
-//! 4. the [`RealIp`] an outer layer stored (its peer and PROXY header).
+//! 4. the [`RealIp`] an outer layer stored (its peer and PROXY header);
+//! 5. with the `tonic` feature, tonic's `TcpConnectInfo` (tonic on a plain
+//!    TCP listener; on [`grpc::incoming`](crate::grpc::incoming) the
+//!    connection info is a `ProxiedAddr`, case 3). On a request from tonic
+//!    (cases 3 and 5) the layer then sets `TcpConnectInfo` to the resolved
+//!    client, for `request.remote_addr()`.
 //!
 //! A bare [`SocketAddr`] extension is never taken as the peer: any
 //! middleware may insert one for its own reasons (an upstream address, a
@@ -28,9 +33,9 @@
 //!
 //! When none is present the layer stores nothing and the extractors reject
 //! the request with a 500 naming the fix. Servers that keep the peer in
-//! another type (tonic's `TcpConnectInfo`, for one) insert a
-//! [`ProxiedAddr`](crate::io::ProxiedAddr) built from it in front of the
-//! layer, or serve each connection with [`RealIpService::for_connection`].
+//! another type insert a [`ProxiedAddr`](crate::io::ProxiedAddr) built from
+//! it in front of the layer, or serve each connection with
+//! [`RealIpService::for_connection`].
 //!
 //! Layers nest: each one resolves with its own policy and overwrites the
 //! result, so the layer nearest the handler decides.
@@ -133,7 +138,7 @@ impl RealIpLayer {
     ///     .trust_private()
     ///     .header(HeaderSource::XForwardedFor)
     ///     .build()?;
-    /// let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+    /// let listener = realip::io::bind("127.0.0.1:8080").await?;
     /// axum::serve(listener, layer.into_make_service(app)).await?;
     /// # Ok(())
     /// # }
@@ -204,6 +209,13 @@ impl RealIpLayerBuilder {
     /// Trusts every network of a prepared set.
     pub fn trusted_proxies(self, set: &TrustedProxies) -> Self {
         self.map(|b| b.trusted_proxies(set))
+    }
+
+    /// Trusts a live set, replaced while the app runs
+    /// ([`PolicyBuilder::live_trust`]).
+    #[cfg(feature = "live")]
+    pub fn live_trust(self, live: crate::trust::live::LiveTrust) -> Self {
+        self.map(|b| b.live_trust(live))
     }
 
     /// Trusts loopback ([`TrustedProxies::loopback`]).
@@ -389,8 +401,10 @@ where
                 if req.extensions().is_empty() {
                     *req.extensions_mut() = roomy_extensions();
                 }
-                req.extensions_mut()
-                    .insert(RealIp::new(resolution, peer, header));
+                let real = RealIp::new(resolution, peer, header);
+                #[cfg(feature = "tonic")]
+                crate::grpc::set_remote_addr(req.extensions_mut(), &real);
+                req.extensions_mut().insert(real);
             }
             None => {
                 // Say why the extractors will reject: the layer ran, the
@@ -451,8 +465,13 @@ fn peer_of(ext: &Extensions) -> Option<(SocketAddr, Option<Arc<OwnedHeader>>)> {
     if let Some(crate::testing::TestPeer(a)) = ext.get() {
         return Some((*a, None));
     }
-    ext.get::<RealIp>()
-        .map(|r| (r.peer(), r.proxy_header_arc().cloned()))
+    let outer = ext
+        .get::<RealIp>()
+        .map(|r| (r.peer(), r.proxy_header_arc().cloned()));
+    // After the outer layer's result: that layer set it to the client.
+    #[cfg(feature = "tonic")]
+    let outer = outer.or_else(|| crate::grpc::tonic_peer(ext).map(|p| (p, None)));
+    outer
 }
 
 /// Makes a [`RealIpService`] around a clone of the app for each accepted

@@ -1,5 +1,5 @@
 #![doc = include_str!("../README.md")]
-#![cfg_attr(docsrs, feature(doc_auto_cfg))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod forwarded;
 pub mod proxy;
@@ -11,6 +11,8 @@ pub mod io;
 
 #[cfg(feature = "tower")]
 pub mod extract;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 #[cfg(feature = "tower")]
 pub mod layer;
 #[cfg(feature = "outbound")]

@@ -56,6 +56,8 @@
 //! ```
 
 use crate::forwarded::{self, bits_of, ip_of, rfc7239, single, xff, Raw, RawEntries};
+#[cfg(feature = "live")]
+use crate::trust::live::LiveTrust;
 use crate::trust::TrustedProxies;
 pub use crate::trust::{ConfigError, ConfigErrorKind};
 use http::{HeaderMap, HeaderName};
@@ -473,6 +475,9 @@ enum Mode {
 #[derive(Debug)]
 struct Inner {
     trusted: TrustedProxies,
+    /// Read instead of `trusted` when set: one set per request, swapped live.
+    #[cfg(feature = "live")]
+    live: Option<LiveTrust>,
     spec: Option<Spec>,
     mode: Mode,
     cap: usize,
@@ -519,6 +524,8 @@ impl Default for Policy {
         Policy {
             inner: Arc::new(Inner {
                 trusted: TrustedProxies::new(),
+                #[cfg(feature = "live")]
+                live: None,
                 spec: None,
                 mode: Mode::Ranges { recursive: true },
                 cap: DEFAULT_HOP_CAP,
@@ -538,9 +545,16 @@ impl Policy {
         PolicyBuilder::default()
     }
 
-    /// The trusted ranges.
+    /// The trusted ranges (empty for a policy reading a live set).
     pub fn trusted_proxies(&self) -> &TrustedProxies {
         &self.inner.trusted
+    }
+
+    /// The live set the policy reads, if built with
+    /// [`PolicyBuilder::live_trust`].
+    #[cfg(feature = "live")]
+    pub fn live_trust(&self) -> Option<&LiveTrust> {
+        self.inner.live.as_ref()
     }
 
     /// The most header entries read per request.
@@ -562,10 +576,27 @@ impl Policy {
         headers: &HeaderMap,
     ) -> Resolution {
         let mut r = Resolution::new(peer);
-        self.resolve_into(&mut r, proxy_source, headers);
+        let inner = &*self.inner;
+        #[cfg(feature = "live")]
+        if let Some(live) = &inner.live {
+            live.with(|trusted| {
+                Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers)
+            });
+            return r;
+        }
+        let trusted = &inner.trusted;
+        Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers);
         r
     }
+}
 
+/// One request's walk: the policy and the one trusted set it reads.
+struct Walker<'a> {
+    inner: &'a Inner,
+    trusted: &'a TrustedProxies,
+}
+
+impl Walker<'_> {
     #[inline(always)]
     fn resolve_into(
         &self,
@@ -573,7 +604,7 @@ impl Policy {
         proxy_source: Option<SocketAddr>,
         headers: &HeaderMap,
     ) {
-        let inner = &*self.inner;
+        let inner = self.inner;
         if let Some(src) = proxy_source {
             r.step(bits_of(src.ip()), Some(src.port()));
             r.source = Recorded::Shared(&PROXY_PROTOCOL);
@@ -583,7 +614,7 @@ impl Policy {
             return;
         };
         match inner.mode {
-            Mode::Ranges { .. } if !inner.trusted.contains_bits(r.ip) => {
+            Mode::Ranges { .. } if !self.trusted.contains_bits(r.ip) => {
                 r.stop = Stop::UntrustedHop;
                 return;
             }
@@ -643,7 +674,7 @@ impl Policy {
         proxy_source: Option<SocketAddr>,
         mut entries: impl RawEntries,
     ) {
-        let inner = &*self.inner;
+        let inner = self.inner;
         match inner.mode {
             Mode::Ranges { recursive } => {
                 // The client address and port are written once, when the
@@ -660,7 +691,7 @@ impl Policy {
                     read += 1;
                     r.push(bits);
                     last = (bits, port);
-                    if zoned || !inner.trusted.contains_bits(bits) {
+                    if zoned || !self.trusted.contains_bits(bits) {
                         break Stop::UntrustedHop;
                     }
                     if read == limit {
@@ -778,6 +809,8 @@ pub struct PolicyBuilder {
     recursive: Option<bool>,
     trusted_hops: Option<usize>,
     hop_cap: Option<usize>,
+    #[cfg(feature = "live")]
+    live: Option<LiveTrust>,
 }
 
 impl PolicyBuilder {
@@ -810,6 +843,15 @@ impl PolicyBuilder {
     /// Trusts link-local networks ([`TrustedProxies::link_local`]).
     pub fn trust_link_local(self) -> Self {
         self.trusted_proxies(&TrustedProxies::link_local())
+    }
+
+    /// Trusts the networks of a live set, read anew by each request
+    /// ([`LiveTrust`]); your fixed ranges go in its base, so this cannot be
+    /// combined with the other `trust*` calls.
+    #[cfg(feature = "live")]
+    pub fn live_trust(mut self, live: LiveTrust) -> Self {
+        self.live = Some(live);
+        self
     }
 
     /// Trusts loopback ([`TrustedProxies::loopback`]).
@@ -864,6 +906,16 @@ impl PolicyBuilder {
                 format!("hop cap must be between 1 and {MAX_HOP_CAP}, got {cap}"),
             ));
         }
+        #[cfg(feature = "live")]
+        if self.live.is_some() && !trusted.is_empty() {
+            return Err(ConfigError::new(
+                K::LiveWithRanges,
+                "live_trust holds every trusted range: put fixed ranges in LiveTrust::new(base)",
+            ));
+        }
+        #[cfg(feature = "live")]
+        let has_ranges = !trusted.is_empty() || self.live.is_some();
+        #[cfg(not(feature = "live"))]
         let has_ranges = !trusted.is_empty();
         let mode = match self.trusted_hops {
             Some(0) => {
@@ -948,6 +1000,8 @@ impl PolicyBuilder {
         Ok(Policy {
             inner: Arc::new(Inner {
                 trusted,
+                #[cfg(feature = "live")]
+                live: self.live,
                 spec: specs.pop(),
                 mode,
                 cap,

@@ -364,3 +364,118 @@ async fn rejected_and_timed_out_connections_emit_events() {
     assert!(missing.contains("WARN"), "{missing}");
     assert!(missing.contains("elapsed="), "{missing}");
 }
+
+/// Waits `for_` and asserts the server neither closed `s` nor sent anything.
+async fn still_open(s: &mut TcpStream, for_: Duration) {
+    let mut b = [0u8; 16];
+    if let Ok(r) = tokio::time::timeout(for_, s.read(&mut b)).await {
+        panic!("expected the connection to stay open, read {r:?}");
+    }
+}
+
+#[tokio::test]
+async fn outsiders_shed_their_oldest_and_never_stall_the_balancer() {
+    let listener = ProxyProtocolListener::new(tcp().await)
+        .require_from(["127.0.0.1/32".parse().unwrap()])
+        .header_timeout(Duration::from_secs(30))
+        .max_in_flight(1)
+        .max_in_flight_untrusted(2);
+    let addr = serve(listener);
+    let mut outsiders = Vec::new();
+    for _ in 0..3 {
+        outsiders.push(connect_from(lo(2), addr).await);
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    // The third closed the first; the second and third are still read.
+    closed_within(&mut outsiders[0], Duration::from_secs(1)).await;
+    still_open(&mut outsiders[1], Duration::from_millis(200)).await;
+    still_open(&mut outsiders[2], Duration::from_millis(10)).await;
+    // The balancer's budget (1) is untouched by them.
+    let header = v2(sa("203.0.113.9:1234"), sa("10.0.0.1:80"), &[]);
+    let start = Instant::now();
+    let body = body_200(get_with(connect_from(lo(1), addr).await, &header).await);
+    assert!(body.ends_with("source=203.0.113.9:1234"), "{body}");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    // A fourth outsider sheds the second, oldest of those left.
+    outsiders.push(connect_from(lo(2), addr).await);
+    closed_within(&mut outsiders[1], Duration::from_secs(1)).await;
+    still_open(&mut outsiders[2], Duration::from_millis(200)).await;
+    still_open(&mut outsiders[3], Duration::from_millis(10)).await;
+}
+
+#[tokio::test]
+async fn huge_header_timeouts_wait_instead_of_panicking() {
+    let settings: [fn(
+        ProxyProtocolListener<tokio::net::TcpListener>,
+    ) -> ProxyProtocolListener<tokio::net::TcpListener>; 3] = [
+        |l| l.header_timeout(Duration::MAX),
+        |l| l.header_timeout_unclamped(Duration::MAX),
+        |l| l.header_timeout_unclamped(Duration::from_secs(u64::MAX / 2)),
+    ];
+    for set in settings {
+        let listener = set(ProxyProtocolListener::new(tcp().await));
+        assert!(listener.proxy_acceptor().timeout() >= Duration::from_secs(u64::MAX / 2));
+        let addr = serve(listener);
+        let mut silent = connect_from(lo(2), addr).await;
+        let header = v2(sa("203.0.113.9:1234"), sa("10.0.0.1:80"), &[]);
+        let body = body_200(get_with(connect_from(lo(3), addr).await, &header).await);
+        assert!(body.ends_with("source=203.0.113.9:1234"), "{body}");
+        still_open(&mut silent, Duration::from_millis(100)).await;
+        // The accept loop is still alive after both.
+        body_200(get_with(connect_from(lo(3), addr).await, &header).await);
+    }
+    // The acceptor on its own.
+    let (mut c, s) = tokio::io::duplex(256);
+    c.write_all(&v1(sa("203.0.113.9:1234"), sa("10.0.0.1:80")))
+        .await
+        .unwrap();
+    let stream = ProxyAcceptor::new()
+        .header_timeout(Duration::MAX)
+        .accept(s, "10.0.0.2:1".parse().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        stream.proxy_header().and_then(|h| h.source()),
+        Some("203.0.113.9:1234".parse().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn clamped_settings_tell_the_value_in_force() {
+    use realip::io::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_UNTRUSTED, MIN_MAX_HEADER_LEN};
+    let l = ProxyProtocolListener::new(tcp().await);
+    assert_eq!(l.in_flight_limit(), DEFAULT_MAX_IN_FLIGHT);
+    assert_eq!(
+        l.in_flight_untrusted_limit(),
+        DEFAULT_MAX_IN_FLIGHT_UNTRUSTED
+    );
+    let l = l
+        .max_in_flight(0)
+        .max_in_flight_untrusted(0)
+        .header_timeout(Duration::ZERO)
+        .max_header_len(0);
+    assert_eq!(l.in_flight_limit(), 1);
+    assert_eq!(l.in_flight_untrusted_limit(), 1);
+    assert_eq!(l.proxy_acceptor().timeout(), MIN_HEADER_TIMEOUT);
+    assert_eq!(l.proxy_acceptor().max_len(), MIN_MAX_HEADER_LEN);
+    // Kept through `with_handshake`.
+    let l = l.with_handshake(|s, _| async move { Ok::<_, std::io::Error>(s) });
+    assert_eq!((l.in_flight_limit(), l.in_flight_untrusted_limit()), (1, 1));
+
+    // The largest budgets work: no arithmetic on them overflows.
+    let listener = ProxyProtocolListener::new(tcp().await)
+        .require_from(["127.0.0.1/32".parse().unwrap()])
+        .max_in_flight(usize::MAX)
+        .max_in_flight_untrusted(usize::MAX);
+    assert_eq!(listener.in_flight_untrusted_limit(), usize::MAX);
+    let addr = serve(listener);
+    let header = v2(sa("203.0.113.9:1234"), sa("10.0.0.1:80"), &[]);
+    for _ in 0..40 {
+        body_200(get_with(connect_from(lo(1), addr).await, &header).await);
+        body_200(get_with(connect_from(lo(2), addr).await, b"").await);
+    }
+}

@@ -122,11 +122,28 @@ fn crc_in_header(header: &[u8]) -> Option<bool> {
             let stored = u32::from_be_bytes(header[at + 3..at + 7].try_into().unwrap());
             let mut zeroed = header.to_vec();
             zeroed[at + 3..at + 7].fill(0);
-            return Some(crc32c::crc32c(&zeroed) == stored);
+            return Some(crc32c(&zeroed) == stored);
         }
         at += 3 + len;
     }
     None
+}
+
+/// CRC32C (Castagnoli, reflected 0x82F63B78), bit by bit: independent of
+/// the crate's own checksum code.
+fn crc32c(bytes: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
 }
 
 fn hex_text(hex: &str) -> String {

@@ -6,7 +6,7 @@ use std::num::NonZeroUsize;
 
 use realip::proxy::{
     self, detect, kind, v1, v2, Addresses, Command, Detected, EncodeError, Endpoint, Error, Family,
-    Header, Options, Status, Tlv, Transport, Version,
+    Header, Options, Status, Tlv, Transport, Unaddressed, Version,
 };
 
 fn complete(buf: &[u8]) -> (Header<'_>, usize) {
@@ -493,8 +493,15 @@ fn v2_proxy_inet6_dgram() {
     let (h, n) = complete(&buf);
     assert_eq!(n, 52);
     assert_eq!(h.transport(), Transport::Dgram);
-    assert_eq!(h.source(), Some(sa("[2001:db8::7]:5353")));
-    assert_eq!(h.destination(), Some(sa("[::1]:53")));
+    // A datagram flow's addresses: readable, but no client of this stream.
+    assert_eq!(h.source(), None);
+    assert_eq!(h.destination(), None);
+    assert_eq!(h.unaddressed(), Some(Unaddressed::Dgram));
+    assert_eq!(
+        h.addresses(),
+        v6("[2001:db8::7]:5353", "[::1]:53"),
+        "the block stays readable"
+    );
 }
 
 #[test]
@@ -640,6 +647,238 @@ fn v2_partial_reports_exact_missing_bytes() {
     assert_eq!(partial(&buf[..10]), NonZeroUsize::new(6));
     assert_eq!(partial(&buf[..16]), NonZeroUsize::new(12));
     assert_eq!(partial(&buf[..27]), NonZeroUsize::new(1));
+}
+
+// ------------------------------------- v2: family/transport byte, DGRAM, LOCAL
+
+/// The only family/transport bytes a PROXY header may carry.
+const LISTED: [u8; 7] = [0x00, 0x11, 0x12, 0x21, 0x22, 0x31, 0x32];
+
+#[test]
+fn v2_proxy_accepts_only_the_listed_family_transport_bytes() {
+    // A body long enough for any family's block.
+    let body = [0u8; 216];
+    for b in 0..=255u8 {
+        let buf = raw_v2(0x21, b, &body);
+        let got = proxy::parse(&buf);
+        if LISTED.contains(&b) {
+            assert!(matches!(got, Ok(Status::Complete(..))), "{b:#04x}: {got:?}");
+        } else {
+            let want = if b >> 4 > 3 {
+                Error::V2Family(b >> 4)
+            } else if b & 0x0F > 2 {
+                Error::V2Transport(b & 0x0F)
+            } else {
+                Error::V2FamilyTransport(b)
+            };
+            assert_eq!(got, Err(want), "{b:#04x}");
+            // Known from the fixed byte alone.
+            assert_eq!(proxy::parse(&buf[..14]), Err(want), "{b:#04x} early");
+        }
+    }
+}
+
+#[test]
+fn v2_proxy_inet6_unspec_transport_is_not_the_client_unspecified_address() {
+    // 0x20 used to parse as INET6 with an all-zero block: the client `[::]:0`.
+    let buf = raw_v2(0x21, 0x20, &[0; 36]);
+    assert_eq!(err(&buf), Error::V2FamilyTransport(0x20));
+    assert_eq!(
+        Error::V2FamilyTransport(0x20).to_string(),
+        "v2 header: family/transport byte 0x20 is not a combination the specification lists"
+    );
+}
+
+#[test]
+fn v2_dgram_names_no_client_of_the_stream() {
+    for fam in [0x12u8, 0x22, 0x32] {
+        let buf = raw_v2(0x21, fam, &[7; 216][..block_of(fam)]);
+        let (h, _) = complete(&buf);
+        assert_eq!(h.transport(), Transport::Dgram);
+        assert_eq!((h.source(), h.destination()), (None, None), "{fam:#04x}");
+        assert!(h.unaddressed().is_some());
+    }
+    let buf = raw_v2(0x21, 0x12, &V4_BLOCK);
+    let (h, _) = complete(&buf);
+    assert_eq!(h.unaddressed(), Some(Unaddressed::Dgram));
+    assert_eq!(h.addresses(), v4("192.0.2.7:56324", "10.0.0.1:443"));
+    assert_eq!(h.to_owned_header().unaddressed(), Some(Unaddressed::Dgram));
+    // The same block over STREAM is the client.
+    let buf = raw_v2(0x21, 0x11, &V4_BLOCK);
+    let (h, _) = complete(&buf);
+    assert_eq!(h.source(), Some(sa("192.0.2.7:56324")));
+    assert_eq!(h.unaddressed(), None);
+}
+
+#[test]
+fn unaddressed_says_why_there_is_no_client() {
+    let cases: [(&[u8], Option<Unaddressed>); 5] = [
+        (&raw_v2(0x20, 0x11, &V4_BLOCK), Some(Unaddressed::Local)),
+        (&raw_v2(0x21, 0x00, &[]), Some(Unaddressed::Unspec)),
+        (b"PROXY UNKNOWN\r\n", Some(Unaddressed::Unspec)),
+        (&raw_v2(0x21, 0x31, &[0; 216]), Some(Unaddressed::Unix)),
+        (b"PROXY TCP4 192.0.2.7 10.0.0.1 1 2\r\n", None),
+    ];
+    for (buf, want) in cases {
+        let (h, _) = complete(buf);
+        assert_eq!(h.unaddressed(), want, "{buf:02x?}");
+        assert_eq!(h.source().is_none(), want.is_some());
+    }
+}
+
+fn block_of(fam: u8) -> usize {
+    match fam >> 4 {
+        1 => 12,
+        2 => 36,
+        3 => 216,
+        _ => 0,
+    }
+}
+
+#[test]
+fn v2_local_ignores_the_family_byte_whatever_it_holds() {
+    // HAProxy 2.6 accepts these (family 0x03..0x3f and every other byte).
+    for b in 0..=255u8 {
+        for body in [&[][..], &[0xAB; 5][..], &V4_BLOCK[..]] {
+            let mut buf = raw_v2(0x20, b, body);
+            buf.extend_from_slice(b"GET");
+            let (h, n) = complete(&buf);
+            assert_eq!(n, 16 + body.len(), "{b:#04x}");
+            assert_eq!(h.command(), Command::Local);
+            assert_eq!(h.source(), None);
+            assert_eq!(h.unaddressed(), Some(Unaddressed::Local));
+        }
+    }
+    // Nibbles the specification does not name read as Unspec.
+    let buf = raw_v2(0x20, 0x4F, &[]);
+    let (h, _) = complete(&buf);
+    assert_eq!(
+        (h.family(), h.transport()),
+        (Family::Unspec, Transport::Unspec)
+    );
+    let buf = raw_v2(0x20, 0x13, &V4_BLOCK);
+    let (h, _) = complete(&buf);
+    assert_eq!(
+        (h.family(), h.transport()),
+        (Family::Inet, Transport::Unspec)
+    );
+}
+
+#[test]
+fn v2_local_discards_a_body_that_is_not_valid_tlvs() {
+    // After a whole block: one stray byte.
+    let mut body = V4_BLOCK.to_vec();
+    body.push(1);
+    let buf = raw_v2(0x20, 0x11, &body);
+    let (h, n) = complete(&buf);
+    assert_eq!(n, 29);
+    assert_eq!(h.addresses(), Addresses::Unspec, "discarded whole");
+    assert_eq!(h.tlv_bytes(), b"");
+    // No block (AF_UNSPEC): an overrunning TLV, a UNIQUE_ID over 128 bytes.
+    for body in [
+        vec![kind::ALPN, 0, 9, b'h'],
+        tlv(kind::UNIQUE_ID, &[1; 129]),
+        tlv(kind::CRC32C, &[0; 3]),
+    ] {
+        let buf = raw_v2(0x20, 0x00, &body);
+        let (h, n) = complete(&buf);
+        assert_eq!(n, 16 + body.len());
+        assert_eq!(h.tlvs().count(), 0);
+        assert_eq!((h.unique_id(), h.crc32c()), (None, None));
+    }
+    // The same bodies with PROXY are still refused.
+    assert_eq!(
+        err(&raw_v2(0x21, 0x00, &[kind::ALPN, 0, 9, b'h'])),
+        Error::V2TlvOverrun { kind: kind::ALPN }
+    );
+}
+
+#[test]
+fn v2_local_exposes_valid_tlvs_and_verifies_their_crc32c() {
+    // HAProxy's health check: LOCAL, AF_UNSPEC, TLVs right after the fixed part.
+    let bytes = v2::Builder::local()
+        .tlv(kind::UNIQUE_ID, b"hc-1")
+        .crc32c()
+        .to_vec()
+        .unwrap();
+    assert_eq!(&bytes[12..14], &[0x20, 0x00]);
+    let (h, _) = complete(&bytes);
+    assert_eq!(h.unique_id(), Some(&b"hc-1"[..]));
+    assert!(h.crc32c().is_some());
+    // A corrupted one is refused: its TLVs tile, so its CRC32C counts.
+    let mut bad = bytes.clone();
+    bad[19] ^= 1;
+    assert!(matches!(err(&bad), Error::V2Crc32cMismatch { .. }));
+    // A LOCAL header with a valid block: TLVs after it, CRC verified.
+    let bytes = v2::Builder::proxy(Transport::Stream, v4("192.0.2.7:1", "10.0.0.1:2"))
+        .command(Command::Local)
+        .tlv(kind::ALPN, b"h2")
+        .crc32c()
+        .to_vec()
+        .unwrap();
+    let (h, _) = complete(&bytes);
+    assert_eq!(h.alpn(), Some(&b"h2"[..]));
+    let mut bad = bytes.clone();
+    bad[16] ^= 1;
+    assert!(matches!(err(&bad), Error::V2Crc32cMismatch { .. }));
+}
+
+#[test]
+fn encode_local_with_a_family_and_tlvs_reads_back() {
+    // Used to write the TLVs where the parser expects the INET block.
+    let bytes = v2::Builder::local()
+        .family(Family::Inet)
+        .tlv(kind::AUTHORITY, b"health.example")
+        .crc32c()
+        .to_vec()
+        .unwrap();
+    let (h, n) = complete(&bytes);
+    assert_eq!(n, bytes.len());
+    assert_eq!((h.command(), h.family()), (Command::Local, Family::Inet));
+    assert_eq!(h.authority(), Some(&b"health.example"[..]));
+    assert!(h.crc32c().is_some());
+    assert_eq!(h.source(), None);
+}
+
+#[test]
+fn encode_refuses_what_the_parser_refuses() {
+    let a = v4("192.0.2.7:1", "10.0.0.1:2");
+    assert_eq!(
+        v2::Builder::proxy(Transport::Unspec, a).to_vec(),
+        Err(EncodeError::TransportMismatch)
+    );
+    assert_eq!(
+        v2::Builder::proxy(Transport::Stream, Addresses::Unspec).to_vec(),
+        Err(EncodeError::TransportMismatch)
+    );
+    assert_eq!(
+        v2::Builder::proxy(Transport::Stream, a)
+            .tlv(kind::CRC32C, &[0; 3])
+            .to_vec(),
+        Err(EncodeError::InvalidTlv(Error::V2TlvLength {
+            kind: kind::CRC32C,
+            len: 3
+        }))
+    );
+    assert_eq!(
+        v2::Builder::local()
+            .tlv(kind::CRC32C, &[0; 4])
+            .tlv(kind::CRC32C, &[0; 4])
+            .to_vec(),
+        Err(EncodeError::InvalidTlv(Error::V2Crc32cDuplicate))
+    );
+    assert_eq!(
+        v2::Builder::local()
+            .tlv(kind::UNIQUE_ID, &[0; 129])
+            .to_vec(),
+        Err(EncodeError::InvalidTlv(Error::V2UniqueIdTooLong(129)))
+    );
+    assert_eq!(
+        v2::Builder::local().raw_tlvs(&[1, 0]).to_vec(),
+        Err(EncodeError::BadTlvs)
+    );
+    // LOCAL is free to pair UNSPEC with a transport.
+    assert!(v2::Builder::local().to_vec().is_ok());
 }
 
 // ---------------------------------------------------------------- TLVs
@@ -838,6 +1077,30 @@ fn crc32c_is_verified() {
 }
 
 #[test]
+fn crc32c_is_verified_across_copy_chunks() {
+    // The checksum is summed over 128-byte copies: headers within one, and
+    // longer ones with the field inside the first (pad 90), across the
+    // boundary (91, 93) and in the second (94).
+    for pad in [0usize, 50, 90, 91, 93, 94, 100, 300] {
+        let mut t = tlv(0x7F, &vec![0xA5; pad]);
+        let at = 16 + 12 + t.len() + 3;
+        t.extend(tlv(kind::CRC32C, &[0; 4]));
+        let mut buf = with_tlvs(&t);
+        let mut zeroed = buf.clone();
+        zeroed[at..at + 4].fill(0);
+        let crc = crc32c::crc32c(&zeroed);
+        buf[at..at + 4].copy_from_slice(&crc.to_be_bytes());
+        let (h, _) = complete(&buf);
+        assert_eq!(h.crc32c(), Some(crc), "pad {pad}");
+        buf[20] ^= 1;
+        assert!(
+            matches!(err(&buf), Error::V2Crc32cMismatch { .. }),
+            "pad {pad}"
+        );
+    }
+}
+
+#[test]
 fn crc32c_rejects_mismatch() {
     let mut bytes = v2::Builder::proxy(Transport::Stream, v4("192.0.2.7:1", "10.0.0.1:2"))
         .crc32c()
@@ -881,12 +1144,9 @@ fn crc32c_rejects_length_other_than_4() {
 
 #[test]
 fn crc32c_rejects_duplicate() {
-    let bytes = v2::Builder::proxy(Transport::Stream, v4("192.0.2.7:1", "10.0.0.1:2"))
-        .tlv(kind::CRC32C, &[0; 4])
-        .tlv(kind::CRC32C, &[0; 4])
-        .to_vec()
-        .unwrap();
-    assert_eq!(err(&bytes), Error::V2Crc32cDuplicate);
+    let mut t = tlv(kind::CRC32C, &[0; 4]);
+    t.extend(tlv(kind::CRC32C, &[0; 4]));
+    assert_eq!(err(&with_tlvs(&t)), Error::V2Crc32cDuplicate);
 }
 
 // ---------------------------------------------------------------- encoder, owned

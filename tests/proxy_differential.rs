@@ -28,10 +28,23 @@
 //!    TLVs. So ppp accepts untileable bytes there, and lists no TLVs where
 //!    realip lists some.
 //!
+//! 9. v2 PROXY header whose family/transport byte is not one the
+//!    specification lists (`0x01`, `0x02`, `0x10`, `0x20`, `0x30`): realip
+//!    rejects it (`0x20` would name the client `[::]:0`); ppp reads the
+//!    nibbles one by one.
+//!
 //! realip accepts, ppp rejects:
-//! 6. v2 LOCAL header whose length is shorter than its family's address
-//!    block: the specification says a receiver discards a LOCAL block, so
-//!    realip skips `len` bytes; ppp requires the block.
+//! 6. v2 LOCAL header whose family byte names no family or transport, or
+//!    whose length is shorter than its family's address block: the
+//!    specification says a receiver discards a LOCAL block including the
+//!    family (HAProxy 2.6 accepts any), so realip does; ppp requires a
+//!    known family and protocol and the whole block.
+//!
+//! Both accept, and differ:
+//! 10. v2 LOCAL header whose body is not the block plus valid TLVs: realip
+//!    discards the body whole (no addresses, no TLVs), as the
+//!    specification says and HAProxy does; ppp keeps the block as
+//!    addresses and reports bad TLVs only while iterating.
 //! 7. v1 `UNKNOWN` line whose ignored remainder is not UTF-8, or holds more
 //!    than four spaces: the specification says the rest of an `UNKNOWN`
 //!    line is ignored. ppp's byte API demands UTF-8, and it splits the line
@@ -167,6 +180,20 @@ fn diff_v2(buf: &[u8]) -> Verdict {
                 ppp::v2::Protocol::Datagram => Transport::Dgram,
             };
             assert_eq!(h.transport(), tr);
+            if h.command() == Command::Local
+                && h.addresses() == Addresses::Unspec
+                && h.tlv_bytes().is_empty()
+                && t.as_bytes().len() > 16
+            {
+                // What realip discarded must be a body it would not read.
+                let twin = proxy_twin(buf);
+                let opts = proxy::Options::new().verify_crc32c(false);
+                assert!(
+                    !matches!(v2::parse_with(&twin, opts), Ok(Status::Complete(..))),
+                    "LOCAL body discarded though it reads as block + TLVs: {buf:02x?}"
+                );
+                return Verdict::Documented(10);
+            }
             match (h.addresses(), t.addresses) {
                 (Addresses::Unspec, ppp::v2::Addresses::Unspecified) => {}
                 (
@@ -220,7 +247,12 @@ fn diff_v2(buf: &[u8]) -> Verdict {
         (Some(Ok((h, _))), Err(e)) => {
             assert!(
                 h.command() == Command::Local
-                    && matches!(e, ppp::v2::ParseError::InvalidAddresses(..)),
+                    && matches!(
+                        e,
+                        ppp::v2::ParseError::InvalidAddresses(..)
+                            | ppp::v2::ParseError::AddressFamily(_)
+                            | ppp::v2::ParseError::Protocol(_)
+                    ),
                 "realip accepts, ppp rejects with {e:?}: {buf:02x?}"
             );
             Verdict::Documented(6)
@@ -253,6 +285,10 @@ fn diff_v2(buf: &[u8]) -> Verdict {
             } => Verdict::Documented(4),
             Error::V2TlvLength { .. } | Error::V2UniqueIdTooLong(_) | Error::V2SslSubTlv => {
                 Verdict::Documented(5)
+            }
+            Error::V2FamilyTransport(b) => {
+                assert!(matches!(b, 0x01 | 0x02 | 0x10 | 0x20 | 0x30));
+                Verdict::Documented(9)
             }
             other => panic!("ppp accepts, realip rejects with {other:?}: {buf:02x?}"),
         },
@@ -348,6 +384,18 @@ fn tlv() -> impl Strategy<Value = (u8, Vec<u8>)> {
     (kinds, proptest::collection::vec(any::<u8>(), 0..20))
 }
 
+/// The same bytes with the PROXY command and the family/transport byte
+/// made one the specification lists (STREAM for a named family).
+fn proxy_twin(buf: &[u8]) -> Vec<u8> {
+    let mut b = buf.to_vec();
+    b[12] = 0x21;
+    b[13] = match b[13] >> 4 {
+        f @ 1..=3 => (f << 4) | 1,
+        _ => 0x00,
+    };
+    b
+}
+
 fn v2_valid() -> impl Strategy<Value = Vec<u8>> {
     let addrs = prop_oneof![Just(0u8), Just(1u8), Just(2u8), Just(3u8),];
     (
@@ -380,11 +428,20 @@ fn v2_valid() -> impl Strategy<Value = Vec<u8>> {
                     destination: &ub,
                 },
             };
-            let tr = [Transport::Unspec, Transport::Stream, Transport::Dgram][usize::from(tr)];
+            let mut tr = [Transport::Unspec, Transport::Stream, Transport::Dgram][usize::from(tr)];
+            if !local {
+                // The builder writes only the byte values the spec lists.
+                tr = match (fam, tr) {
+                    (0, _) => Transport::Unspec,
+                    (_, Transport::Unspec) => Transport::Stream,
+                    _ => tr,
+                };
+            }
             let mut b = v2::Builder::proxy(tr, addresses);
             if local {
                 b = b.command(Command::Local);
             }
+            let bare = b.clone();
             for (k, v) in &tlvs {
                 // The builder recomputes the first 4-byte CRC TLV; others
                 // stay as generated.
@@ -393,7 +450,19 @@ fn v2_valid() -> impl Strategy<Value = Vec<u8>> {
             if crc {
                 b = b.crc32c();
             }
-            b.to_vec().unwrap()
+            b.to_vec().unwrap_or_else(|_| {
+                // TLVs the builder refuses to write (a bad CRC32C length,
+                // GCP id, ...): appended raw, length patched.
+                let mut v = bare.to_vec().unwrap();
+                for (k, val) in &tlvs {
+                    v.push(*k);
+                    v.extend_from_slice(&(val.len() as u16).to_be_bytes());
+                    v.extend_from_slice(val);
+                }
+                let len = (v.len() - 16) as u16;
+                v[14..16].copy_from_slice(&len.to_be_bytes());
+                v
+            })
         })
 }
 
@@ -421,7 +490,7 @@ fn v2_mutated() -> impl Strategy<Value = Vec<u8>> {
 struct Tally {
     both_complete: u32,
     neither: u32,
-    documented: [u32; 9],
+    documented: [u32; 11],
 }
 
 impl Tally {
@@ -529,8 +598,40 @@ fn documented_differences_hold() {
     base.extend_from_slice(&[kind::GCP, 0, 1, 7]);
     base[15] += 4;
     assert!(matches!(diff_v2(&base), Verdict::Documented(5)));
-    let local_short = v2::Builder::local().family(Family::Inet).to_vec().unwrap();
+    // LOCAL, INET/STREAM, 5 bytes where the block needs 12.
+    let mut local_short = v2::SIGNATURE.to_vec();
+    local_short.extend_from_slice(&[0x20, 0x11, 0, 5, 1, 2, 3, 4, 5]);
     assert!(matches!(diff_v2(&local_short), Verdict::Documented(6)));
+    for fam in [0x03u8, 0x3f, 0x40, 0xff] {
+        let mut local_odd = v2::SIGNATURE.to_vec();
+        local_odd.extend_from_slice(&[0x20, fam, 0, 0]);
+        assert!(
+            matches!(diff_v2(&local_odd), Verdict::Documented(6)),
+            "{fam:#04x}"
+        );
+    }
+    for fam in [0x01u8, 0x02, 0x10, 0x20, 0x30] {
+        let mut odd = v2::SIGNATURE.to_vec();
+        odd.extend_from_slice(&[0x21, fam, 0, 216]);
+        odd.extend_from_slice(&[0; 216]);
+        assert!(
+            matches!(diff_v2(&odd), Verdict::Documented(9)),
+            "{fam:#04x}"
+        );
+    }
+    let mut local_junk = v2::Builder::proxy(
+        Transport::Stream,
+        Addresses::Ipv4 {
+            source: "1.2.3.4:5".parse().unwrap(),
+            destination: "6.7.8.9:10".parse().unwrap(),
+        },
+    )
+    .command(Command::Local)
+    .to_vec()
+    .unwrap();
+    local_junk.push(0x01);
+    local_junk[15] += 1;
+    assert!(matches!(diff_v2(&local_junk), Verdict::Documented(10)));
     let unspec_tlv = v2::Builder::local().tlv(kind::NOOP, b"").to_vec().unwrap();
     assert!(matches!(diff_v2(&unspec_tlv), Verdict::Documented(8)));
 }

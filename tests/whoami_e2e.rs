@@ -60,6 +60,9 @@ fn features() -> Vec<&'static str> {
         ("axum", cfg!(feature = "axum")),
         ("tokio", cfg!(feature = "tokio")),
         ("tower", cfg!(feature = "tower")),
+        ("fetch", cfg!(feature = "fetch")),
+        ("live", cfg!(feature = "live")),
+        ("providers", cfg!(feature = "providers")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
@@ -305,8 +308,15 @@ fn answer(out: &CurlOutput, whoami: &Whoami) -> (Value, SocketAddr) {
         out.stderr
     );
     let client = out.local_addr().expect("curl reports its local address");
-    let body: Value = serde_json::from_slice(&out.body)
+    let mut body: Value = serde_json::from_slice(&out.body)
         .unwrap_or_else(|e| panic!("body is not JSON ({e}): {:?}", out.text()));
+    // Always present; without --trust-url/--trust-provider it is empty and
+    // left out of the comparisons.
+    let sources = body.get("trust_sources").cloned();
+    assert!(sources.is_some(), "no trust_sources: {body}");
+    if sources == Some(json!([])) {
+        body.as_object_mut().map(|o| o.remove("trust_sources"));
+    }
     (body, client)
 }
 
@@ -939,4 +949,77 @@ fn bad_flags_exit_2_and_help_exits_0() {
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
     }
+}
+
+/// `--trust-provider cloudflare=URL` and `--trust-url URL` against two
+/// local origins (the real Cloudflare API snapshot plus one loopback
+/// address; a one-line plain list): each list's ranges are trusted for
+/// `CF-Connecting-IP`, the default private and loopback ranges are not,
+/// `trust_sources` reports both, and a failing refresh is reported while
+/// the last good list keeps deciding.
+#[cfg(feature = "fetch")]
+#[test]
+fn trusted_lists_from_local_origins() {
+    use common::{Answer, Origin};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut api: Value =
+        serde_json::from_str(include_str!("fixtures/ranges/cloudflare-api-ips.json")).unwrap();
+    api["result"]["ipv4_cidrs"]
+        .as_array_mut()
+        .unwrap()
+        .push("127.0.0.101/32".into());
+    let cf = rt.block_on(Origin::http(Answer::body(api.to_string())));
+    let plain = rt.block_on(Origin::http(Answer::body("# ours\n127.0.0.102/32\n")));
+    let cache = tempfile::tempdir().expect("cache dir");
+    let provider = format!("cloudflare={}", cf.url("/client/v4/ips"));
+    let list = plain.url("/ips.txt");
+    let whoami = Whoami::start(&[
+        "--header",
+        "cf-connecting-ip",
+        "--trust-provider",
+        &provider,
+        "--trust-url",
+        &list,
+        "--refresh",
+        "1",
+        "--ranges-cache",
+        cache.path().to_str().unwrap(),
+    ]);
+    let ask = |n: u8| {
+        let out = curl_from(n, &whoami.url(), &["CF-Connecting-IP: 203.0.113.9"]).run();
+        answer(&out, &whoami).0
+    };
+    let body = ask(101);
+    assert_eq!(body["client_ip"], "203.0.113.9", "{body}");
+    assert_eq!(ask(102)["client_ip"], "203.0.113.9");
+    // Loopback is not trusted by default once lists are given.
+    assert_eq!(ask(103)["client_ip"], "127.0.0.103");
+    let sources = body["trust_sources"].as_array().unwrap().clone();
+    assert_eq!(sources.len(), 2, "{body}");
+    assert_eq!(sources[0]["name"], "cloudflare");
+    assert_eq!(sources[0]["ranges"], 23);
+    assert_eq!(sources[0]["error"], Value::Null);
+    assert!(sources[0]["age_s"].as_u64().unwrap() < 60);
+    assert!(sources[1]["name"].as_str().unwrap().starts_with("url-"));
+    assert_eq!(sources[1]["ranges"], 1);
+
+    // The plain list's server fails: reported, and its last list stays.
+    plain.set(Answer::Status(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let body = ask(102);
+        assert_eq!(body["client_ip"], "203.0.113.9", "{body}");
+        let s = &body["trust_sources"][1];
+        if s["error"] == "server answered HTTP 500" {
+            assert_eq!(s["ranges"], 1);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no error reported: {body}\n{}",
+            whoami.log()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert!(cache.path().join("cloudflare.body").is_file());
 }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use super::policy::{Mode, SourcePolicy};
+use super::stats::{ListenerStats, Outcome, Warn, WarnLimiter};
 use super::stream::ProxiedStream;
 use crate::proxy::{self, Detected, Status};
 
@@ -70,6 +71,29 @@ pub enum HandshakeError {
 }
 
 impl HandshakeError {
+    /// The counter this failure goes to.
+    pub(crate) fn outcome(&self) -> Outcome {
+        match self {
+            HandshakeError::Timeout(_) => Outcome::TimedOut,
+            HandshakeError::Closed | HandshakeError::Io(_) => Outcome::Closed,
+            HandshakeError::Missing => Outcome::Missing,
+            HandshakeError::Rejected => Outcome::Rejected,
+            HandshakeError::TooLarge { .. } => Outcome::TooLarge,
+            HandshakeError::Malformed(_) => Outcome::Malformed,
+        }
+    }
+
+    /// The rate-limited warning this failure raises, if it is one.
+    fn warning(&self) -> Option<Warn> {
+        match self {
+            HandshakeError::Timeout(_) | HandshakeError::Closed | HandshakeError::Io(_) => None,
+            HandshakeError::Missing => Some(Warn::Missing),
+            HandshakeError::Rejected => Some(Warn::Rejected),
+            HandshakeError::TooLarge { .. } => Some(Warn::TooLarge),
+            HandshakeError::Malformed(_) => Some(Warn::Malformed),
+        }
+    }
+
     /// Short stable name of the reason, used in tracing events.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -141,11 +165,10 @@ pub(crate) struct Settings {
 ///
 /// ```no_run
 /// use realip::io::ProxyAcceptor;
-/// use tokio::net::TcpListener;
 ///
 /// # async fn run() -> std::io::Result<()> {
 /// let acceptor = ProxyAcceptor::new().require_from(["10.0.0.0/8".parse().unwrap()]);
-/// let tcp = TcpListener::bind("127.0.0.1:8080").await?;
+/// let tcp = realip::io::bind("127.0.0.1:8080").await?;
 /// loop {
 ///     let (socket, peer) = tcp.accept().await?;
 ///     let acceptor = acceptor.clone();
@@ -161,6 +184,21 @@ pub(crate) struct Settings {
 #[derive(Clone, Debug)]
 pub struct ProxyAcceptor {
     settings: Arc<Settings>,
+    stats: ListenerStats,
+    warn: Arc<WarnLimiter>,
+}
+
+/// How far away a deadline that cannot be represented (`Instant::now()`
+/// plus a huge timeout) is put instead: about 30 years, as tokio does.
+const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+
+/// `start + timeout`, saturated to a far deadline instead of overflowing:
+/// no setting may panic inside the accept loop.
+pub(crate) fn deadline_after(start: Instant, timeout: Duration) -> Instant {
+    start
+        .checked_add(timeout)
+        .or_else(|| start.checked_add(FAR_FUTURE))
+        .unwrap_or(start)
 }
 
 impl Default for ProxyAcceptor {
@@ -178,6 +216,8 @@ impl ProxyAcceptor {
                 header_timeout: DEFAULT_HEADER_TIMEOUT,
                 max_header_len: DEFAULT_MAX_HEADER_LEN,
             }),
+            stats: ListenerStats::default(),
+            warn: Arc::default(),
         }
     }
 
@@ -246,8 +286,13 @@ impl ProxyAcceptor {
     }
 
     /// Time a client has to deliver its whole header, from accept (default
-    /// 5 s). Values under [`MIN_HEADER_TIMEOUT`] (3 s, what the
-    /// specification asks for) are raised to it, with a warning event.
+    /// 5 s).
+    ///
+    /// Clamped: values under [`MIN_HEADER_TIMEOUT`] (3 s, what the
+    /// specification asks for) are raised to it, with a warning event;
+    /// [`timeout`](Self::timeout) tells the value in force. Any larger
+    /// value is taken, up to `Duration::MAX` (a deadline past what the
+    /// clock can represent waits about 30 years: in effect, none).
     #[must_use]
     pub fn header_timeout(self, timeout: Duration) -> Self {
         let t = if timeout < MIN_HEADER_TIMEOUT {
@@ -264,7 +309,9 @@ impl ProxyAcceptor {
         self.edit(|s| s.header_timeout = t)
     }
 
-    /// Like [`header_timeout`](Self::header_timeout) without the 3 s floor.
+    /// Like [`header_timeout`](Self::header_timeout) without the 3 s floor:
+    /// [`timeout`](Self::timeout) is exactly `timeout` (zero closes every
+    /// connection that has not sent its header by the first read).
     ///
     /// For tests, and for senders on the same host or link where a lost
     /// segment cannot happen. Elsewhere a shorter deadline drops legitimate
@@ -274,10 +321,12 @@ impl ProxyAcceptor {
         self.edit(|s| s.header_timeout = timeout)
     }
 
-    /// Cap on the bytes read while looking for the header (default 4096),
-    /// clamped to `MIN_MAX_HEADER_LEN..=16 + 65535`. A v2 header that
-    /// announces more is rejected as soon as its length field is read;
-    /// nothing past the cap is ever read or allocated.
+    /// Cap on the bytes read while looking for the header (default 4096).
+    ///
+    /// Clamped to [`MIN_MAX_HEADER_LEN`]`..=16 + 65535` (the largest v2
+    /// header); [`max_len`](Self::max_len) tells the value in force. A v2
+    /// header that announces more is rejected as soon as its length field
+    /// is read; nothing past the cap is ever read or allocated.
     #[must_use]
     pub fn max_header_len(self, len: usize) -> Self {
         let len = len.clamp(MIN_MAX_HEADER_LEN, proxy::v2::MAX_LEN);
@@ -289,33 +338,65 @@ impl ProxyAcceptor {
         &self.settings.policy
     }
 
-    /// The header deadline in force.
+    /// The header deadline in force (after the 3 s floor of
+    /// [`header_timeout`](Self::header_timeout)).
     pub fn timeout(&self) -> Duration {
         self.settings.header_timeout
     }
 
-    /// The header size cap in force.
+    /// The header size cap in force (after the clamp of
+    /// [`max_header_len`](Self::max_header_len)).
     pub fn max_len(&self) -> usize {
         self.settings.max_header_len
+    }
+
+    /// Counters of what happened to every connection read by this acceptor
+    /// and its clones (and by the listener built on it); a handle to keep
+    /// and read at any time.
+    pub fn stats(&self) -> ListenerStats {
+        self.stats.clone()
     }
 
     /// Read the header from `io`, a connection from `peer`, under this
     /// acceptor's mode for `peer`, deadline and cap.
     ///
     /// Failures are returned and also reported as a `tracing` event (target
-    /// `realip::io`) with the peer, the reason and the time spent.
+    /// `realip::io`) with the peer, the reason and the time spent: clients
+    /// that time out, close or reset at `DEBUG`; protocol violations at
+    /// `WARN`, at most one per reason per second (the next one says how
+    /// many were folded into it; the others go out at `DEBUG`). Every
+    /// outcome is counted in [`stats`](Self::stats).
     pub fn accept<IO>(&self, io: IO, peer: SocketAddr) -> Accept<IO>
     where
         IO: AsyncRead + Unpin,
     {
-        self.accept_until(io, peer, Instant::now() + self.settings.header_timeout)
+        self.stats.connection();
+        let mode = self.settings.policy.mode_for(peer);
+        let start = Instant::now();
+        let deadline = deadline_after(start, self.settings.header_timeout);
+        self.accept_inner(io, peer, mode, start, deadline, true)
     }
 
-    pub(crate) fn accept_until<IO>(&self, io: IO, peer: SocketAddr, deadline: Instant) -> Accept<IO>
+    /// The warning limiter, shared with the listener's own events.
+    pub(crate) fn warn_limiter(&self) -> &WarnLimiter {
+        &self.warn
+    }
+
+    /// The header phase of one connection whose `mode` is known; counts
+    /// its failure, and its success when `count_success` (the listener
+    /// counts success after its handshake step instead).
+    pub(crate) fn accept_inner<IO>(
+        &self,
+        io: IO,
+        peer: SocketAddr,
+        mode: Mode,
+        started: Instant,
+        deadline: Instant,
+        count_success: bool,
+    ) -> Accept<IO>
     where
         IO: AsyncRead + Unpin,
     {
-        let mode = self.settings.policy.mode_for(peer);
         Accept {
             io: Some(io),
             peer,
@@ -325,7 +406,10 @@ impl ProxyAcceptor {
             want: 0,
             max: self.settings.max_header_len,
             timeout: self.settings.header_timeout,
-            started: Instant::now(),
+            started,
+            stats: self.stats.clone(),
+            count_success,
+            warn: Arc::clone(&self.warn),
             deadline: tokio::time::sleep_until(deadline),
         }
     }
@@ -347,6 +431,10 @@ pin_project! {
         max: usize,
         timeout: Duration,
         started: Instant,
+        stats: ListenerStats,
+        // Whether success is counted here (else by the caller).
+        count_success: bool,
+        warn: Arc<WarnLimiter>,
         #[pin]
         deadline: Sleep,
     }
@@ -423,23 +511,33 @@ impl<IO: AsyncRead + Unpin> Future for Accept<IO> {
             cx,
         );
         let res = ready!(res);
-        if let Err(e) = &res {
-            let elapsed = this.started.elapsed();
-            match e {
-                HandshakeError::Timeout(_) | HandshakeError::Closed | HandshakeError::Io(_) => {
-                    tracing::debug!(
+        match &res {
+            Ok(stream) => {
+                if *this.count_success {
+                    this.stats.outcome(if stream.proxy_header().is_some() {
+                        Outcome::Accepted
+                    } else {
+                        Outcome::NoHeader
+                    });
+                }
+            }
+            Err(e) => {
+                this.stats.outcome(e.outcome());
+                let elapsed = this.started.elapsed();
+                match e.warning().and_then(|w| this.warn.admit(w)) {
+                    Some(suppressed) => tracing::warn!(
+                        target: "realip::io",
+                        peer = %this.peer, mode = %this.mode, reason = e.reason(),
+                        read = *this.filled, ?elapsed, error = %e, suppressed,
+                        "PROXY handshake failed, closing (`suppressed`: like events since the last warning, logged at DEBUG)"
+                    ),
+                    None => tracing::debug!(
                         target: "realip::io",
                         peer = %this.peer, mode = %this.mode, reason = e.reason(),
                         read = *this.filled, ?elapsed, error = %e,
                         "PROXY handshake failed, closing"
-                    )
+                    ),
                 }
-                _ => tracing::warn!(
-                    target: "realip::io",
-                    peer = %this.peer, mode = %this.mode, reason = e.reason(),
-                    read = *this.filled, ?elapsed, error = %e,
-                    "PROXY handshake failed, closing"
-                ),
             }
         }
         Poll::Ready(res)

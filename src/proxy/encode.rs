@@ -2,7 +2,7 @@
 
 use core::fmt;
 
-use super::{v1, v2, Command, Header, Version};
+use super::{v1, v2, Command, Error, Header, Version};
 
 /// A header that cannot be written.
 #[non_exhaustive]
@@ -20,6 +20,12 @@ pub enum EncodeError {
     FamilyMismatch,
     /// The raw TLV bytes do not form whole TLVs.
     BadTlvs,
+    /// A PROXY header whose transport is UNSPEC while its family is not, or
+    /// the other way round: the specification lists no such combination.
+    TransportMismatch,
+    /// A TLV breaks a rule the parser enforces (e.g. a CRC32C value that is
+    /// not 4 bytes, two CRC32C TLVs, a UNIQUE_ID over 128 bytes).
+    InvalidTlv(Error),
 }
 
 impl fmt::Display for EncodeError {
@@ -31,6 +37,10 @@ impl fmt::Display for EncodeError {
             EncodeError::TooLong => "v2 header: addresses and TLVs exceed 65535 bytes",
             EncodeError::FamilyMismatch => "v2 header: addresses do not match the address family",
             EncodeError::BadTlvs => "v2 header: TLV bytes do not form whole TLVs",
+            EncodeError::TransportMismatch => {
+                "v2 PROXY header: family and transport must both be UNSPEC or both be set"
+            }
+            EncodeError::InvalidTlv(e) => return write!(f, "v2 header: invalid TLV ({e})"),
         })
     }
 }
@@ -59,6 +69,7 @@ impl Header<'_> {
                 self.family,
                 &self.addresses(),
                 self.tlvs,
+                false,
                 false,
             ),
         }

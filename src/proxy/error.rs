@@ -59,6 +59,11 @@ pub enum Error {
     V2Family(u8),
     /// v2: the transport nibble is not UNSPEC, STREAM or DGRAM.
     V2Transport(u8),
+    /// v2 PROXY: the family/transport byte (carried here) pairs UNSPEC with
+    /// a named family or transport (`0x01`, `0x02`, `0x10`, `0x20`, `0x30`):
+    /// the specification lists only `0x00`, `0x11`, `0x12`, `0x21`, `0x22`,
+    /// `0x31` and `0x32`.
+    V2FamilyTransport(u8),
     /// v2 PROXY: the length field is shorter than the family's address block.
     V2AddressLength {
         /// The header's length field.
@@ -154,6 +159,10 @@ impl fmt::Display for Error {
             Error::V2Transport(v) => {
                 write!(f, "v2 header: transport {v} is not UNSPEC, STREAM or DGRAM")
             }
+            Error::V2FamilyTransport(b) => write!(
+                f,
+                "v2 header: family/transport byte {b:#04x} is not a combination the specification lists"
+            ),
             Error::V2AddressLength { len, needed } => write!(
                 f,
                 "v2 header: length {len} is shorter than the {needed}-byte address block"

@@ -104,7 +104,8 @@ pub enum Transport {
     Unspec,
     /// TCP or another stream transport (v1 `TCP4`/`TCP6`).
     Stream,
-    /// UDP or another datagram transport.
+    /// UDP or another datagram transport. Such a header names no client of
+    /// the stream it arrived on: [`Header::source`] is `None`.
     Dgram,
 }
 
@@ -121,11 +122,28 @@ pub enum Family {
     Unix,
 }
 
+/// Why a header names no client ([`Header::source`] is `None`), so the
+/// socket's endpoints stand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Unaddressed {
+    /// A v2 LOCAL header: the proxy's own connection (e.g. a health check).
+    Local,
+    /// v1 `UNKNOWN` or v2 AF_UNSPEC: the proxy did not say.
+    Unspec,
+    /// v2 AF_UNIX: socket paths, not addresses.
+    Unix,
+    /// v2 DGRAM: the addresses are those of a datagram flow, not of the
+    /// stream this header arrived on. They stay readable through
+    /// [`Header::addresses`] for a receiver that relays datagrams.
+    Dgram,
+}
+
 /// The address block of a header.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Addresses<'a> {
     /// No addresses: v1 `UNKNOWN`, v2 AF_UNSPEC, or a v2 LOCAL header whose
-    /// block is shorter than its family's addresses.
+    /// block is shorter than its family's addresses or whose body was
+    /// discarded.
     Unspec,
     /// IPv4 source and destination.
     Ipv4 {
@@ -202,12 +220,14 @@ impl<'a> Header<'a> {
     pub fn command(&self) -> Command {
         self.command
     }
-    /// Transport of the relayed connection.
+    /// Transport of the relayed connection (for LOCAL, `Unspec` when the
+    /// byte names none).
     #[inline]
     pub fn transport(&self) -> Transport {
         self.transport
     }
-    /// Address family announced by the header (also for LOCAL).
+    /// Address family announced by the header. For LOCAL, whose family byte
+    /// a receiver ignores, `Unspec` when the byte names no family.
     #[inline]
     pub fn family(&self) -> Family {
         self.family
@@ -239,11 +259,13 @@ impl<'a> Header<'a> {
             }
         }
     }
-    /// The client address: `None` for LOCAL, v1 `UNKNOWN`, AF_UNSPEC and
-    /// AF_UNIX, where the socket peer stays the client.
+    /// The client address of the stream this header arrived on: `None` for
+    /// LOCAL, v1 `UNKNOWN`, AF_UNSPEC, AF_UNIX and DGRAM (see
+    /// [`unaddressed`](Self::unaddressed)), where the socket peer stays the
+    /// client.
     #[inline]
     pub fn source(&self) -> Option<SocketAddr> {
-        if self.command == Command::Local {
+        if self.command == Command::Local || self.transport == Transport::Dgram {
             return None;
         }
         match self.stored {
@@ -256,13 +278,28 @@ impl<'a> Header<'a> {
     /// [`source`](Self::source) is.
     #[inline]
     pub fn destination(&self) -> Option<SocketAddr> {
-        if self.command == Command::Local {
+        if self.command == Command::Local || self.transport == Transport::Dgram {
             return None;
         }
         match self.stored {
             Family::Inet => Some(SocketAddr::V4(v4_at(&self.addr, 4, 10))),
             Family::Inet6 => Some(SocketAddr::V6(v6_at(&self.addr, 16, 34))),
             Family::Unspec | Family::Unix => None,
+        }
+    }
+    /// Why [`source`](Self::source) is `None`; `None` when it names the
+    /// client. What a listener records when it keeps the socket's endpoints.
+    pub fn unaddressed(&self) -> Option<Unaddressed> {
+        if self.command == Command::Local {
+            return Some(Unaddressed::Local);
+        }
+        match self.stored {
+            Family::Unspec => Some(Unaddressed::Unspec),
+            Family::Unix => Some(Unaddressed::Unix),
+            Family::Inet | Family::Inet6 if self.transport == Transport::Dgram => {
+                Some(Unaddressed::Dgram)
+            }
+            Family::Inet | Family::Inet6 => None,
         }
     }
     /// All TLVs in order, raw (empty for v1). Validated at parse time, so the

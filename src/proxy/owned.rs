@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 
 use super::tlv::Index;
-use super::{Command, Family, Header, Transport, Version};
+use super::{Command, Family, Header, Transport, Unaddressed, Version};
 
 /// A PROXY header that owns its bytes, for connection info kept after the
 /// read buffer is reused. Cloning copies the TLV bytes; share it behind an
@@ -71,6 +71,10 @@ impl OwnedHeader {
     /// See [`Header::destination`].
     pub fn destination(&self) -> Option<SocketAddr> {
         self.as_header().destination()
+    }
+    /// See [`Header::unaddressed`].
+    pub fn unaddressed(&self) -> Option<Unaddressed> {
+        self.as_header().unaddressed()
     }
     /// See [`Header::version`].
     pub fn version(&self) -> Version {

@@ -6,6 +6,18 @@
 //! length, the TLVs for exact tiling and their typed rules, the CRC32C
 //! (computed in place, field zeroed, without copying).
 //!
+//! With the PROXY command the family/transport byte must be one the
+//! specification lists (`0x00`, `0x11`, `0x12`, `0x21`, `0x22`, `0x31`,
+//! `0x32`). A DGRAM header is valid but names no client of a stream
+//! ([`Header::source`] is `None`, [`Header::unaddressed`] says why).
+//!
+//! LOCAL headers (health checks) are never refused for their family byte or
+//! their body, which a receiver is to discard: a body that reads as the
+//! family's block plus valid TLVs (or, when shorter than the block, as
+//! valid TLVs alone) is exposed, and a CRC32C among those TLVs is verified,
+//! so a corrupted health check still fails; any other body is discarded
+//! whole (no addresses, no TLVs).
+//!
 //! ```
 //! use realip::proxy::{v2, Addresses, Status, Transport};
 //!
@@ -66,22 +78,53 @@ fn version_command(b: u8) -> Result<Command, Error> {
     }
 }
 
+/// The family/transport byte of a PROXY header: only the combinations the
+/// specification lists (UNSPEC/UNSPEC, or INET/INET6/UNIX with STREAM or
+/// DGRAM); `0x20` would otherwise name the client `[::]:0`.
 #[inline(always)]
 fn family_transport(b: u8) -> Result<(Family, Transport), Error> {
+    match b {
+        0x00 => Ok((Family::Unspec, Transport::Unspec)),
+        0x11 => Ok((Family::Inet, Transport::Stream)),
+        0x12 => Ok((Family::Inet, Transport::Dgram)),
+        0x21 => Ok((Family::Inet6, Transport::Stream)),
+        0x22 => Ok((Family::Inet6, Transport::Dgram)),
+        0x31 => Ok((Family::Unix, Transport::Stream)),
+        0x32 => Ok((Family::Unix, Transport::Dgram)),
+        _ if b >> 4 > 3 => Err(Error::V2Family(b >> 4)),
+        _ if b & 0x0F > 2 => Err(Error::V2Transport(b & 0x0F)),
+        _ => Err(Error::V2FamilyTransport(b)),
+    }
+}
+
+/// The family/transport byte of a LOCAL header, which a receiver ignores:
+/// never an error. Each nibble is reported when the specification names it
+/// (`Unspec` otherwise), and a named family still sizes the block that the
+/// TLVs follow.
+#[inline(always)]
+fn family_transport_local(b: u8) -> (Family, Transport) {
     let f = match b >> 4 {
-        0 => Family::Unspec,
         1 => Family::Inet,
         2 => Family::Inet6,
         3 => Family::Unix,
-        f => return Err(Error::V2Family(f)),
+        _ => Family::Unspec,
     };
     let t = match b & 0x0F {
-        0 => Transport::Unspec,
         1 => Transport::Stream,
         2 => Transport::Dgram,
-        t => return Err(Error::V2Transport(t)),
+        _ => Transport::Unspec,
     };
-    Ok((f, t))
+    (f, t)
+}
+
+#[inline(always)]
+fn fixed_fields(vc: u8, ft: u8) -> Result<(Command, Family, Transport), Error> {
+    let command = version_command(vc)?;
+    let (family, transport) = match command {
+        Command::Proxy => family_transport(ft)?,
+        Command::Local => family_transport_local(ft),
+    };
+    Ok((command, family, transport))
 }
 
 /// [`parse`] with explicit [`Options`] (e.g. without CRC32C verification).
@@ -93,19 +136,18 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
         if buf[..n] != SIGNATURE[..n] {
             return Err(Error::NotProxy);
         }
-        if let Some(&b) = buf.get(12) {
-            version_command(b)?;
-        }
-        if let Some(&b) = buf.get(13) {
-            family_transport(b)?;
+        if let Some(&vc) = buf.get(12) {
+            version_command(vc)?;
+            if let Some(&ft) = buf.get(13) {
+                fixed_fields(vc, ft)?;
+            }
         }
         return Ok(Status::Partial(NonZeroUsize::new(FIXED_LEN - buf.len())));
     };
     if fixed[..12] != SIGNATURE {
         return Err(Error::NotProxy);
     }
-    let command = version_command(fixed[12])?;
-    let (family, transport) = family_transport(fixed[13])?;
+    let (command, family, transport) = fixed_fields(fixed[12], fixed[13])?;
     let len16 = u16::from_be_bytes([fixed[14], fixed[15]]);
     let len = usize::from(len16);
     let need = block_len(family);
@@ -120,33 +162,44 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
         return Ok(Status::Partial(NonZeroUsize::new(total - buf.len())));
     };
     let body = &whole[FIXED_LEN..];
-    // LOCAL: the block is to be discarded; a block too short for its family
-    // carries neither addresses nor TLVs.
-    let mut addr = [0u8; 36];
-    let mut unix: &[u8] = &[];
-    let (stored, block_len, tlvs) = match body.split_at_checked(need) {
-        Some((block, tlvs)) => {
-            match family {
-                Family::Inet => addr[..12].copy_from_slice(block),
-                Family::Inet6 => addr.copy_from_slice(block),
-                Family::Unix => unix = block,
-                Family::Unspec => {}
-            }
-            (family, need, tlvs)
-        }
-        None => (Family::Unspec, 0, &[][..]),
-    };
+    // LOCAL: a block too short for its family is absent, and the whole body
+    // is the TLV region.
+    let (block, tlvs) = body.split_at_checked(need).unwrap_or((&[], body));
     let mut index = Index::default();
     let crc_at = if tlvs.is_empty() {
         None
     } else {
-        tlv::validate(tlvs, &mut index)?
+        match tlv::validate(tlvs, &mut index) {
+            Ok(at) => at,
+            Err(e) if command == Command::Proxy => return Err(e),
+            // LOCAL: a body that is not valid TLVs is discarded whole
+            // (the specification ignores it, and so does HAProxy).
+            Err(_) => {
+                return Ok(Status::Complete(
+                    Header::local_discarded(family, transport),
+                    total,
+                ))
+            }
+        }
     };
     if let Some(at) = crc_at {
         if options.verify_crc32c {
-            verify_crc(whole, FIXED_LEN + block_len + at)?;
+            verify_crc(whole, FIXED_LEN + block.len() + at)?;
         }
     }
+    let mut addr = [0u8; 36];
+    let mut unix: &[u8] = &[];
+    let stored = if block.len() == need {
+        match family {
+            Family::Inet => addr[..12].copy_from_slice(block),
+            Family::Inet6 => addr.copy_from_slice(block),
+            Family::Unix => unix = block,
+            Family::Unspec => {}
+        }
+        family
+    } else {
+        Family::Unspec
+    };
     Ok(Status::Complete(
         Header {
             version: Version::V2,
@@ -163,14 +216,57 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
     ))
 }
 
-/// CRC32C of `header` with the 4 bytes at `at` taken as zero.
-fn crc_over(header: &[u8], at: usize) -> u32 {
-    let c = crc32c::crc32c(&header[..at]);
-    let c = crc32c::crc32c_append(c, &[0; 4]);
-    match &header[at + 4..] {
-        [] => c,
-        rest => crc32c::crc32c_append(c, rest),
+impl Header<'_> {
+    /// A LOCAL header whose body was discarded: no addresses, no TLVs.
+    fn local_discarded(family: Family, transport: Transport) -> Self {
+        Header {
+            version: Version::V2,
+            command: Command::Local,
+            transport,
+            family,
+            stored: Family::Unspec,
+            addr: [0; 36],
+            unix: &[],
+            tlvs: &[],
+            index: Index::default(),
+        }
     }
+}
+
+/// Bytes the CRC32C is computed over per call.
+const CRC_CHUNK: usize = 128;
+
+/// An 8-byte-aligned copy buffer: the hardware CRC then runs on whole
+/// 8-byte words, with no byte-wise head or tail.
+#[repr(align(8))]
+struct CrcChunk([u8; CRC_CHUNK]);
+
+/// CRC32C of `header` with the 4 bytes at `at` taken as zero.
+///
+/// The header is copied, 128 bytes at a time, into an aligned stack
+/// buffer where the field is zeroed, and each copy is summed in one call:
+/// a header up to 128 bytes (an NLB's is 104) costs one copy and one call.
+/// Summing the bytes around the field in three calls instead cost three
+/// times as much on the NLB header (each call pays its own unaligned head
+/// and tail; `benches/crc32c_small.rs`).
+fn crc_over(header: &[u8], at: usize) -> u32 {
+    let mut buf = CrcChunk([0; CRC_CHUNK]);
+    if let Some(copy) = buf.0.get_mut(..header.len()) {
+        copy.copy_from_slice(header);
+        copy[at..at + 4].fill(0);
+        return crc_fast::crc32_iscsi(copy);
+    }
+    let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
+    for (i, part) in header.chunks(CRC_CHUNK).enumerate() {
+        let start = i * CRC_CHUNK;
+        let chunk = &mut buf.0[..part.len()];
+        chunk.copy_from_slice(part);
+        let lo = at.saturating_sub(start).min(part.len());
+        let hi = (at + 4).saturating_sub(start).min(part.len());
+        chunk[lo..hi].fill(0);
+        digest.update(chunk);
+    }
+    digest.finalize() as u32
 }
 
 fn verify_crc(header: &[u8], at: usize) -> Result<(), Error> {
@@ -232,8 +328,10 @@ impl<'a> Builder<'a> {
         self
     }
 
-    /// Sets the family byte without addresses; only meaningful for LOCAL
-    /// with [`Addresses::Unspec`], where the block is then empty.
+    /// Sets the family byte of a LOCAL header built without addresses. The
+    /// family's address block is then written as zeros, so the TLVs sit
+    /// where every receiver looks for them (receivers discard the block).
+    /// On a PROXY header the family must match the addresses.
     pub fn family(mut self, family: Family) -> Self {
         self.family = family;
         self
@@ -291,6 +389,7 @@ impl<'a> Builder<'a> {
             &self.addresses,
             &self.tlvs,
             self.crc32c,
+            true,
         )
     }
 
@@ -304,7 +403,14 @@ impl<'a> Builder<'a> {
 
 /// Writes a whole v2 header. `tlvs` is copied as is; if it holds a CRC32C
 /// TLV, that TLV's value is recomputed, else one is appended when
-/// `add_crc` is set.
+/// `add_crc` is set. `fill_block`: a LOCAL header with a family but no
+/// addresses gets a zeroed block (the builder); a parsed header is written
+/// back as it came (its block, if any, is in `addresses`).
+///
+/// Refuses whatever the parser would refuse or read differently: a PROXY
+/// family/transport pair outside the specification's list, TLVs that break
+/// a rule of [`tlv::validate`].
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn write_raw(
     out: &mut Vec<u8>,
     command: Command,
@@ -313,11 +419,8 @@ pub(crate) fn write_raw(
     addresses: &Addresses<'_>,
     tlvs: &[u8],
     add_crc: bool,
+    fill_block: bool,
 ) -> Result<usize, EncodeError> {
-    let block = match addresses {
-        Addresses::Unspec => 0,
-        _ => block_len(family),
-    };
     let addr_family = match addresses {
         Addresses::Unspec => family,
         Addresses::Ipv4 { .. } => Family::Inet,
@@ -327,21 +430,24 @@ pub(crate) fn write_raw(
     if addr_family != family {
         return Err(EncodeError::FamilyMismatch);
     }
-    if command == Command::Proxy && block < block_len(family) {
-        return Err(EncodeError::FamilyMismatch);
-    }
-    // Find an existing CRC TLV (its value is recomputed below).
-    let mut existing = None;
-    let mut pos = 0;
-    for t in tlv::Tlvs::new(tlvs) {
-        if t.kind == kind::CRC32C && t.value.len() == 4 && existing.is_none() {
-            existing = Some(pos + 3);
+    let block = match addresses {
+        Addresses::Unspec if command == Command::Proxy && family != Family::Unspec => {
+            return Err(EncodeError::FamilyMismatch);
         }
-        pos += 3 + t.value.len();
+        Addresses::Unspec if fill_block => block_len(family),
+        Addresses::Unspec => 0,
+        _ => block_len(family),
+    };
+    if command == Command::Proxy && (family == Family::Unspec) != (transport == Transport::Unspec) {
+        return Err(EncodeError::TransportMismatch);
     }
-    if pos != tlvs.len() {
-        return Err(EncodeError::BadTlvs);
-    }
+    // The parser's TLV rules, so what is written reads back the same; and
+    // where an existing CRC TLV is (its value is recomputed below).
+    let existing = match tlv::validate(tlvs, &mut Index::default()) {
+        Ok(at) => at,
+        Err(Error::V2TlvOverrun { .. } | Error::V2TlvTrailing) => return Err(EncodeError::BadTlvs),
+        Err(e) => return Err(EncodeError::InvalidTlv(e)),
+    };
     let extra = if add_crc && existing.is_none() { 7 } else { 0 };
     let len = u16::try_from(block + tlvs.len() + extra).map_err(|_| EncodeError::TooLong)?;
 
@@ -368,7 +474,7 @@ pub(crate) fn write_raw(
     out.push((f << 4) | t);
     out.extend_from_slice(&len.to_be_bytes());
     match addresses {
-        Addresses::Unspec => {}
+        Addresses::Unspec => out.resize(out.len() + block, 0),
         Addresses::Ipv4 {
             source,
             destination,

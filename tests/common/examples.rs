@@ -37,6 +37,10 @@ fn features() -> Vec<&'static str> {
         ("tower", cfg!(feature = "tower")),
         ("outbound", cfg!(feature = "outbound")),
         ("connect", cfg!(feature = "connect")),
+        ("tonic", cfg!(feature = "tonic")),
+        ("fetch", cfg!(feature = "fetch")),
+        ("live", cfg!(feature = "live")),
+        ("providers", cfg!(feature = "providers")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))

@@ -2,6 +2,7 @@
 
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -111,4 +112,34 @@ pub fn parse_listen_addr(spec: &str) -> Option<SocketAddr> {
         .or_else(|| spec.strip_prefix("ipv6@"))?;
     let (ip, port) = rest.rsplit_once(':')?;
     Some(SocketAddr::new(ip.parse().ok()?, port.parse().ok()?))
+}
+
+/// `TcpExtListenOverflows` of this network namespace, read with `nstat`
+/// (absolute value, without touching nstat's history file).
+pub fn listen_overflows() -> u64 {
+    let out = Command::new("nstat")
+        .args(["-asz", "TcpExtListenOverflows"])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run nstat (package iproute2): {e}"));
+    assert!(out.status.success(), "nstat failed: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("TcpExtListenOverflows"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no TcpExtListenOverflows in nstat output:\n{text}"))
+}
+
+/// The backlog of the socket listening on `addr`, from `ss` (its Send-Q).
+pub fn listen_backlog(addr: SocketAddr) -> u32 {
+    let out = Command::new("ss")
+        .args(["-Hltn", &format!("sport = :{}", addr.port())])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run ss (package iproute2): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains(&addr.to_string()))
+        .unwrap_or_else(|| panic!("{addr} not listening per ss:\n{text}"));
+    line.split_whitespace().nth(2).unwrap().parse().unwrap()
 }

@@ -40,6 +40,12 @@ use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
+#[cfg(feature = "fetch")]
+pub mod fetch;
+#[cfg(feature = "live")]
+pub mod live;
+pub mod providers;
+
 /// What kind of configuration mistake a [`ConfigError`] reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -68,6 +74,8 @@ pub enum ConfigErrorKind {
     SeveralHeaders,
     /// More than [`MAX_RANGES`] networks in one set.
     TooManyRanges,
+    /// A live set combined with fixed ranges on the same policy.
+    LiveWithRanges,
 }
 
 /// Most networks one [`TrustedProxies`] holds: far beyond any published
@@ -193,10 +201,15 @@ impl<T: Key> Intervals<T> {
         let base = min >> shift;
         let buckets = ((max >> shift) - base + 1) as usize;
         let mut index = Vec::with_capacity(buckets + 1);
+        // Bucket starts only grow, so the first interval reaching each one
+        // is found by one sweep over the sorted ends, not a search per bucket.
+        let mut first = 0;
         for b in 0..buckets {
             let bucket_start = (base + b as u128) << shift;
             let bucket_end = bucket_start | ((1u128 << shift) - 1);
-            let first = ends.partition_point(|&e| e.into() < bucket_start);
+            while ends.get(first).is_some_and(|&e| e.into() < bucket_start) {
+                first += 1;
+            }
             let flags = match (starts.get(first), ends.get(first)) {
                 (Some(&lo), Some(&hi)) if lo.into() <= bucket_start && hi.into() >= bucket_end => {
                     DECIDED | INSIDE

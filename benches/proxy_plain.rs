@@ -1,0 +1,88 @@
+//! A plain timing loop over the same contenders as `proxy_parse` (no
+//! criterion): each parses the same bytes and hands back the same outputs
+//! (client address, header length, VPC endpoint id on the NLB header),
+//! black-boxed. Seven rounds, contenders interleaved within each round; the
+//! median ns per parse and the ratios to realip are printed. Bounded: about
+//! two seconds. `cargo bench --bench proxy_plain`.
+
+#[path = "common/proxy.rs"]
+mod common;
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use common::Out;
+
+const ROUNDS: usize = 7;
+
+fn ns_per_call(iters: u32, f: &dyn Fn() -> Out) -> f64 {
+    let start = Instant::now();
+    for _ in 0..iters {
+        black_box(f());
+    }
+    start.elapsed().as_nanos() as f64 / f64::from(iters)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn group(name: &str, iters: u32, contenders: &[(&str, &dyn Fn() -> Out)]) {
+    // `PROXY_PLAIN_ONLY=v2_nlb/ppp`: run that one contender alone (e.g. under
+    // `valgrind --tool=callgrind` to count its instructions).
+    if let Ok(only) = std::env::var("PROXY_PLAIN_ONLY") {
+        for (n, f) in contenders {
+            if format!("{name}/{n}") == only {
+                ns_per_call(iters, *f);
+            }
+        }
+        return;
+    }
+    // The outputs agree before anything is timed.
+    let first = (contenders[0].1)();
+    for (n, f) in contenders {
+        assert_eq!(f(), first, "{name}: {n} computes something else");
+    }
+    let mut times = vec![Vec::new(); contenders.len()];
+    for _ in 0..ROUNDS {
+        for (i, (_, f)) in contenders.iter().enumerate() {
+            times[i].push(ns_per_call(iters, *f));
+        }
+    }
+    let medians: Vec<f64> = times.into_iter().map(median).collect();
+    println!("{name} ({} bytes)", contenders[0].1().1);
+    for ((n, _), m) in contenders.iter().zip(&medians) {
+        println!("  {n:<16} {m:>7.2} ns   realip is {:.2}x", m / medians[0]);
+    }
+}
+
+fn main() {
+    // `cargo test --benches` runs this without `--bench`: a quick smoke run.
+    let iters = if std::env::args().any(|a| a == "--bench") {
+        1_000_000
+    } else {
+        1_000
+    };
+    let ipv4 = common::v2_ipv4();
+    group(
+        "v2_ipv4",
+        iters,
+        &[
+            ("realip", &|| common::realip::<true, false>(&ipv4)),
+            ("ppp", &|| common::ppp::<false>(&ipv4)),
+            ("proxy-header", &|| common::proxy_header::<false>(&ipv4)),
+        ],
+    );
+    let nlb = common::nlb();
+    group(
+        "v2_nlb",
+        iters,
+        &[
+            ("realip", &|| common::realip::<true, true>(&nlb)),
+            ("realip_no_crc", &|| common::realip::<false, true>(&nlb)),
+            ("ppp", &|| common::ppp::<true>(&nlb)),
+            ("proxy-header", &|| common::proxy_header::<true>(&nlb)),
+        ],
+    );
+}
