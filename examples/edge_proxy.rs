@@ -2,7 +2,7 @@
 //! the client on to its upstream.
 //!
 //! ```sh
-//! cargo run --example whoami -- --listen 127.0.0.1:9000 &
+//! cargo run --features cli --bin whoami -- --listen 127.0.0.1:9000 &
 //! cargo run --example edge_proxy --features connect -- \
 //!     --listen 127.0.0.1:8080 --upstream 127.0.0.1:9000 --send-proxy v2
 //! curl -s http://127.0.0.1:8080/

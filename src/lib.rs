@@ -6,6 +6,8 @@ pub mod proxy;
 pub mod resolve;
 pub mod trust;
 
+#[cfg(feature = "serde")]
+pub mod config;
 #[cfg(feature = "tokio")]
 pub mod io;
 

@@ -65,6 +65,7 @@ use ipnet::IpNet;
 use std::fmt;
 use std::iter::FusedIterator;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 use std::sync::Arc;
 
 /// Default bound on the header entries read per request.
@@ -447,6 +448,43 @@ impl HeaderSource {
             HeaderSource::CloudFrontViewerAddress => Kind::CloudFront,
             _ => Kind::Single,
         }
+    }
+}
+
+impl FromStr for HeaderSource {
+    type Err = ConfigError;
+
+    /// A header by name, case-insensitively: `x-forwarded-for`,
+    /// `forwarded`, `x-real-ip`, `cf-connecting-ip`, `true-client-ip`,
+    /// `fly-client-ip`, `x-envoy-external-address`,
+    /// `cloudfront-viewer-address`; any other valid name is a custom
+    /// single-address header ([`HeaderSource::Single`]). A custom list
+    /// header ([`HeaderSource::List`]) has no text form.
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        let name = HeaderName::try_from(s).map_err(|_| {
+            ConfigError::new(
+                ConfigErrorKind::InvalidValue,
+                format!("`{s}` is not a header name"),
+            )
+        })?;
+        Ok(
+            match [
+                HeaderSource::XForwardedFor,
+                HeaderSource::Forwarded,
+                HeaderSource::XRealIp,
+                HeaderSource::CfConnectingIp,
+                HeaderSource::TrueClientIp,
+                HeaderSource::FlyClientIp,
+                HeaderSource::XEnvoyExternalAddress,
+                HeaderSource::CloudFrontViewerAddress,
+            ]
+            .into_iter()
+            .find(|known| known.name() == name)
+            {
+                Some(known) => known,
+                None => HeaderSource::Single(name),
+            },
+        )
     }
 }
 
@@ -1013,6 +1051,35 @@ impl PolicyBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_source_from_str() {
+        for known in [
+            HeaderSource::XForwardedFor,
+            HeaderSource::Forwarded,
+            HeaderSource::XRealIp,
+            HeaderSource::CfConnectingIp,
+            HeaderSource::TrueClientIp,
+            HeaderSource::FlyClientIp,
+            HeaderSource::XEnvoyExternalAddress,
+            HeaderSource::CloudFrontViewerAddress,
+        ] {
+            assert_eq!(
+                known.name().as_str().parse::<HeaderSource>(),
+                Ok(known.clone())
+            );
+            let upper = known.name().as_str().to_ascii_uppercase();
+            assert_eq!(upper.parse::<HeaderSource>(), Ok(known));
+        }
+        assert_eq!(
+            "X-Client".parse::<HeaderSource>(),
+            Ok(HeaderSource::Single(HeaderName::from_static("x-client")))
+        );
+        for bad in ["", "bad header", "x-a\u{e9}", "a:b"] {
+            let err = bad.parse::<HeaderSource>().unwrap_err();
+            assert_eq!(err.kind(), ConfigErrorKind::InvalidValue, "{bad:?}");
+        }
+    }
 
     #[test]
     fn policy_is_send_sync_clone() {

@@ -1,6 +1,6 @@
 //! End to end: `examples/edge_proxy.rs` passing the client on to real next
 //! hops on loopback: haproxy `accept-proxy`, nginx `listen ... proxy_protocol`
-//! and nginx as a plain HTTP proxy, the whoami example as the last hop, and
+//! and nginx as a plain HTTP proxy, the whoami binary as the last hop, and
 //! raw captures for the exact bytes. Every client connects from its own
 //! 127.0.0.N (clients use 127.0.0.150 to 127.0.0.199 and 127.0.1-4.x,
 //! proxies 127.0.0.231 to 127.0.0.240, so they never collide with other
@@ -18,17 +18,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::examples::{example_binary, Server};
+use common::examples::{bin_binary, example_binary, Server};
 use common::{free_port, Capture, Curl, CurlOutput, Haproxy, Nginx};
 use e2e_util::lo;
 use realip::proxy::{self, Status};
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// How whoami is built and run: the one place that knows it is an example
-/// (it may become `src/bin/whoami.rs`).
+/// How whoami is built and run: the one place that knows it is the `cli`
+/// feature's `[[bin]]` (it was an example before).
 fn whoami(flags: &[&str]) -> Server {
-    let binary: PathBuf = example_binary("whoami");
+    let binary: PathBuf = bin_binary("whoami", &["cli"]);
     let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port());
     let mut args = vec!["--listen".to_owned(), addr.to_string()];
     args.extend(flags.iter().map(|s| (*s).to_owned()));

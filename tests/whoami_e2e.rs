@@ -1,4 +1,4 @@
-//! End to end: the real `whoami` example binary (`examples/whoami.rs`)
+//! End to end: the real `whoami` binary (`src/bin/whoami/`)
 //! against real peers on loopback (curl, haproxy, nginx). Every test starts
 //! its own `whoami --listen 127.0.0.1:<free port> ...`, sends requests from
 //! its own 127.0.0.N and compares the JSON answer field by field with what
@@ -11,21 +11,17 @@
 //!
 //! # Which binary runs
 //!
-//! `cargo test --all-targets` (what `scripts/check-all` runs) builds the
-//! examples only as *test harnesses* (`<target>/debug/examples/whoami-<hash>`,
-//! which runs whoami's unit tests, not the server); plain `cargo test --test
-//! whoami_e2e` does not build examples at all; and a
-//! `<target>/debug/examples/whoami` left by an earlier `cargo build` may be
-//! older than the sources. So [`whoami_binary`] always asks cargo for it,
-//! once per test process: `$CARGO build --example whoami` with the features
-//! this test was built with (`cfg!(feature = ..)`, default features are
-//! `axum`) and the target dir this test runs from (found from
-//! `std::env::current_exe()`: `<target>/debug/deps/whoami_e2e-<hash>`).
-//! That reuses the library cargo just built: a no-op (~0.2 s) when the
-//! binary is fresh, one compile of the example when it is missing or stale.
-//! The path comes from cargo's `--message-format=json` (`executable`):
-//! `<target>/debug/examples/whoami`. A missing `cargo` or a failed build
-//! fails the tests (with cargo's output); they never skip.
+//! The `whoami` binary (`src/bin/whoami/`, feature `cli`). When this test
+//! is built with `cli` on (`--all-features`, what `scripts/check-all`
+//! runs), cargo has built the binary for it and names it in
+//! `CARGO_BIN_EXE_whoami`: that one runs (without `cli` cargo sets the
+//! variable too, to a binary it did not build, so it is not used). Otherwise [`whoami_binary`] asks
+//! cargo for it, once per test process: `$CARGO build --bin whoami` with
+//! the features this test was built with plus `cli`, in the target dir
+//! this test runs from (found from `std::env::current_exe()`:
+//! `<target>/debug/deps/whoami_e2e-<hash>`), the path taken from cargo's
+//! `--message-format=json` (`executable`). A missing `cargo` or a failed
+//! build fails the tests (with cargo's output); they never skip.
 //!
 //! Every process (whoami, haproxy, nginx) is killed and reaped on drop,
 //! also while a failed assertion unwinds; every wait has a deadline.
@@ -50,10 +46,10 @@ use tempfile::TempDir;
 
 /// How long whoami gets to listen, and a bad-flag run to exit.
 const STARTUP: Duration = Duration::from_secs(5);
-/// Bound on building the example when it is missing or stale.
+/// Bound on building the binary when cargo has not.
 const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The package features this test binary was compiled with.
+/// The package features this test binary was compiled with, plus `cli`.
 fn features() -> Vec<&'static str> {
     [
         ("default", cfg!(feature = "default")),
@@ -63,17 +59,23 @@ fn features() -> Vec<&'static str> {
         ("fetch", cfg!(feature = "fetch")),
         ("live", cfg!(feature = "live")),
         ("providers", cfg!(feature = "providers")),
+        ("cli", true),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
     .collect()
 }
 
-/// The whoami server binary, built (or found fresh) by cargo; see the
-/// module docs.
+/// The whoami server binary, built by cargo; see the module docs.
 fn whoami_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(build_whoami)
+    // Cargo names the binary in CARGO_BIN_EXE_whoami even when `cli` is
+    // off and it did not build it (the path may hold a stale binary, or
+    // none): only believe it with `cli` on.
+    BINARY.get_or_init(|| match option_env!("CARGO_BIN_EXE_whoami") {
+        Some(built) if cfg!(feature = "cli") => PathBuf::from(built),
+        _ => build_whoami(),
+    })
 }
 
 fn build_whoami() -> PathBuf {
@@ -112,7 +114,7 @@ fn build_whoami() -> PathBuf {
             cmd.env_remove(&*key);
         }
     }
-    cmd.args(["build", "--example", "whoami", "--no-default-features"])
+    cmd.args(["build", "--bin", "whoami", "--no-default-features"])
         .arg("--features")
         .arg(features().join(","))
         .arg("--manifest-path")
@@ -128,24 +130,24 @@ fn build_whoami() -> PathBuf {
         .stdout(File::create(&out_path).expect("create cargo stdout file"))
         .stderr(File::create(&err_path).expect("create cargo stderr file"))
         .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build the whoami example: {e}"));
+        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build the whoami binary: {e}"));
     let status = wait_bounded(&mut child, BUILD_TIMEOUT).unwrap_or_else(|| {
         panic!(
-            "cargo build --example whoami did not finish within {BUILD_TIMEOUT:?}\n{}",
+            "cargo build --bin whoami did not finish within {BUILD_TIMEOUT:?}\n{}",
             fs::read_to_string(&err_path).unwrap_or_default()
         )
     });
     let stderr = fs::read_to_string(&err_path).unwrap_or_default();
     assert!(
         status.success(),
-        "cargo build --example whoami failed ({status})\n{stderr}"
+        "cargo build --bin whoami failed ({status})\n{stderr}"
     );
     let stdout = fs::read_to_string(&out_path).unwrap_or_default();
     let built = stdout
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "whoami")
-        .filter(|m| m["target"]["kind"] == json!(["example"]))
+        .filter(|m| m["target"]["kind"] == json!(["bin"]))
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported no whoami executable\n{stderr}"));
     assert!(built.is_file(), "{} is not a file", built.display());
@@ -184,12 +186,30 @@ impl Whoami {
     /// listens (read from the listen table, no probe connection), at most
     /// [`STARTUP`]; fails at once if it exits.
     fn start(flags: &[&str]) -> Whoami {
+        Self::start_in(None, flags)
+    }
+
+    /// Starts whoami with `--config FILE` (FILE holding `listen = "<free
+    /// port>"` and then `config`) followed by `flags`, so the address comes
+    /// from the file too.
+    fn start_with_config(config: &str, flags: &[&str]) -> Whoami {
+        Self::start_in(Some(config), flags)
+    }
+
+    fn start_in(config: Option<&str>, flags: &[&str]) -> Whoami {
         let binary = whoami_binary();
+        let dir = temp_dir();
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port());
-        let dir = tempfile::Builder::new()
-            .prefix("realip-whoami-")
-            .tempdir()
-            .expect("create whoami temp dir");
+        let mut args: Vec<String> = match config {
+            Some(config) => {
+                let path = dir.path().join("whoami.toml");
+                fs::write(&path, format!("listen = \"{addr}\"\n{config}"))
+                    .expect("write config file");
+                vec!["--config".into(), path.display().to_string()]
+            }
+            None => vec!["--listen".into(), addr.to_string()],
+        };
+        args.extend(flags.iter().map(|f| f.to_string()));
         let log = dir.path().join("whoami.log");
         let out = File::create(&log).expect("create whoami log");
         let err = out.try_clone().expect("clone whoami log handle");
@@ -203,9 +223,7 @@ impl Whoami {
             Command::new(binary)
         };
         let child = cmd
-            .arg("--listen")
-            .arg(addr.to_string())
-            .args(flags)
+            .args(&args)
             .env("RUST_LOG", "info,realip=debug")
             .stdin(Stdio::null())
             .stdout(out)
@@ -262,6 +280,13 @@ impl Drop for Whoami {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("realip-whoami-")
+        .tempdir()
+        .expect("create whoami temp dir")
 }
 
 /// `whoami <args>` that is expected to exit by itself: exit code, stdout, stderr.
@@ -896,27 +921,47 @@ fn hops_two_counts_proxies() {
 }
 
 /// (8) Bad flags exit 2 with a message on stderr naming the flag, before
-/// listening; `--help` exits 0 and lists every flag.
+/// listening (clap's messages for what clap checks, whoami's for the
+/// policy it builds); `--help` exits 0 and lists every flag.
 #[test]
 fn bad_flags_exit_2_and_help_exits_0() {
     let listen = format!("127.0.0.1:{}", free_port());
     for (args, message) in [
         (&["--hops", "0"][..], "whoami: policy: "),
-        (&["--trust", "nonsense"], "whoami: --trust: "),
+        (
+            &["--trust", "nonsense"],
+            "error: invalid value 'nonsense' for '--trust <CIDR|loopback|private>': ",
+        ),
         (
             &["--proxy-protocol", "maybe"],
-            "whoami: --proxy-protocol: `maybe` is not off|optional|required",
+            "error: invalid value 'maybe' for '--proxy-protocol <MODE>'\n  \
+             [possible values: off, optional, required]",
         ),
-        (&["--hops", "two"], "whoami: --hops: `two` is not a number"),
+        (
+            &["--hops", "two"],
+            "error: invalid value 'two' for '--hops <N>'",
+        ),
+        (
+            &["--listen", "nowhere"],
+            "error: invalid value 'nowhere' for '--listen <ADDR>'",
+        ),
         (&["--hops", "2", "--trust", "private"], "whoami: policy: "),
-        (&["--nope"], "whoami: unknown flag `--nope`"),
-        (&["--header"], "whoami: --header needs a value"),
+        (&["--nope"], "error: unexpected argument '--nope' found"),
+        (
+            &["--header"],
+            "error: a value is required for '--header <NAME>'",
+        ),
         (
             &["--header", "x-real-ip", "--header", "x-forwarded-for"],
-            "whoami: --header: given twice",
+            "error: the argument '--header <NAME>' cannot be used multiple times",
         ),
     ] {
-        let mut full = vec!["--listen", &listen];
+        // A free port, so a flag wrongly accepted would show as listening.
+        let mut full = if args.contains(&"--listen") {
+            vec![]
+        } else {
+            vec!["--listen", &listen]
+        };
         full.extend_from_slice(args);
         let (code, stdout, stderr) = run_whoami(&full);
         assert_eq!(
@@ -924,7 +969,9 @@ fn bad_flags_exit_2_and_help_exits_0() {
             "{args:?}: exit code\nstdout: {stdout}\nstderr: {stderr}"
         );
         assert!(
-            stderr.starts_with(message) && stderr.ends_with("Run with --help for usage.\n"),
+            stderr.starts_with(message)
+                && (stderr.ends_with("Run with --help for usage.\n")
+                    || stderr.ends_with("For more information, try '--help'.\n")),
             "{args:?}: stderr should start with {message:?}: {stderr:?}"
         );
         assert!(
@@ -937,14 +984,17 @@ fn bad_flags_exit_2_and_help_exits_0() {
     assert_eq!(code, 0, "--help: exit code\n{stderr}");
     assert!(stdout.starts_with("whoami: "), "{stdout}");
     for flag in [
-        "--listen ADDR",
-        "--proxy-protocol MODE",
-        "--proxy-from CIDR",
-        "--trust CIDR|loopback|private",
-        "--header NAME",
+        "--listen <ADDR>",
+        "--proxy-protocol <MODE>",
+        "- off:",
+        "- optional:",
+        "- required:",
+        "--proxy-from <CIDR>",
+        "--trust <CIDR|loopback|private>",
+        "--header <NAME>",
         "--no-recursive",
-        "--hops N",
-        "--proxy-timeout MS",
+        "--hops <N>",
+        "--proxy-timeout <MS>",
         "--help",
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
@@ -1022,4 +1072,225 @@ fn trusted_lists_from_local_origins() {
         thread::sleep(Duration::from_millis(200));
     }
     assert!(cache.path().join("cloudflare.body").is_file());
+}
+
+/// `--config`: every flag as a file key, each run end to end. `listen`
+/// comes from the file in every test below (see
+/// [`Whoami::start_with_config`]). `proxy-protocol` + `proxy-from`: as in
+/// (5)/(4), a header from outside the range closes the connection, a
+/// client without one is closed under `required`, 127.0.0.214 with one is
+/// believed.
+#[test]
+fn config_file_proxy_protocol_and_proxy_from() {
+    let whoami = Whoami::start_with_config(
+        "proxy-protocol = \"required\"\nproxy-from = [\"127.0.0.214/32\"]\n",
+        &[],
+    );
+    let out = curl_from(134, &whoami.url(), &[])
+        .haproxy_protocol()
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert_closed_without_response(&out, &whoami);
+
+    let out = curl_from(214, &whoami.url(), &[])
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert_closed_without_response(&out, &whoami);
+
+    let out = curl_from(214, &whoami.url(), &[]).haproxy_protocol().run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(client.ip(), lo(214));
+    assert_eq!(body, expected_curl_v1(client, whoami.port()));
+}
+
+/// `trust` + `header` from the file: `X-Real-IP` is believed from the one
+/// trusted address only; `proxy-protocol = "off"` lets a PROXY header
+/// through unread (the request fails to parse, no PROXY source).
+#[test]
+fn config_file_trust_and_header() {
+    let whoami = Whoami::start_with_config(
+        "proxy-protocol = \"off\"\ntrust = [\"127.0.0.215/32\"]\nheader = \"x-real-ip\"\n",
+        &[],
+    );
+    let header = "X-Real-IP: 203.0.113.5";
+    let out = curl_from(215, &whoami.url(), &[header]).run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "203.0.113.5",
+            "client_port": null,
+            "source": "x-real-ip",
+            "peer": client.to_string(),
+            "stop": "untrusted_hop",
+            "conclusive": true,
+            "hops": ["127.0.0.215", "203.0.113.5"],
+            "proxy_protocol": null,
+        })
+    );
+    // Untrusted peer: the header is ignored, and X-Forwarded-For (the
+    // default) is not read either.
+    let out = curl_from(
+        135,
+        &whoami.url(),
+        &[header, "X-Forwarded-For: 198.51.100.1"],
+    )
+    .run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(body["client_ip"], "127.0.0.135", "{body}");
+    assert_eq!(body["source"], "socket", "{body}");
+    assert_eq!(body["peer"], client.to_string(), "{body}");
+    // PROXY off: the header is not read, so it reaches HTTP and fails there.
+    let out = curl_from(215, &whoami.url(), &[])
+        .haproxy_protocol()
+        .max_time(Duration::from_secs(5))
+        .run();
+    assert!(
+        out.status != 200,
+        "a PROXY header must not be read: {}",
+        out.text()
+    );
+}
+
+/// `no-recursive = true` and `hops = 2` from the file, as in (7a)/(7b).
+#[test]
+fn config_file_no_recursive_and_hops() {
+    let one_step = Whoami::start_with_config(
+        "proxy-protocol = \"off\"\ntrust = [\"loopback\"]\nno-recursive = true\n",
+        &[],
+    );
+    let out = curl_from(
+        136,
+        &one_step.url(),
+        &["X-Forwarded-For: 203.0.113.9, 127.0.0.50"],
+    )
+    .run();
+    let (body, _) = answer(&out, &one_step);
+    assert_eq!(body["client_ip"], "127.0.0.50", "{body}");
+    assert_eq!(body["stop"], "single_step", "{body}");
+
+    let hops = Whoami::start_with_config("proxy-protocol = \"off\"\nhops = 2\n", &[]);
+    let out = curl_from(
+        137,
+        &hops.url(),
+        &["X-Forwarded-For: 203.0.113.9, 198.51.100.1, 192.0.2.1"],
+    )
+    .run();
+    let (body, _) = answer(&out, &hops);
+    assert_eq!(body["client_ip"], "198.51.100.1", "{body}");
+    assert_eq!(body["stop"], "hop_count", "{body}");
+}
+
+/// `proxy-timeout = 3000` from the file: a silent client under `required`
+/// is closed at 3 s, not at the 5 s default.
+#[test]
+fn config_file_proxy_timeout() {
+    let mut whoami =
+        Whoami::start_with_config("proxy-protocol = \"required\"\nproxy-timeout = 3000\n", &[]);
+    let started = Instant::now();
+    let mut silent = TcpStream::connect_timeout(&whoami.addr, STARTUP).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(6)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let read = silent.read(&mut buf);
+    let waited = started.elapsed();
+    assert!(
+        matches!(&read, Ok(0))
+            || matches!(&read, Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset),
+        "silent client: expected EOF or reset, got {read:?} after {waited:?}\n{}",
+        whoami.log()
+    );
+    assert!(
+        waited >= Duration::from_millis(2900) && waited < Duration::from_millis(4500),
+        "closed after {waited:?}, expected at the 3 s proxy-timeout"
+    );
+    whoami.assert_running();
+}
+
+/// Flags on the command line win over the file's keys: `--proxy-protocol
+/// off` over `required` (a client without a header is served), `--trust
+/// loopback` replacing the file's list (loopback's X-Forwarded-For is
+/// believed), `--header x-forwarded-for` over the file's `x-real-ip`
+/// without a "given twice" error.
+#[test]
+fn config_file_command_line_wins() {
+    let whoami = Whoami::start_with_config(
+        "proxy-protocol = \"required\"\ntrust = [\"192.0.2.0/24\"]\nheader = \"x-real-ip\"\n",
+        &[
+            "--proxy-protocol",
+            "off",
+            "--trust",
+            "loopback",
+            "--header",
+            "x-forwarded-for",
+        ],
+    );
+    let out = curl_from(
+        138,
+        &whoami.url(),
+        &["X-Forwarded-For: 203.0.113.9", "X-Real-IP: 198.51.100.1"],
+    )
+    .run();
+    let (body, client) = answer(&out, &whoami);
+    assert_eq!(
+        body,
+        json!({
+            "client_ip": "203.0.113.9",
+            "client_port": null,
+            "source": "x-forwarded-for",
+            "peer": client.to_string(),
+            "stop": "untrusted_hop",
+            "conclusive": true,
+            "hops": ["127.0.0.138", "203.0.113.9"],
+            "proxy_protocol": null,
+        })
+    );
+}
+
+/// A bad config file exits 2 before listening, stderr naming the file and
+/// the key (or the line, for a syntax error).
+#[test]
+fn bad_config_file_exits_2_naming_the_key() {
+    let dir = temp_dir();
+    let listen = format!("127.0.0.1:{}", free_port());
+    for (text, message) in [
+        ("trusts = [\"10.0.0.0/8\"]", "unknown key `trusts`"),
+        (
+            "trust = [\"nonsense\"]",
+            "key `trust`: invalid value 'nonsense' for '--trust <CIDR|loopback|private>'",
+        ),
+        ("hops = \"two\"", "key `hops`: invalid value 'two'"),
+        (
+            "no-recursive = 1",
+            "key `no-recursive`: expected true or false, found integer",
+        ),
+        (
+            "proxy-protocol = \"maybe\"",
+            "key `proxy-protocol`: invalid value 'maybe'",
+        ),
+        ("trust = [", "TOML parse error at line 1"),
+    ] {
+        let path = dir.path().join("bad.toml");
+        fs::write(&path, text).unwrap();
+        let path = path.display().to_string();
+        let (code, stdout, stderr) = run_whoami(&["--listen", &listen, "--config", &path]);
+        assert_eq!(
+            code, 2,
+            "{text:?}: exit code\nstdout: {stdout}\nstderr: {stderr}"
+        );
+        let expected = format!("whoami: {path}: {message}");
+        assert!(
+            stderr.starts_with(&expected) && stderr.ends_with("Run with --help for usage.\n"),
+            "{text:?}: stderr should start with {expected:?}: {stderr:?}"
+        );
+        assert!(!stdout.contains("whoami listening"), "{text:?}: {stdout}");
+    }
+    let missing = dir.path().join("missing.toml").display().to_string();
+    let (code, _, stderr) = run_whoami(&["--listen", &listen, "--config", &missing]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("whoami: cannot read config file {missing}: ")),
+        "{stderr:?}"
+    );
 }

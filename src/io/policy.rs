@@ -2,7 +2,10 @@
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
 use std::sync::Arc;
+
+use crate::trust::{ConfigError, ConfigErrorKind};
 
 use ipnet::{IpNet, Ipv4Net};
 
@@ -54,6 +57,31 @@ impl Mode {
 impl fmt::Display for Mode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = ConfigError;
+
+    /// The names [`as_str`](Mode::as_str) gives: `require`, `optional`,
+    /// `ignore`, `reject`, `skip` (exactly, for settings read from text).
+    fn from_str(s: &str) -> Result<Self, ConfigError> {
+        Ok(match s {
+            "require" => Mode::Require,
+            "optional" => Mode::Optional,
+            "ignore" => Mode::Ignore,
+            "reject" => Mode::Reject,
+            "skip" => Mode::Skip,
+            _ => {
+                return Err(ConfigError::new(
+                    ConfigErrorKind::InvalidValue,
+                    format!(
+                        "`{s}` is not a PROXY protocol mode \
+                         (require, optional, ignore, reject, skip)"
+                    ),
+                ))
+            }
+        })
     }
 }
 
@@ -187,6 +215,23 @@ fn unmap_net(net: IpNet) -> IpNet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mode_from_str_takes_every_as_str_name_and_nothing_else() {
+        for mode in [
+            Mode::Require,
+            Mode::Optional,
+            Mode::Ignore,
+            Mode::Reject,
+            Mode::Skip,
+        ] {
+            assert_eq!(mode.as_str().parse::<Mode>(), Ok(mode));
+        }
+        for bad in ["required", "Require", "off", "", " skip"] {
+            let err = bad.parse::<Mode>().unwrap_err();
+            assert_eq!(err.kind(), ConfigErrorKind::InvalidValue, "{bad:?}");
+        }
+    }
 
     fn p(s: &str) -> SocketAddr {
         s.parse().unwrap()

@@ -76,12 +76,18 @@ pub enum ConfigErrorKind {
     TooManyRanges,
     /// A live set combined with fixed ranges on the same policy.
     LiveWithRanges,
+    /// A setting's value does not parse or is out of range (a header name,
+    /// a PROXY mode, a listener limit, a preset name).
+    InvalidValue,
 }
 
 /// Most networks one [`TrustedProxies`] holds: far beyond any published
 /// provider list (AWS publishes about ten thousand), and small enough that
 /// interval numbers leave room for the lookup index's flag bits.
 pub const MAX_RANGES: usize = 1 << 20;
+
+/// The names [`TrustedProxies::preset`] knows.
+pub const PRESETS: [&str; 4] = ["loopback", "private", "cgnat", "link-local"];
 
 /// A policy or trusted-range configuration that cannot work, reported when
 /// it is built rather than on each request.
@@ -360,6 +366,18 @@ impl TrustedProxies {
         Self::from_valid(preset(&LINK_LOCAL))
     }
 
+    /// A preset by name: `loopback`, `private`, `cgnat` or `link-local`
+    /// ([`PRESETS`]), for settings read from text. `None` for any other name.
+    pub fn preset(name: &str) -> Option<Self> {
+        Some(match name {
+            "loopback" => Self::loopback(),
+            "private" => Self::private(),
+            "cgnat" => Self::cgnat(),
+            "link-local" => Self::link_local(),
+            _ => return None,
+        })
+    }
+
     fn from_valid(nets: impl Iterator<Item = IpNet>) -> Self {
         let mut t = Self::new();
         t.nets.extend(nets);
@@ -525,6 +543,29 @@ mod tests {
 
     fn has(t: &TrustedProxies, ip: &str) -> bool {
         t.contains(ip.parse().unwrap())
+    }
+
+    #[test]
+    fn presets_by_name() {
+        for name in PRESETS {
+            let set = TrustedProxies::preset(name).unwrap();
+            assert!(!set.is_empty(), "{name}");
+        }
+        let same = |name, set: TrustedProxies| {
+            let by_name: Vec<_> = TrustedProxies::preset(name)
+                .unwrap()
+                .iter()
+                .copied()
+                .collect();
+            assert_eq!(by_name, set.iter().copied().collect::<Vec<_>>(), "{name}");
+        };
+        same("loopback", TrustedProxies::loopback());
+        same("private", TrustedProxies::private());
+        same("cgnat", TrustedProxies::cgnat());
+        same("link-local", TrustedProxies::link_local());
+        for other in ["Private", "link_local", "", "10.0.0.0/8", "cloudflare"] {
+            assert!(TrustedProxies::preset(other).is_none(), "{other:?}");
+        }
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Example binaries as real processes: built (or found fresh) by cargo
+//! Example and `[[bin]]` binaries as real processes: built (or found fresh) by cargo
 //! once per test process, started on a loopback port, killed and reaped on
 //! drop.
 //!
@@ -41,6 +41,8 @@ fn features() -> Vec<&'static str> {
         ("fetch", cfg!(feature = "fetch")),
         ("live", cfg!(feature = "live")),
         ("providers", cfg!(feature = "providers")),
+        ("cli", cfg!(feature = "cli")),
+        ("serde", cfg!(feature = "serde")),
     ]
     .into_iter()
     .filter_map(|(name, on)| on.then_some(name))
@@ -50,18 +52,28 @@ fn features() -> Vec<&'static str> {
 /// The executable of `examples/<name>.rs`, built for this test's features
 /// and profile (once per process and name).
 pub fn example_binary(name: &str) -> PathBuf {
+    target_binary("--example", name, &[])
+}
+
+/// The executable of the `[[bin]]` target `name`, built with this test's
+/// features plus `extra` (e.g. `cli` for whoami).
+pub fn bin_binary(name: &str, extra: &[&str]) -> PathBuf {
+    target_binary("--bin", name, extra)
+}
+
+fn target_binary(kind: &'static str, name: &str, extra: &[&str]) -> PathBuf {
     static BUILT: Mutex<Option<HashMap<String, PathBuf>>> = Mutex::new(None);
     let mut built = BUILT.lock().unwrap_or_else(|p| p.into_inner());
     let map = built.get_or_insert_with(HashMap::new);
     if let Some(p) = map.get(name) {
         return p.clone();
     }
-    let path = build(name);
+    let path = build(kind, name, extra);
     map.insert(name.to_owned(), path.clone());
     path
 }
 
-fn build(name: &str) -> PathBuf {
+fn build(kind: &str, name: &str, extra: &[&str]) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // <target>/<profile>/deps/<test>-<hash>
     let profile_dir = exe
@@ -91,9 +103,11 @@ fn build(name: &str) -> PathBuf {
             cmd.env_remove(&*key);
         }
     }
-    cmd.args(["build", "--example", name, "--no-default-features"])
+    let mut features = features();
+    features.extend_from_slice(extra);
+    cmd.args(["build", kind, name, "--no-default-features"])
         .arg("--features")
-        .arg(features().join(","))
+        .arg(features.join(","))
         .arg("--manifest-path")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
         .arg("--target-dir")
@@ -120,6 +134,7 @@ fn build(name: &str) -> PathBuf {
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == name)
+        .filter(|m| m["executable"].is_string())
         .find_map(|m| m["executable"].as_str().map(PathBuf::from))
         .unwrap_or_else(|| panic!("cargo reported no {name} executable\n{stderr}"));
     assert!(built.is_file(), "{} is not a file", built.display());

@@ -1,0 +1,580 @@
+//! `whoami`: answers every request with what realip resolved, as JSON.
+//!
+//! ```sh
+//! cargo run --features cli --bin whoami                            # or: cargo install realip --features cli
+//! curl -s http://127.0.0.1:8080/                                   # socket peer
+//! curl -s --haproxy-protocol http://127.0.0.1:8080/                # PROXY v1
+//! curl -s -H 'X-Forwarded-For: 203.0.113.9' http://127.0.0.1:8080/ # trusted XFF
+//! cargo run --features cli --bin whoami -- --help                  # every flag
+//! ```
+//!
+//! Put it behind your load balancer to see what the app would see, and
+//! tune the flags until `client_ip` is right: they map one to one onto
+//! `ProxyProtocolListener` and `RealIpLayer` settings.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::str::FromStr;
+use std::time::Duration;
+
+use axum::Router;
+use clap::{ArgMatches, Command, CommandFactory, FromArgMatches, Parser, ValueEnum};
+use ipnet::IpNet;
+use realip::{ConfigError, HeaderSource, Mode, ProxyProtocolListener, RealIpLayer, TrustedProxies};
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::prelude::*;
+
+mod config_file;
+mod json;
+
+/// whoami: answers every request with the client realip resolves, as JSON.
+///
+/// Each flag maps onto one `ProxyProtocolListener` or `RealIpLayer`
+/// setting.
+// Every flag here is a `--config` key as well (config_file.rs); the unit
+// test `every_flag_has_a_file_key_meaning_the_same` wants a sample of each
+// in `tests::SAMPLES`. Defaults are applied in `Cli::settings`, so a flag
+// left out stays `None`/empty and the file can fill it.
+#[derive(Debug, Parser)]
+#[command(name = "whoami", version)]
+struct Cli {
+    /// Address to listen on [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
+
+    /// PROXY protocol for peers in --proxy-from; a PROXY header from any
+    /// other peer closes the connection [default: optional].
+    #[arg(long, value_name = "MODE")]
+    proxy_protocol: Option<ProxyProtocol>,
+
+    /// Peers allowed to send a PROXY header: CIDRs, addresses or a preset,
+    /// as for --trust; repeatable [default: loopback and private ranges].
+    #[arg(long, value_name = "CIDR", value_parser = trusted_set)]
+    proxy_from: Vec<TrustedProxies>,
+
+    /// Proxies whose forwarded headers are believed: CIDRs, addresses or a
+    /// preset (loopback, private, cgnat, link-local); repeatable [default:
+    /// loopback and private ranges].
+    #[arg(long, value_name = "CIDR|loopback|private", value_parser = trusted_set)]
+    trust: Vec<TrustedProxies>,
+
+    /// The one header to read the client from: x-forwarded-for, forwarded,
+    /// x-real-ip, or any single-address header name; given once (a policy
+    /// reads exactly one address header, or the client would pick the one
+    /// its proxy does not overwrite) [default: x-forwarded-for].
+    #[arg(long, value_name = "NAME", value_parser = HeaderSource::from_str)]
+    header: Option<HeaderSource>,
+
+    /// Take at most one step left in the header.
+    #[arg(long)]
+    no_recursive: bool,
+
+    /// N proxies stand in front (hop-count mode; replaces the default
+    /// trusted ranges).
+    #[arg(long, value_name = "N")]
+    hops: Option<usize>,
+
+    /// Deadline for the PROXY header, in milliseconds [default: 5000, at
+    /// least 3000].
+    #[arg(long, value_name = "MS")]
+    proxy_timeout: Option<u64>,
+
+    /// Read flags from a TOML file whose keys are the long flag names
+    /// (`trust = ["127.0.0.0/8"]`, `proxy-protocol = "required"`,
+    /// `no-recursive = true`); flags on the command line win.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+}
+
+/// `--proxy-protocol` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ProxyProtocol {
+    /// Never read a PROXY header.
+    Off,
+    /// Use a header when the peer sends one.
+    Optional,
+    /// Close connections from --proxy-from peers without one.
+    Required,
+}
+
+/// The flags with their defaults applied: what the server runs with.
+#[derive(Debug)]
+struct Settings {
+    listen: SocketAddr,
+    proxy_protocol: ProxyProtocol,
+    proxy_from: Vec<IpNet>,
+    trust: Option<TrustedProxies>,
+    header: HeaderSource,
+    recursive: bool,
+    hops: Option<usize>,
+    proxy_timeout: Option<Duration>,
+}
+
+impl Cli {
+    fn settings(self) -> Result<Settings, String> {
+        let proxy_from = if self.proxy_from.is_empty() {
+            TrustedProxies::private().iter().copied().collect()
+        } else {
+            self.proxy_from
+                .iter()
+                .flat_map(|set| set.iter().copied())
+                .collect()
+        };
+        let trust = if self.trust.is_empty() {
+            None
+        } else {
+            let mut all = TrustedProxies::new();
+            for set in &self.trust {
+                all.merge(set).map_err(|e| format!("--trust: {e}"))?;
+            }
+            Some(all)
+        };
+        Ok(Settings {
+            listen: self
+                .listen
+                .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            proxy_protocol: self.proxy_protocol.unwrap_or(ProxyProtocol::Optional),
+            proxy_from,
+            trust,
+            header: self.header.unwrap_or(HeaderSource::XForwardedFor),
+            recursive: !self.no_recursive,
+            hops: self.hops,
+            proxy_timeout: self.proxy_timeout.map(Duration::from_millis),
+        })
+    }
+}
+
+/// `--trust` / `--proxy-from`: a preset name, or networks and addresses.
+fn trusted_set(v: &str) -> Result<TrustedProxies, ConfigError> {
+    TrustedProxies::preset(v).map_or_else(|| v.parse(), Ok)
+}
+
+/// The resolution policy the flags describe; configuration mistakes are
+/// reported by `build`.
+fn layer(s: &Settings) -> Result<RealIpLayer, String> {
+    let mut b = RealIpLayer::builder();
+    match (&s.trust, s.hops) {
+        (Some(t), _) => b = b.trusted_proxies(t),
+        // Hop counting replaces ranges; the default ranges only apply without it.
+        (None, Some(_)) => {}
+        (None, None) => b = b.trust_private(),
+    }
+    if let Some(n) = s.hops {
+        b = b.trusted_hops(n);
+    }
+    if !s.recursive {
+        b = b.recursive(false);
+    }
+    b = b.header(s.header.clone());
+    b.build().map_err(|e| format!("policy: {e}"))
+}
+
+/// Why the flags cannot be used.
+#[derive(Debug)]
+enum CliError {
+    /// A mistake clap found, or `--help` / `--version`: clap prints it.
+    Clap(clap::Error),
+    /// A config file that cannot be used.
+    File(String),
+}
+
+/// Parses `args` (the program name first) and, with `--config`, the flags
+/// `load` reads from the file, command-line flags winning.
+fn parse_cli<F>(args: Vec<OsString>, load: F) -> Result<Cli, CliError>
+where
+    F: FnOnce(&Command, &ArgMatches, &Path) -> Result<Vec<OsString>, String>,
+{
+    let command = Cli::command();
+    let matches = command
+        .clone()
+        .try_get_matches_from(&args)
+        .map_err(CliError::Clap)?;
+    let cli = Cli::from_arg_matches(&matches).map_err(CliError::Clap)?;
+    let Some(path) = &cli.config else {
+        return Ok(cli);
+    };
+    let from_file = load(&command, &matches, path).map_err(CliError::File)?;
+    let mut all = args;
+    let rest = all.split_off(1.min(all.len()));
+    all.extend(from_file);
+    all.extend(rest);
+    Cli::try_parse_from(all).map_err(CliError::Clap)
+}
+
+/// Parses the command line (and the config file); `Err` is the exit code
+/// after clap or whoami has printed why (help and version exit 0,
+/// mistakes 2).
+fn settings_from(args: Vec<OsString>) -> Result<Settings, ExitCode> {
+    let load = |command: &Command, matches: &ArgMatches, path: &Path| {
+        config_file::flags_from_file(command, matches, path).map_err(|e| e.to_string())
+    };
+    match parse_cli(args, load) {
+        Ok(cli) => cli.settings().map_err(|e| usage_error(&e)),
+        Err(CliError::Clap(e)) => {
+            let _ = e.print();
+            Err(ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2)))
+        }
+        Err(CliError::File(e)) => Err(usage_error(&e)),
+    }
+}
+
+fn usage_error(e: &str) -> ExitCode {
+    eprintln!("whoami: {e}\nRun with --help for usage.");
+    ExitCode::from(2)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    // `Targets` reads RUST_LOG's `target=level` lists without EnvFilter's
+    // regex machinery, which would double the build time of a first run.
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) => v.parse::<Targets>().unwrap_or_else(|e| {
+            eprintln!("whoami: RUST_LOG `{v}` ignored ({e}); logging at info");
+            Targets::new().with_default(Level::INFO)
+        }),
+        Err(_) => Targets::new().with_default(Level::INFO),
+    };
+    tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer())
+        .with(filter)
+        .init();
+
+    let args = match settings_from(std::env::args_os().collect()) {
+        Ok(args) => args,
+        Err(code) => return code,
+    };
+    let layer = match layer(&args) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e),
+    };
+
+    let tcp = match realip::io::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("whoami: cannot listen on {}: {e}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let from = args.proxy_from.iter().copied();
+    let mut listener = match args.proxy_protocol {
+        ProxyProtocol::Off => ProxyProtocolListener::new(tcp).otherwise(Mode::Skip),
+        // Peers outside `from` fall back to Mode::Reject: a header from
+        // them closes the connection.
+        ProxyProtocol::Optional => ProxyProtocolListener::new(tcp).optional_from(from),
+        ProxyProtocol::Required => ProxyProtocolListener::new(tcp).require_from(from),
+    };
+    if let Some(t) = args.proxy_timeout {
+        listener = listener.header_timeout(t);
+    }
+
+    tracing::info!(
+        listen = %args.listen,
+        proxy_protocol = ?args.proxy_protocol,
+        proxy_from = ?args.proxy_from,
+        proxy_timeout = ?listener.proxy_acceptor().timeout(),
+        trust = ?layer.policy().trusted_proxies().iter().collect::<Vec<_>>(),
+        header = %args.header.name(),
+        recursive = args.recursive,
+        hops = ?args.hops,
+        "whoami listening"
+    );
+
+    // One policy for the whole app: the layer goes around the router and
+    // reads each connection's addresses once.
+    let app = Router::new().fallback(json::whoami);
+    let served = axum::serve(listener, layer.into_make_service(app)).await;
+    match served {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("whoami: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderName;
+
+    fn argv(args: &[&str]) -> Vec<OsString> {
+        std::iter::once("whoami")
+            .chain(args.iter().copied())
+            .map(OsString::from)
+            .collect()
+    }
+
+    fn parse(args: &[&str]) -> Result<Settings, String> {
+        let cli = Cli::try_parse_from(argv(args)).map_err(|e| e.to_string())?;
+        cli.settings()
+    }
+
+    /// `args` plus `--config` with `toml` as the file's text.
+    fn parse_with_file(args: &[&str], toml: &str) -> Result<Cli, String> {
+        let mut args = argv(args);
+        args.extend(["--config".into(), "whoami.toml".into()]);
+        parse_cli(args, |command, matches, path| {
+            assert_eq!(path, Path::new("whoami.toml"));
+            config_file::flags_from_toml(command, matches, toml)
+        })
+        .map_err(|e| match e {
+            CliError::Clap(e) => config_file::clap_message(&e),
+            CliError::File(e) => e,
+        })
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let a = parse(&[]).unwrap();
+        assert_eq!(a.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(a.proxy_protocol, ProxyProtocol::Optional);
+        assert!(a.proxy_from.contains(&"127.0.0.0/8".parse().unwrap()));
+        assert!(a.proxy_from.contains(&"10.0.0.0/8".parse().unwrap()));
+        assert_eq!(a.header, HeaderSource::XForwardedFor);
+        assert!(a.recursive && a.hops.is_none() && a.proxy_timeout.is_none());
+        let l = layer(&a).unwrap();
+        let trusted = l.policy().trusted_proxies();
+        assert!(trusted.contains("192.168.1.1".parse().unwrap()));
+        assert!(trusted.contains("127.0.0.1".parse().unwrap()));
+        assert!(!trusted.contains("203.0.113.1".parse().unwrap()));
+        assert!(!trusted.contains("100.64.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn flags() {
+        let a = parse(&[
+            "--listen",
+            "127.0.0.2:9000",
+            "--proxy-protocol",
+            "required",
+            "--proxy-from",
+            "10.1.0.0/16",
+            "--trust",
+            "loopback",
+            "--trust",
+            "192.0.2.1",
+            "--header",
+            "X-Client",
+            "--no-recursive",
+            "--proxy-timeout",
+            "4000",
+        ])
+        .unwrap();
+        assert_eq!(a.listen, "127.0.0.2:9000".parse().unwrap());
+        assert_eq!(a.proxy_protocol, ProxyProtocol::Required);
+        assert_eq!(a.proxy_from, ["10.1.0.0/16".parse::<IpNet>().unwrap()]);
+        let t = a.trust.as_ref().unwrap();
+        assert!(
+            t.contains("127.0.0.9".parse().unwrap()) && t.contains("192.0.2.1".parse().unwrap())
+        );
+        assert!(!t.contains("10.0.0.1".parse().unwrap()));
+        assert_eq!(
+            a.header,
+            HeaderSource::Single(HeaderName::from_static("x-client"))
+        );
+        assert!(!a.recursive);
+        assert_eq!(a.proxy_timeout, Some(Duration::from_millis(4000)));
+        assert!(layer(&a).is_ok());
+        let a = parse(&["--header", "X-Real-IP", "--proxy-protocol", "off"]).unwrap();
+        assert_eq!(a.header, HeaderSource::XRealIp);
+        assert_eq!(a.proxy_protocol, ProxyProtocol::Off);
+        let a = parse(&["--trust", "cgnat", "--trust", "link-local"]).unwrap();
+        let t = a.trust.unwrap();
+        assert!(t.contains("100.64.0.1".parse().unwrap()));
+        assert!(t.contains("fe80::1".parse().unwrap()));
+    }
+
+    #[test]
+    fn bad_flags_are_errors() {
+        for bad in [
+            &["--nope"][..],
+            &["--listen", "nowhere"],
+            &["--proxy-protocol", "maybe"],
+            &["--trust", "10.0.0.0/40"],
+            &["--hops", "two"],
+            &["--header"],
+            &["--header", "x-real-ip", "--header", "x-forwarded-for"],
+            &["--header", "bad header"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+        // Contradictions surface when the policy is built.
+        let a = parse(&["--hops", "2", "--trust", "private"]).unwrap();
+        assert!(layer(&a).is_err());
+        let a = parse(&["--hops", "2"]).unwrap();
+        assert!(layer(&a).is_ok());
+    }
+
+    /// Each flag, as a file key and as command-line flags meaning the same.
+    const SAMPLES: [(&str, &str, &[&str]); 8] = [
+        (
+            "listen",
+            r#""127.0.0.2:9000""#,
+            &["--listen", "127.0.0.2:9000"],
+        ),
+        (
+            "proxy-protocol",
+            r#""required""#,
+            &["--proxy-protocol", "required"],
+        ),
+        (
+            "proxy-from",
+            r#"["10.1.0.0/16", "loopback"]"#,
+            &["--proxy-from", "10.1.0.0/16", "--proxy-from", "loopback"],
+        ),
+        (
+            "trust",
+            r#"["192.0.2.1", "private"]"#,
+            &["--trust", "192.0.2.1", "--trust", "private"],
+        ),
+        ("header", r#""x-real-ip""#, &["--header", "x-real-ip"]),
+        ("no-recursive", "true", &["--no-recursive"]),
+        ("hops", "2", &["--hops", "2"]),
+        ("proxy-timeout", "4000", &["--proxy-timeout", "4000"]),
+    ];
+
+    fn debug(mut cli: Cli) -> String {
+        cli.config = None;
+        format!("{cli:?}")
+    }
+
+    #[test]
+    fn every_flag_has_a_file_key_meaning_the_same() {
+        let command = Cli::command();
+        let mut sampled: Vec<_> = SAMPLES.iter().map(|(key, _, _)| *key).collect();
+        let mut keys = config_file::keys(&command);
+        sampled.sort_unstable();
+        keys.sort_unstable();
+        assert_eq!(sampled, keys, "a flag without a sample (or a stale sample)");
+        let defaults = debug(Cli::try_parse_from(argv(&[])).unwrap());
+        for (key, value, flags) in SAMPLES {
+            let from_file = debug(parse_with_file(&[], &format!("{key} = {value}")).unwrap());
+            let from_flags = debug(Cli::try_parse_from(argv(flags)).unwrap());
+            assert_eq!(from_file, from_flags, "{key}");
+            assert_ne!(
+                from_file, defaults,
+                "{key}: the sample must change something"
+            );
+        }
+        // All at once, too.
+        let file: String = SAMPLES
+            .iter()
+            .map(|(key, value, _)| format!("{key} = {value}\n"))
+            .collect();
+        let flags: Vec<&str> = SAMPLES
+            .iter()
+            .flat_map(|(_, _, f)| f.iter().copied())
+            .collect();
+        assert_eq!(
+            debug(parse_with_file(&[], &file).unwrap()),
+            debug(Cli::try_parse_from(argv(&flags)).unwrap())
+        );
+    }
+
+    #[test]
+    fn command_line_flags_win_over_the_file() {
+        let file = r#"
+            trust = ["10.0.0.0/8", "192.0.2.0/24"]
+            header = "x-real-ip"
+            proxy-protocol = "required"
+            no-recursive = true
+            listen = "127.0.0.3:1"
+        "#;
+        let cli = parse_with_file(
+            &[
+                "--trust",
+                "loopback",
+                "--header",
+                "forwarded",
+                "--listen",
+                "127.0.0.4:2",
+            ],
+            file,
+        )
+        .unwrap();
+        let s = cli.settings().unwrap();
+        let t = s.trust.unwrap();
+        // The command line's list replaces the file's, it does not extend it.
+        assert!(t.contains("127.0.0.1".parse().unwrap()));
+        assert!(!t.contains("10.0.0.1".parse().unwrap()));
+        assert!(!t.contains("192.0.2.1".parse().unwrap()));
+        assert_eq!(s.header, HeaderSource::Forwarded);
+        assert_eq!(s.listen, "127.0.0.4:2".parse().unwrap());
+        // Keys the command line does not set still apply.
+        assert_eq!(s.proxy_protocol, ProxyProtocol::Required);
+        assert!(!s.recursive);
+        // `false` leaves a flag off.
+        let s = parse_with_file(&[], "no-recursive = false")
+            .unwrap()
+            .settings()
+            .unwrap();
+        assert!(s.recursive);
+    }
+
+    #[test]
+    fn bad_files_name_the_key() {
+        for (file, message) in [
+            (
+                "trusts = [\"x\"]",
+                "unknown key `trusts`; the keys are the long flag names: listen, ",
+            ),
+            ("config = \"other.toml\"", "unknown key `config`"),
+            ("help = true", "unknown key `help`"),
+            (
+                "trust = [\"nonsense\"]",
+                "key `trust`: invalid value 'nonsense' for '--trust <CIDR|loopback|private>'",
+            ),
+            (
+                "hops = \"two\"",
+                "key `hops`: invalid value 'two' for '--hops <N>'",
+            ),
+            (
+                "hops = -2",
+                "key `hops`: invalid value '-2' for '--hops <N>'",
+            ),
+            (
+                "hops = true",
+                "key `hops`: expected a string or a number, found boolean",
+            ),
+            (
+                "no-recursive = \"yes\"",
+                "key `no-recursive`: expected true or false, found string",
+            ),
+            (
+                "proxy-protocol = \"maybe\"",
+                "key `proxy-protocol`: invalid value 'maybe' for '--proxy-protocol <MODE>'",
+            ),
+            (
+                "header = [\"x-real-ip\", \"forwarded\"]",
+                "key `header`: the argument '--header <NAME>' cannot be used multiple times",
+            ),
+            (
+                "listen = { port = 1 }",
+                "key `listen`: expected a string or a number, found table",
+            ),
+            (
+                "trust = [[\"10.0.0.0/8\"]]",
+                "key `trust`: expected a string or a number, found array",
+            ),
+            (
+                "listen = \"--trust\"",
+                "key `listen`: invalid value '--trust'",
+            ),
+            ("trust = [", "TOML parse error at line 1"),
+        ] {
+            let err = parse_with_file(&[], file).unwrap_err();
+            assert!(err.starts_with(message), "{file:?}: {err:?}");
+        }
+        // A bad key is reported even when the command line sets the flag.
+        let err = parse_with_file(&["--hops", "2"], "hops = \"two\"").unwrap_err();
+        assert!(err.starts_with("key `hops`: "), "{err}");
+    }
+}
