@@ -7,8 +7,9 @@ use realip::proxy::{kind, Command, Header, OwnedHeader, Version};
 use realip::{RealIp, Source, Stop};
 use serde_json::{json, Map, Value};
 
-/// The handler for every path.
-pub(crate) async fn whoami(real: RealIp) -> Response {
+/// The handler for every path; `trust_sources` is the refreshed lists'
+/// state (`[]` without any).
+pub(crate) async fn whoami(real: RealIp, trust_sources: Value) -> Response {
     let body = json!({
         "client_ip": real.ip().to_string(),
         "client_port": real.port(),
@@ -22,6 +23,7 @@ pub(crate) async fn whoami(real: RealIp) -> Response {
         "conclusive": real.is_conclusive(),
         "hops": real.hops().map(|ip| ip.to_string()).collect::<Vec<_>>(),
         "proxy_protocol": real.proxy_header().map(proxy_json),
+        "trust_sources": trust_sources,
     });
     ([(CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
