@@ -55,6 +55,7 @@ use crate::extract::ClientAddr;
 use crate::extract::{NoPeer, RealIp};
 use crate::proxy::OwnedHeader;
 use crate::resolve::{ConfigError, HeaderSource, Policy, PolicyBuilder};
+use crate::trace::HeaderWatch;
 use crate::trust::TrustedProxies;
 
 /// Resolves the real client of each request and stores it as a [`RealIp`]
@@ -87,6 +88,8 @@ use crate::trust::TrustedProxies;
 #[must_use]
 pub struct RealIpLayer {
     policy: Policy,
+    /// Shared by every service the layer makes (see `crate::trace`).
+    watch: Arc<HeaderWatch>,
 }
 
 impl RealIpLayer {
@@ -111,7 +114,7 @@ impl RealIpLayer {
     /// service resolves from `conn` instead of looking for connection info
     /// in each request (hyper-util servers, custom accept loops).
     pub fn layer_connection<S, A: ConnectionAddr>(&self, inner: S, conn: &A) -> RealIpService<S> {
-        RealIpService::for_connection(inner, self.policy.clone(), conn)
+        RealIpService::for_connection(inner, self.policy.clone(), conn).watched_by(&self.watch)
     }
 
     /// Serves `app` with this layer around it, the peer read once per
@@ -153,7 +156,10 @@ impl RealIpLayer {
 
 impl From<Policy> for RealIpLayer {
     fn from(policy: Policy) -> Self {
-        Self { policy }
+        Self {
+            policy,
+            watch: Arc::default(),
+        }
     }
 }
 
@@ -161,7 +167,7 @@ impl<S> Layer<S> for RealIpLayer {
     type Service = RealIpService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RealIpService::new(inner, self.policy.clone())
+        RealIpService::new(inner, self.policy.clone()).watched_by(&self.watch)
     }
 }
 
@@ -318,6 +324,7 @@ pub struct RealIpService<S> {
     inner: S,
     policy: Policy,
     conn: Option<Conn>,
+    watch: Arc<HeaderWatch>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for RealIpService<S> {
@@ -338,6 +345,7 @@ impl<S> RealIpService<S> {
             inner,
             policy,
             conn: None,
+            watch: Arc::default(),
         }
     }
 
@@ -352,7 +360,15 @@ impl<S> RealIpService<S> {
                 peer: conn.peer(),
                 header: conn.proxy_header().cloned(),
             }),
+            watch: Arc::default(),
         }
+    }
+
+    /// Shares the layer's header watch (see `crate::trace`), so the count
+    /// runs across connections.
+    fn watched_by(mut self, watch: &Arc<HeaderWatch>) -> Self {
+        self.watch = watch.clone();
+        self
     }
 
     /// The wrapped service.
@@ -398,6 +414,7 @@ where
             Some((peer, header)) => {
                 let proxy_source = header.as_ref().and_then(|h| h.source());
                 let resolution = self.policy.resolve(peer, proxy_source, req.headers());
+                crate::trace::observe(&self.watch, &resolution);
                 if req.extensions().is_empty() {
                     *req.extensions_mut() = roomy_extensions();
                 }
@@ -482,6 +499,7 @@ fn peer_of(ext: &Extensions) -> Option<(SocketAddr, Option<Arc<OwnedHeader>>)> {
 pub struct IntoMakeServiceWithRealIp<S> {
     app: S,
     policy: Policy,
+    watch: Arc<HeaderWatch>,
 }
 
 #[cfg(feature = "axum")]
@@ -493,6 +511,7 @@ impl<S> IntoMakeServiceWithRealIp<S> {
         Self {
             app: service,
             policy: layer.policy,
+            watch: layer.watch,
         }
     }
 }
@@ -518,6 +537,7 @@ where
             self.app.clone(),
             self.policy.clone(),
             stream.remote_addr(),
-        )))
+        )
+        .watched_by(&self.watch)))
     }
 }

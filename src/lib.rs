@@ -15,12 +15,20 @@ pub mod io;
 pub mod extract;
 #[cfg(feature = "tonic")]
 pub mod grpc;
+#[cfg(feature = "filter")]
+pub mod filter;
+#[cfg(feature = "governor")]
+pub mod governor;
 #[cfg(feature = "tower")]
 pub mod layer;
 #[cfg(feature = "outbound")]
 pub mod outbound;
 #[cfg(feature = "tower")]
+pub mod rate_limit;
+#[cfg(feature = "tower")]
 pub mod testing;
+#[cfg(feature = "tower")]
+pub mod trace;
 
 #[cfg(feature = "tower")]
 pub use extract::{ClientAddr, ClientIp, Conclusive, FromRealIp, RealIp};
