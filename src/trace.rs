@@ -226,7 +226,7 @@ mod make_span {
                 span.record("client", display(real.client_addr()));
                 span.record("source", display(real.source()));
                 span.record("peer", display(real.peer()));
-                span.record("stop", real.stop().as_str());
+                span.record("stop", display(real.stop()));
             }
             span
         }
