@@ -130,9 +130,10 @@ impl RuleSet {
         self.index.is_empty()
     }
 
+    /// Lookup of the 128-bit form (IPv4 as mapped IPv6).
     #[inline]
-    fn contains(&self, ip: IpAddr) -> bool {
-        self.index.contains(ip)
+    fn contains_bits(&self, bits: u128) -> bool {
+        self.index.contains_bits(bits)
     }
 
     /// The most specific range holding `ip` (canonical form): one binary
@@ -183,7 +184,7 @@ impl IpFilterLayer {
     /// # Errors
     /// The [`Denial`] naming the rule that refused it.
     pub fn check(&self, real: &RealIp) -> Result<(), Denial> {
-        self.rules.check(real.ip(), real.stop())
+        self.rules.check(real.resolution().ip_bits(), real.stop())
     }
 
     /// The status refused requests get.
@@ -193,16 +194,12 @@ impl IpFilterLayer {
 }
 
 impl Rules {
+    /// `bits`: the client's 128-bit form, in which `::ffff:a.b.c.d` and
+    /// `a.b.c.d` are one value, so no other normalization is needed.
     #[inline]
-    fn check(&self, ip: IpAddr, stop: Stop) -> Result<(), Denial> {
-        let ip = ip.to_canonical();
-        if self.deny.contains(ip) {
-            // The index said yes, so a range matches; the host itself is
-            // named should the two ever disagree.
-            let net = self.deny.matching(ip).unwrap_or_else(|| IpNet::from(ip));
-            return Err(Denial {
-                reason: DenyReason::Denied(net),
-            });
+    fn check(&self, bits: u128, stop: Stop) -> Result<(), Denial> {
+        if self.deny.contains_bits(bits) {
+            return Err(self.denied(bits));
         }
         let allow_rules = !self.allow.is_empty();
         if (allow_rules || self.deny_inconclusive) && !stop.is_conclusive() {
@@ -210,12 +207,24 @@ impl Rules {
                 reason: DenyReason::Inconclusive(stop),
             });
         }
-        if allow_rules && !self.allow.contains(ip) {
+        if allow_rules && !self.allow.contains_bits(bits) {
             return Err(Denial {
                 reason: DenyReason::NotAllowed,
             });
         }
         Ok(())
+    }
+
+    /// The deny range that holds `bits`, named for the refusal.
+    #[cold]
+    fn denied(&self, bits: u128) -> Denial {
+        let ip = crate::forwarded::ip_of(bits);
+        // The index said yes, so a range matches; the host itself is named
+        // should the two ever disagree.
+        let net = self.deny.matching(ip).unwrap_or_else(|| IpNet::from(ip));
+        Denial {
+            reason: DenyReason::Denied(net),
+        }
     }
 }
 
@@ -454,31 +463,45 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let verdict = match RealIp::from_extensions(req.extensions()) {
-            Some(real) => self.rules.check(real.ip(), real.stop()).map_err(|denial| {
-                tracing::debug!(target: "realip::filter", client = %real.ip(), "{denial}");
-                refusal(self.rules.status, denial.to_string(), Some(denial))
-            }),
-            None => {
-                let no_peer = req.extensions().get::<NoPeer>().is_some();
-                tracing::error!(target: "realip::filter", no_peer, "{NO_CLIENT}");
-                Err(refusal(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    NO_CLIENT.to_owned(),
-                    None,
-                ))
-            }
-        };
-        let kind = match verdict {
-            Ok(()) => Kind::Inner {
-                future: self.inner.call(req),
+        let refused = match RealIp::from_extensions(req.extensions()) {
+            Some(real) => match self.rules.check(real.resolution().ip_bits(), real.stop()) {
+                Ok(()) => None,
+                Err(denial) => Some(refuse(real, denial, self.rules.status)),
             },
-            Err(response) => Kind::Refused {
-                response: Some(response),
-            },
+            None => Some(no_client(req.extensions())),
         };
-        ResponseFuture { kind }
+        match refused {
+            None => ResponseFuture {
+                kind: Kind::Inner {
+                    future: self.inner.call(req),
+                },
+            },
+            Some(response) => ResponseFuture {
+                kind: Kind::Refused {
+                    response: Some(response),
+                },
+            },
+        }
     }
+}
+
+#[cold]
+#[inline(never)]
+fn refuse<B: From<String>>(real: &RealIp, denial: Denial, status: StatusCode) -> Response<B> {
+    tracing::debug!(target: "realip::filter", client = %real.ip(), "{denial}");
+    refusal(status, denial.to_string(), Some(denial))
+}
+
+#[cold]
+#[inline(never)]
+fn no_client<B: From<String>>(ext: &http::Extensions) -> Response<B> {
+    let no_peer = ext.get::<NoPeer>().is_some();
+    tracing::error!(target: "realip::filter", no_peer, "{NO_CLIENT}");
+    refusal(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        NO_CLIENT.to_owned(),
+        None,
+    )
 }
 
 fn refusal<B: From<String>>(
@@ -731,7 +754,8 @@ mod tests {
                 .filter(|n| n.contains(&ip))
                 .max_by_key(|n| n.prefix_len())
                 .copied();
-            assert_eq!(set.contains(ip), linear.is_some(), "{ip}");
+            let bits = crate::forwarded::bits_of(ip);
+            assert_eq!(set.contains_bits(bits), linear.is_some(), "{ip}");
             assert_eq!(set.matching(ip), linear, "{ip}");
         }
     }

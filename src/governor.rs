@@ -16,9 +16,12 @@
 //! fix: a misconfigured server fails closed rather than giving everyone
 //! one bucket.
 //!
-//! When `tower_governor`'s `tracing` feature is on in the build, enable
-//! realip's `governor-tracing` too: that feature adds methods to the
-//! `KeyExtractor` trait, which this crate then implements.
+//! The `GovernorLayer` answers axum with tower_governor's `axum` feature
+//! (`tower_governor = { version = "0.8", features = ["axum"] }`); realip
+//! itself needs only the trait. When `tower_governor`'s `tracing` feature
+//! is on in the build, enable realip's `governor-tracing` too: that
+//! feature adds methods to the `KeyExtractor` trait, which this crate then
+//! implements.
 //!
 //! ```
 //! use std::sync::Arc;
