@@ -38,7 +38,6 @@ use std::sync::Arc;
 use axum::{routing::get, Router};
 use realip::governor::RealIpKeyExtractor;
 use realip::{ClientIp, HeaderSource, Mode, ProxyProtocolListener, RealIpLayer};
-use tokio::net::TcpListener;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::GovernorLayer;
 
@@ -64,7 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/health", get(|| async { "ok\n" }))
         .merge(limited);
 
-    let tcp = TcpListener::bind(&listen).await?;
+    // A backlog sized for bursts (see the README).
+    let tcp = realip::io::bind(&listen).await?;
     match behind.as_str() {
         "nginx" => {
             let nginx = std::env::var("NGINX_ADDR").unwrap_or_else(|_| "127.0.0.1/32".into());

@@ -114,7 +114,7 @@ impl RealIpLayer {
     /// service resolves from `conn` instead of looking for connection info
     /// in each request (hyper-util servers, custom accept loops).
     pub fn layer_connection<S, A: ConnectionAddr>(&self, inner: S, conn: &A) -> RealIpService<S> {
-        RealIpService::for_connection(inner, self.policy.clone(), conn).watched_by(&self.watch)
+        RealIpService::connected(inner, self.policy.clone(), conn, self.watch.clone())
     }
 
     /// Serves `app` with this layer around it, the peer read once per
@@ -167,7 +167,12 @@ impl<S> Layer<S> for RealIpLayer {
     type Service = RealIpService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RealIpService::new(inner, self.policy.clone()).watched_by(&self.watch)
+        RealIpService {
+            inner,
+            policy: self.policy.clone(),
+            conn: None,
+            watch: self.watch.clone(),
+        }
     }
 }
 
@@ -353,6 +358,17 @@ impl<S> RealIpService<S> {
     /// resolved from `conn`'s peer and PROXY header, and the request's own
     /// connection info is not consulted.
     pub fn for_connection<A: ConnectionAddr>(inner: S, policy: Policy, conn: &A) -> Self {
+        Self::connected(inner, policy, conn, Arc::default())
+    }
+
+    /// [`for_connection`](Self::for_connection) sharing a layer's header
+    /// watch (see `crate::trace`), so its count runs across connections.
+    fn connected<A: ConnectionAddr>(
+        inner: S,
+        policy: Policy,
+        conn: &A,
+        watch: Arc<HeaderWatch>,
+    ) -> Self {
         Self {
             inner,
             policy,
@@ -360,15 +376,8 @@ impl<S> RealIpService<S> {
                 peer: conn.peer(),
                 header: conn.proxy_header().cloned(),
             }),
-            watch: Arc::default(),
+            watch,
         }
-    }
-
-    /// Shares the layer's header watch (see `crate::trace`), so the count
-    /// runs across connections.
-    fn watched_by(mut self, watch: &Arc<HeaderWatch>) -> Self {
-        self.watch = watch.clone();
-        self
     }
 
     /// The wrapped service.
@@ -533,11 +542,11 @@ where
     }
 
     fn call(&mut self, stream: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(RealIpService::for_connection(
+        std::future::ready(Ok(RealIpService::connected(
             self.app.clone(),
             self.policy.clone(),
             stream.remote_addr(),
-        )
-        .watched_by(&self.watch)))
+            self.watch.clone(),
+        )))
     }
 }

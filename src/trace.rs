@@ -9,7 +9,9 @@
 //!   counts its resolutions in `realip_resolutions_total`, labelled `stop`
 //!   ([`Stop::as_str`]), through the [`metrics`] facade: the counts go to
 //!   whichever recorder the app installs (Prometheus, StatsD, ...) and cost
-//!   a check of an atomic when none is;
+//!   a check of an atomic when none is; [`export_listener_stats`] (with
+//!   the `tokio` feature too) publishes a listener's
+//!   [`ListenerStats`](crate::io::ListenerStats) the same way;
 //! - every layer warns once (`tracing`, target `realip::layer`) when trusted
 //!   peers send no address header on [`ABSENT_HEADER_WARN_AFTER`] requests
 //!   in a row: every client is then resolved to the proxy's own address,
@@ -117,6 +119,10 @@ pub(crate) fn observe(watch: &HeaderWatch, r: &Resolution) {
 
 #[cfg(feature = "metrics")]
 pub use self::metrics_impl::{describe_metrics, RESOLUTIONS};
+#[cfg(all(feature = "metrics", feature = "tokio"))]
+pub use self::metrics_impl::{
+    export_listener_stats, LISTENER_ACCEPT_ERRORS, LISTENER_CONNECTIONS, LISTENER_OUTCOMES,
+};
 
 #[cfg(feature = "metrics")]
 mod metrics_impl {
@@ -134,6 +140,93 @@ mod metrics_impl {
             metrics::Unit::Count,
             "Client resolutions by RealIpLayer, by why the walk stopped (label stop)"
         );
+        #[cfg(feature = "tokio")]
+        {
+            metrics::describe_counter!(
+                LISTENER_CONNECTIONS,
+                metrics::Unit::Count,
+                "Connections taken by a PROXY protocol listener (label listener)"
+            );
+            metrics::describe_counter!(
+                LISTENER_OUTCOMES,
+                metrics::Unit::Count,
+                "Finished PROXY handshakes by outcome (labels listener, outcome)"
+            );
+            metrics::describe_counter!(
+                LISTENER_ACCEPT_ERRORS,
+                metrics::Unit::Count,
+                "Errors from the inner listener's accept (label listener)"
+            );
+        }
+    }
+
+    /// Counter of connections a listener took, labelled `listener`.
+    #[cfg(feature = "tokio")]
+    pub const LISTENER_CONNECTIONS: &str = "realip_listener_connections_total";
+    /// Counter of finished handshakes, labelled `listener` and `outcome`:
+    /// `accepted`, `no-header`, `missing`, `rejected`, `malformed`,
+    /// `too-large`, `timed-out`, `closed`, `shed`, `handshake-failed`
+    /// (the fields of [`StatsSnapshot`](crate::io::StatsSnapshot)).
+    #[cfg(feature = "tokio")]
+    pub const LISTENER_OUTCOMES: &str = "realip_listener_outcomes_total";
+    /// Counter of errors from the inner listener's `accept`, labelled
+    /// `listener`.
+    #[cfg(feature = "tokio")]
+    pub const LISTENER_ACCEPT_ERRORS: &str = "realip_listener_accept_errors_total";
+
+    /// Publishes a listener's counters through the `metrics` facade, as
+    /// counters set to the snapshot's totals (`Counter::absolute`: a value
+    /// below the one already published is ignored), labelled `listener`
+    /// with `name` so several listeners stay apart.
+    ///
+    /// The listener counts with plain atomics whatever the recorder; call
+    /// this when the metrics are read (on scrape) or on a timer:
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use realip::trace::export_listener_stats;
+    /// use realip::ProxyProtocolListener;
+    ///
+    /// # async fn run() -> std::io::Result<()> {
+    /// let listener = ProxyProtocolListener::new(realip::io::bind("0.0.0.0:8080").await?)
+    ///     .require_from(["10.0.0.0/16".parse().unwrap()]);
+    /// let stats = listener.stats();
+    /// tokio::spawn(async move {
+    ///     let mut every = tokio::time::interval(Duration::from_secs(10));
+    ///     loop {
+    ///         every.tick().await;
+    ///         export_listener_stats("public", &stats.snapshot());
+    ///     }
+    /// });
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "tokio")]
+    pub fn export_listener_stats(name: &str, stats: &crate::io::StatsSnapshot) {
+        let listener = name.to_owned();
+        metrics::counter!(LISTENER_CONNECTIONS, "listener" => listener.clone())
+            .absolute(stats.connections);
+        metrics::counter!(LISTENER_ACCEPT_ERRORS, "listener" => listener.clone())
+            .absolute(stats.accept_errors);
+        for (outcome, value) in [
+            ("accepted", stats.accepted),
+            ("no-header", stats.no_header),
+            ("missing", stats.missing),
+            ("rejected", stats.rejected),
+            ("malformed", stats.malformed),
+            ("too-large", stats.too_large),
+            ("timed-out", stats.timed_out),
+            ("closed", stats.closed),
+            ("shed", stats.shed),
+            ("handshake-failed", stats.handshake_failed),
+        ] {
+            metrics::counter!(
+                LISTENER_OUTCOMES,
+                "listener" => listener.clone(),
+                "outcome" => outcome
+            )
+            .absolute(value);
+        }
     }
 }
 
@@ -273,6 +366,60 @@ mod tests {
             "[2001:db8::1]:443 via socket from [2001:db8::1]:443 (untrusted-hop)"
         );
         assert_eq!(Source::ProxyProtocol.to_string(), "proxy-protocol");
+    }
+
+    #[cfg(all(feature = "metrics", feature = "tokio"))]
+    #[test]
+    fn every_listener_field_is_exported_under_its_own_label() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+        let stats = crate::io::StatsSnapshot {
+            connections: 100,
+            accepted: 1,
+            no_header: 2,
+            missing: 3,
+            rejected: 4,
+            malformed: 5,
+            too_large: 6,
+            timed_out: 7,
+            closed: 8,
+            shed: 9,
+            handshake_failed: 10,
+            accept_errors: 11,
+        };
+        let recorder = DebuggingRecorder::new();
+        let snap = recorder.snapshotter();
+        metrics::with_local_recorder(&recorder, || export_listener_stats("edge", &stats));
+        let mut seen = std::collections::BTreeMap::new();
+        for (key, _, _, value) in snap.snapshot().into_vec() {
+            let key = key.key();
+            let label = |name: &str| {
+                key.labels()
+                    .find(|l| l.key() == name)
+                    .map(|l| l.value().to_owned())
+            };
+            assert_eq!(label("listener").as_deref(), Some("edge"));
+            let DebugValue::Counter(v) = value else {
+                panic!("{} is a counter", key.name())
+            };
+            let outcome = label("outcome").unwrap_or_default();
+            seen.insert(format!("{} {outcome}", key.name()), v);
+        }
+        let o = |name: &str| format!("{LISTENER_OUTCOMES} {name}");
+        let expected = std::collections::BTreeMap::from([
+            (format!("{LISTENER_CONNECTIONS} "), 100),
+            (format!("{LISTENER_ACCEPT_ERRORS} "), 11),
+            (o("accepted"), 1),
+            (o("no-header"), 2),
+            (o("missing"), 3),
+            (o("rejected"), 4),
+            (o("malformed"), 5),
+            (o("too-large"), 6),
+            (o("timed-out"), 7),
+            (o("closed"), 8),
+            (o("shed"), 9),
+            (o("handshake-failed"), 10),
+        ]);
+        assert_eq!(seen, expected);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The resolved client in metrics, logs and spans: `realip_resolutions_total`
 //! counted once per resolution with its stop (metrics-util's debugging
-//! recorder), the one-time warning about a proxy that sends no header, and
+//! recorder), a listener's outcomes exported once per connection, the
+//! one-time warning about a proxy that sends no header, and
 //! `RealIpMakeSpan`'s fields on a real tower-http `TraceLayer`.
 
 mod common;
@@ -410,4 +411,70 @@ async fn span_fields_of_a_header_resolution() {
         ),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listener_outcomes_are_exported_once_per_connection() {
+    use realip::trace::{export_listener_stats, LISTENER_CONNECTIONS, LISTENER_OUTCOMES};
+    use realip::ProxyProtocolListener;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // A PROXY header is required from every peer.
+    let listener = ProxyProtocolListener::new(e2e_util::tcp());
+    let addr = listener.local_addr().unwrap();
+    let stats = listener.stats();
+    let app = Router::new().route("/", get(|| async { "ok" }));
+    tokio::spawn(async move {
+        axum::serve(listener, RealIpLayer::new().into_make_service(app))
+            .await
+            .unwrap();
+    });
+    // accepted: curl sends a PROXY v1 header.
+    Curl::new(format!("http://{addr}/"))
+        .interface(lo(93))
+        .haproxy_protocol()
+        .run_async()
+        .await
+        .expect_status(200);
+    // missing, then malformed: each connection is closed by the listener.
+    for bytes in [&b"GET / HTTP/1.1\r\n\r\n"[..], b"PROXY TCP4 garbage\r\n"] {
+        let mut s = e2e_util::connect_from(lo(94), addr).await;
+        s.write_all(bytes).await.unwrap();
+        let mut rest = Vec::new();
+        let _ =
+            tokio::time::timeout(std::time::Duration::from_secs(5), s.read_to_end(&mut rest)).await;
+        assert!(rest.is_empty(), "the listener answered {rest:?}");
+    }
+    // Outcomes are counted when each handshake ends.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let snapshot = loop {
+        let s = stats.snapshot();
+        if s.accepted + s.missing + s.malformed == 3 || std::time::Instant::now() > deadline {
+            break s;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    };
+    let recorder = DebuggingRecorder::new();
+    let snap = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || export_listener_stats("public", &snapshot));
+    let mut outcomes = BTreeMap::new();
+    let mut connections = None;
+    for (key, _, _, value) in snap.snapshot().into_vec() {
+        let DebugValue::Counter(v) = value else {
+            continue;
+        };
+        let key = key.key();
+        if key.name() == LISTENER_CONNECTIONS {
+            connections = Some(v);
+        }
+        if key.name() == LISTENER_OUTCOMES && v > 0 {
+            let outcome = key.labels().find(|l| l.key() == "outcome").unwrap();
+            outcomes.insert(outcome.value().to_owned(), v);
+        }
+    }
+    assert_eq!(connections, Some(3));
+    let expected = BTreeMap::from(
+        [("accepted", 1), ("missing", 1), ("malformed", 1)].map(|(k, v)| (k.to_owned(), v)),
+    );
+    assert_eq!(outcomes, expected);
 }
