@@ -13,12 +13,12 @@ pub mod io;
 
 #[cfg(feature = "tower")]
 pub mod extract;
-#[cfg(feature = "tonic")]
-pub mod grpc;
 #[cfg(feature = "filter")]
 pub mod filter;
 #[cfg(feature = "governor")]
 pub mod governor;
+#[cfg(feature = "tonic")]
+pub mod grpc;
 #[cfg(feature = "tower")]
 pub mod layer;
 #[cfg(feature = "outbound")]

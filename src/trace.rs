@@ -113,7 +113,7 @@ impl HeaderWatch {
 #[inline]
 pub(crate) fn observe(watch: &HeaderWatch, r: &Resolution) {
     #[cfg(feature = "metrics")]
-    metrics::counter!(RESOLUTIONS, "stop" => r.stop().as_str()).increment(1);
+    metrics_impl::count(r.stop());
     watch.observe(r);
 }
 
@@ -126,6 +126,42 @@ pub use self::metrics_impl::{
 
 #[cfg(feature = "metrics")]
 mod metrics_impl {
+    use metrics::{Key, Label, Level, Metadata};
+
+    use crate::resolve::Stop;
+
+    /// The counter key of each stop, built at compile time: `counter!` with
+    /// a label value that is not a literal would build its label list on
+    /// the heap on every request, recorder or not.
+    pub(super) fn stop_key(stop: Stop) -> &'static Key {
+        macro_rules! key {
+            ($name:literal) => {{
+                static LABELS: [Label; 1] = [Label::from_static_parts("stop", $name)];
+                static KEY: Key = Key::from_static_parts(RESOLUTIONS, &LABELS);
+                &KEY
+            }};
+        }
+        match stop {
+            Stop::UntrustedHop => key!("untrusted-hop"),
+            Stop::Malformed => key!("malformed"),
+            Stop::Exhausted => key!("exhausted"),
+            Stop::HopCap => key!("hop-cap"),
+            Stop::HeaderAbsent => key!("header-absent"),
+            Stop::Ambiguous => key!("ambiguous"),
+            Stop::SingleStep => key!("single-step"),
+            Stop::HopCount => key!("hop-count"),
+            Stop::TooShort => key!("too-short"),
+        }
+    }
+
+    /// One resolution that stopped with `stop`.
+    #[inline]
+    pub(super) fn count(stop: Stop) {
+        static METADATA: Metadata<'static> =
+            Metadata::new("realip::layer", Level::INFO, Some(module_path!()));
+        metrics::with_recorder(|r| r.register_counter(stop_key(stop), &METADATA).increment(1));
+    }
+
     /// Counter of resolutions made by every [`RealIpLayer`](crate::RealIpLayer),
     /// labelled `stop` with [`Stop::as_str`](crate::Stop::as_str)
     /// (`untrusted-hop`, `malformed`, ...): one increment per request.
@@ -420,6 +456,28 @@ mod tests {
             (o("handshake-failed"), 10),
         ]);
         assert_eq!(seen, expected);
+    }
+
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn every_stop_key_is_labelled_with_its_name() {
+        use Stop::*;
+        for stop in [
+            UntrustedHop,
+            Malformed,
+            Exhausted,
+            HopCap,
+            HeaderAbsent,
+            Ambiguous,
+            SingleStep,
+            HopCount,
+            TooShort,
+        ] {
+            let key = metrics_impl::stop_key(stop);
+            assert_eq!(key.name(), RESOLUTIONS);
+            let labels: Vec<_> = key.labels().map(|l| (l.key(), l.value())).collect();
+            assert_eq!(labels, [("stop", stop.as_str())]);
+        }
     }
 
     #[test]

@@ -78,6 +78,9 @@ fn resolve_once(layer: &RealIpLayer, peer: &str, headers: &[(&str, &str)]) {
     drop(svc.call(req));
 }
 
+/// One request whose resolution stops a known way.
+type Case<'a> = Box<dyn Fn() + 'a>;
+
 #[test]
 fn each_stop_is_counted_once_per_resolution() {
     let private_xff = layer(|b| b.trust_private().header(HeaderSource::XForwardedFor));
@@ -95,7 +98,7 @@ fn each_stop_is_counted_once_per_resolution() {
     let counted = |n| layer(move |b| b.trusted_hops(n).header(HeaderSource::XForwardedFor));
     let (one, two) = (counted(1), counted(2));
     let xff = "x-forwarded-for";
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    let cases: Vec<(&str, Case)> = vec![
         (
             "untrusted-hop",
             Box::new(|| resolve_once(&private_xff, "203.0.113.1:1", &[])),
@@ -150,7 +153,7 @@ fn each_stop_is_counted_once_per_resolution() {
     let mut seen = std::collections::BTreeSet::new();
     for round in 1..=2 {
         for (stop, run) in &cases {
-            metrics::with_local_recorder(&recorder, || run());
+            metrics::with_local_recorder(&recorder, run);
             // Each snapshot takes the counts since the last one: exactly
             // this stop moved, by one.
             let expected = BTreeMap::from([(stop.to_string(), 1)]);
