@@ -87,6 +87,27 @@ struct Cli {
     /// `no-recursive = true`); flags on the command line win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// Answer only clients in CIDR (repeatable); with any --allow, every
+    /// other client, and every client the walk could not find for sure,
+    /// gets 403 with a JSON body naming the rule.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<IpNet>,
+
+    /// Refuse clients in CIDR (repeatable), whatever --allow says: 403
+    /// with a JSON body naming the rule.
+    #[arg(long, value_name = "CIDR")]
+    deny: Vec<IpNet>,
+
+    /// N requests per second per client, in bursts of up to N; the next
+    /// gets 429 with Retry-After.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rate_limit: Option<u32>,
+
+    /// IPv6 clients share a --rate-limit bucket per prefix of LEN bits
+    /// [default: 64].
+    #[arg(long, value_name = "LEN", value_parser = clap::value_parser!(u8).range(0..=128))]
+    ipv6_prefix: Option<u8>,
 }
 
 /// `--proxy-protocol` values.
@@ -111,6 +132,10 @@ struct Settings {
     recursive: bool,
     hops: Option<usize>,
     proxy_timeout: Option<Duration>,
+    allow: Vec<IpNet>,
+    deny: Vec<IpNet>,
+    rate_limit: Option<u32>,
+    ipv6_prefix: u8,
 }
 
 impl Cli {
@@ -143,6 +168,12 @@ impl Cli {
             recursive: !self.no_recursive,
             hops: self.hops,
             proxy_timeout: self.proxy_timeout.map(Duration::from_millis),
+            allow: self.allow,
+            deny: self.deny,
+            rate_limit: self.rate_limit,
+            ipv6_prefix: self
+                .ipv6_prefix
+                .unwrap_or(realip::rate_limit::DEFAULT_IPV6_PREFIX),
         })
     }
 }
@@ -170,6 +201,35 @@ fn layer(s: &Settings) -> Result<RealIpLayer, String> {
     }
     b = b.header(s.header.clone());
     b.build().map_err(|e| format!("policy: {e}"))
+}
+
+/// `app` behind the --rate-limit governor and the --allow/--deny filter
+/// (outermost, so a refused client spends no token).
+fn guarded(mut app: Router, s: &Settings) -> Result<Router, String> {
+    if let Some(n) = s.rate_limit {
+        let key = realip::governor::RealIpKeyExtractor::with_ipv6_prefix(s.ipv6_prefix)
+            .map_err(|e| format!("--ipv6-prefix: {e}"))?;
+        let config = tower_governor::governor::GovernorConfigBuilder::default()
+            .period(Duration::from_secs(1) / n)
+            .burst_size(n)
+            .key_extractor(key)
+            .finish()
+            .ok_or_else(|| format!("--rate-limit {n}: not a usable rate"))?;
+        app = app.layer(tower_governor::GovernorLayer::new(std::sync::Arc::new(
+            config,
+        )));
+    }
+    if !s.allow.is_empty() || !s.deny.is_empty() {
+        let filter = realip::filter::IpFilterLayer::builder()
+            .allow_all(s.allow.iter().copied())
+            .deny_all(s.deny.iter().copied())
+            .build()
+            .map_err(|e| format!("--allow/--deny: {e}"))?;
+        app = app
+            .layer(filter)
+            .layer(axum::middleware::map_response(json::denial));
+    }
+    Ok(app)
 }
 
 /// Why the flags cannot be used.
@@ -284,7 +344,10 @@ async fn main() -> ExitCode {
 
     // One policy for the whole app: the layer goes around the router and
     // reads each connection's addresses once.
-    let app = Router::new().fallback(json::whoami);
+    let app = match guarded(Router::new().fallback(json::whoami), &args) {
+        Ok(app) => app,
+        Err(e) => return usage_error(&e),
+    };
     let served = axum::serve(listener, layer.into_make_service(app)).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -403,6 +466,11 @@ mod tests {
             &["--header"],
             &["--header", "x-real-ip", "--header", "x-forwarded-for"],
             &["--header", "bad header"],
+            &["--allow", "10.0.0.0/40"],
+            &["--deny", "nowhere"],
+            &["--rate-limit", "0"],
+            &["--rate-limit", "-1"],
+            &["--ipv6-prefix", "129"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
@@ -414,7 +482,7 @@ mod tests {
     }
 
     /// Each flag, as a file key and as command-line flags meaning the same.
-    const SAMPLES: [(&str, &str, &[&str]); 8] = [
+    const SAMPLES: [(&str, &str, &[&str]); 12] = [
         (
             "listen",
             r#""127.0.0.2:9000""#,
@@ -439,6 +507,14 @@ mod tests {
         ("no-recursive", "true", &["--no-recursive"]),
         ("hops", "2", &["--hops", "2"]),
         ("proxy-timeout", "4000", &["--proxy-timeout", "4000"]),
+        (
+            "allow",
+            r#"["10.0.0.0/8", "2001:db8::/32"]"#,
+            &["--allow", "10.0.0.0/8", "--allow", "2001:db8::/32"],
+        ),
+        ("deny", r#"["192.0.2.0/24"]"#, &["--deny", "192.0.2.0/24"]),
+        ("rate-limit", "5", &["--rate-limit", "5"]),
+        ("ipv6-prefix", "48", &["--ipv6-prefix", "48"]),
     ];
 
     fn debug(mut cli: Cli) -> String {
