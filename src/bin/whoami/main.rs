@@ -29,6 +29,7 @@ use tracing_subscriber::prelude::*;
 
 mod config_file;
 mod json;
+mod limit;
 
 /// whoami: answers every request with the client realip resolves, as JSON.
 ///
@@ -207,17 +208,10 @@ fn layer(s: &Settings) -> Result<RealIpLayer, String> {
 /// (outermost, so a refused client spends no token).
 fn guarded(mut app: Router, s: &Settings) -> Result<Router, String> {
     if let Some(n) = s.rate_limit {
-        let key = realip::governor::RealIpKeyExtractor::with_ipv6_prefix(s.ipv6_prefix)
+        let key = realip::rate_limit::RateLimitKey::with_ipv6_prefix(s.ipv6_prefix)
             .map_err(|e| format!("--ipv6-prefix: {e}"))?;
-        let config = tower_governor::governor::GovernorConfigBuilder::default()
-            .period(Duration::from_secs(1) / n)
-            .burst_size(n)
-            .key_extractor(key)
-            .finish()
-            .ok_or_else(|| format!("--rate-limit {n}: not a usable rate"))?;
-        app = app.layer(tower_governor::GovernorLayer::new(std::sync::Arc::new(
-            config,
-        )));
+        let limiter = std::sync::Arc::new(limit::Limiter::new(n, key));
+        app = app.layer(axum::middleware::from_fn_with_state(limiter, limit::limit));
     }
     if !s.allow.is_empty() || !s.deny.is_empty() {
         let filter = realip::filter::IpFilterLayer::builder()
