@@ -55,6 +55,7 @@ use crate::extract::ClientAddr;
 use crate::extract::{NoPeer, RealIp};
 use crate::proxy::OwnedHeader;
 use crate::resolve::{ConfigError, HeaderSource, Policy, PolicyBuilder};
+use crate::trace::HeaderWatch;
 use crate::trust::TrustedProxies;
 
 /// Resolves the real client of each request and stores it as a [`RealIp`]
@@ -87,6 +88,8 @@ use crate::trust::TrustedProxies;
 #[must_use]
 pub struct RealIpLayer {
     policy: Policy,
+    /// Shared by every service the layer makes (see `crate::trace`).
+    watch: Arc<HeaderWatch>,
 }
 
 impl RealIpLayer {
@@ -111,7 +114,7 @@ impl RealIpLayer {
     /// service resolves from `conn` instead of looking for connection info
     /// in each request (hyper-util servers, custom accept loops).
     pub fn layer_connection<S, A: ConnectionAddr>(&self, inner: S, conn: &A) -> RealIpService<S> {
-        RealIpService::for_connection(inner, self.policy.clone(), conn)
+        RealIpService::connected(inner, self.policy.clone(), conn, self.watch.clone())
     }
 
     /// Serves `app` with this layer around it, the peer read once per
@@ -153,7 +156,10 @@ impl RealIpLayer {
 
 impl From<Policy> for RealIpLayer {
     fn from(policy: Policy) -> Self {
-        Self { policy }
+        Self {
+            policy,
+            watch: Arc::default(),
+        }
     }
 }
 
@@ -161,7 +167,12 @@ impl<S> Layer<S> for RealIpLayer {
     type Service = RealIpService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RealIpService::new(inner, self.policy.clone())
+        RealIpService {
+            inner,
+            policy: self.policy.clone(),
+            conn: None,
+            watch: self.watch.clone(),
+        }
     }
 }
 
@@ -318,6 +329,7 @@ pub struct RealIpService<S> {
     inner: S,
     policy: Policy,
     conn: Option<Conn>,
+    watch: Arc<HeaderWatch>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for RealIpService<S> {
@@ -338,6 +350,7 @@ impl<S> RealIpService<S> {
             inner,
             policy,
             conn: None,
+            watch: Arc::default(),
         }
     }
 
@@ -345,6 +358,17 @@ impl<S> RealIpService<S> {
     /// resolved from `conn`'s peer and PROXY header, and the request's own
     /// connection info is not consulted.
     pub fn for_connection<A: ConnectionAddr>(inner: S, policy: Policy, conn: &A) -> Self {
+        Self::connected(inner, policy, conn, Arc::default())
+    }
+
+    /// [`for_connection`](Self::for_connection) sharing a layer's header
+    /// watch (see `crate::trace`), so its count runs across connections.
+    fn connected<A: ConnectionAddr>(
+        inner: S,
+        policy: Policy,
+        conn: &A,
+        watch: Arc<HeaderWatch>,
+    ) -> Self {
         Self {
             inner,
             policy,
@@ -352,6 +376,7 @@ impl<S> RealIpService<S> {
                 peer: conn.peer(),
                 header: conn.proxy_header().cloned(),
             }),
+            watch,
         }
     }
 
@@ -398,6 +423,7 @@ where
             Some((peer, header)) => {
                 let proxy_source = header.as_ref().and_then(|h| h.source());
                 let resolution = self.policy.resolve(peer, proxy_source, req.headers());
+                crate::trace::observe(&self.watch, &resolution);
                 if req.extensions().is_empty() {
                     *req.extensions_mut() = roomy_extensions();
                 }
@@ -482,6 +508,7 @@ fn peer_of(ext: &Extensions) -> Option<(SocketAddr, Option<Arc<OwnedHeader>>)> {
 pub struct IntoMakeServiceWithRealIp<S> {
     app: S,
     policy: Policy,
+    watch: Arc<HeaderWatch>,
 }
 
 #[cfg(feature = "axum")]
@@ -493,6 +520,7 @@ impl<S> IntoMakeServiceWithRealIp<S> {
         Self {
             app: service,
             policy: layer.policy,
+            watch: layer.watch,
         }
     }
 }
@@ -514,10 +542,11 @@ where
     }
 
     fn call(&mut self, stream: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(RealIpService::for_connection(
+        std::future::ready(Ok(RealIpService::connected(
             self.app.clone(),
             self.policy.clone(),
             stream.remote_addr(),
+            self.watch.clone(),
         )))
     }
 }

@@ -1419,3 +1419,112 @@ fn bad_config_file_exits_2_naming_the_key() {
         "{stderr:?}"
     );
 }
+
+/// The JSON body of a 200 answer. (Not [`answer`], which also wants the
+/// `trust_sources` field.)
+fn ok_json(out: &CurlOutput, whoami: &Whoami) -> Value {
+    assert_eq!(
+        out.status,
+        200,
+        "{}\n{}\n{}",
+        out.text(),
+        out.stderr,
+        whoami.log()
+    );
+    serde_json::from_slice(&out.body).unwrap_or_else(|e| panic!("{e}: {}", out.text()))
+}
+
+/// The JSON body of a refusal.
+fn refusal(out: &CurlOutput, status: u16) -> Value {
+    assert_eq!(out.status, status, "{}\n{}", out.text(), out.stderr);
+    serde_json::from_slice(&out.body).unwrap_or_else(|e| panic!("{e}: {}", out.text()))
+}
+
+/// `--allow` / `--deny` behind nginx appending `X-Forwarded-For`: a client
+/// forging an allowed address is refused, a denied one is refused even
+/// inside an allowed range, both with 403 and JSON naming the rule.
+#[test]
+fn allow_and_deny_refuse_with_403_naming_the_rule() {
+    let whoami = Whoami::start(&[
+        "--proxy-protocol",
+        "off",
+        "--trust",
+        "127.0.0.218/32",
+        "--allow",
+        "127.0.0.170/31",
+        "--deny",
+        "127.0.0.171/32",
+    ]);
+    let (nginx, port) = Nginx::xff_proxy(whoami.addr, lo(218));
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = curl_from(170, &url, &["X-Forwarded-For: 203.0.113.9"]).run();
+    let body = ok_json(&out, &whoami);
+    assert_eq!(
+        body["client_ip"],
+        "127.0.0.170",
+        "nginx log:\n{}",
+        nginx.log()
+    );
+    let denied = refusal(&curl_from(171, &url, &[]).run(), 403);
+    assert_eq!(denied["error"], "forbidden");
+    assert_eq!(denied["rule"], "deny 127.0.0.171/32", "{denied}");
+    let forged = refusal(
+        &curl_from(172, &url, &["X-Forwarded-For: 127.0.0.170"]).run(),
+        403,
+    );
+    assert_eq!(forged["rule"], "allow", "{forged}");
+}
+
+/// The value of response header `name` in curl's `-v` trace.
+fn response_header(out: &CurlOutput, name: &str) -> Option<String> {
+    out.stderr.lines().find_map(|l| {
+        let (k, v) = l.strip_prefix("< ")?.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+/// `--rate-limit 1`: one request per second per client, then 429 with
+/// `Retry-After`; IPv6 clients share a bucket per /64 unless
+/// `--ipv6-prefix` says otherwise. The clients are named by a trusted
+/// `X-Forwarded-For` (loopback plays the proxy).
+#[test]
+fn rate_limit_429_with_retry_after_per_client_and_ipv6_prefix() {
+    let xff = |ip: &str| format!("X-Forwarded-For: {ip}");
+    let grouped = Whoami::start(&[
+        "--proxy-protocol",
+        "off",
+        "--trust",
+        "loopback",
+        "--rate-limit",
+        "1",
+    ]);
+    let exact = Whoami::start(&[
+        "--proxy-protocol",
+        "off",
+        "--trust",
+        "loopback",
+        "--rate-limit",
+        "1",
+        "--ipv6-prefix",
+        "128",
+    ]);
+    let (a, b, other) = ("2001:db8:1:2::a", "2001:db8:1:2::b", "2001:db8:1:3::a");
+    // Each whoami: the first client's token, then its neighbour in the /64.
+    let first = curl_from(180, &grouped.url(), &[&xff(a)]).run();
+    let body = ok_json(&first, &grouped);
+    assert_eq!(body["client_ip"], a);
+    let limited = curl_from(180, &grouped.url(), &[&xff(b)]).run();
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    let retry: u64 = response_header(&limited, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(retry <= 1, "Retry-After {retry}");
+    ok_json(
+        &curl_from(180, &grouped.url(), &[&xff(other)]).run(),
+        &grouped,
+    );
+
+    ok_json(&curl_from(181, &exact.url(), &[&xff(a)]).run(), &exact);
+    ok_json(&curl_from(181, &exact.url(), &[&xff(b)]).run(), &exact);
+}

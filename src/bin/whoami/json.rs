@@ -121,6 +121,26 @@ fn tlvs_json(h: &Header<'_>) -> Value {
     Value::Object(t)
 }
 
+/// A refusal by `--allow`/`--deny` as JSON: `{"error": "forbidden",
+/// "rule": "deny 192.0.2.0/24", "message": ...}`; any other response as is.
+pub(crate) async fn denial(res: Response) -> Response {
+    let Some(denial) = res.extensions().get::<realip::filter::Denial>().copied() else {
+        return res;
+    };
+    let body = serde_json::json!({
+        "error": "forbidden",
+        "rule": denial.rule(),
+        "message": denial.to_string(),
+    });
+    let mut out = Response::new(axum::body::Body::from(body.to_string()));
+    *out.status_mut() = res.status();
+    out.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

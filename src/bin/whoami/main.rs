@@ -33,6 +33,7 @@ use tracing_subscriber::prelude::*;
 
 mod config_file;
 mod json;
+mod limit;
 mod trust_lists;
 
 /// whoami: answers every request with the client realip resolves, as JSON.
@@ -119,6 +120,27 @@ struct Cli {
     /// `no-recursive = true`); flags on the command line win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// Answer only clients in CIDR (repeatable); with any --allow, every
+    /// other client, and every client the walk could not find for sure,
+    /// gets 403 with a JSON body naming the rule.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<IpNet>,
+
+    /// Refuse clients in CIDR (repeatable), whatever --allow says: 403
+    /// with a JSON body naming the rule.
+    #[arg(long, value_name = "CIDR")]
+    deny: Vec<IpNet>,
+
+    /// N requests per second per client, in bursts of up to N; the next
+    /// gets 429 with Retry-After.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rate_limit: Option<u32>,
+
+    /// IPv6 clients share a --rate-limit bucket per prefix of LEN bits
+    /// [default: 64].
+    #[arg(long, value_name = "LEN", value_parser = clap::value_parser!(u8).range(0..=128))]
+    ipv6_prefix: Option<u8>,
 }
 
 /// `--proxy-protocol` values.
@@ -169,6 +191,10 @@ struct Settings {
     refresh: Option<Duration>,
     ranges_cache: Option<PathBuf>,
     max_age: Option<Duration>,
+    allow: Vec<IpNet>,
+    deny: Vec<IpNet>,
+    rate_limit: Option<u32>,
+    ipv6_prefix: u8,
 }
 
 impl Cli {
@@ -216,6 +242,12 @@ impl Cli {
             refresh: self.refresh.map(Duration::from_secs),
             ranges_cache: self.ranges_cache,
             max_age: self.max_age.map(Duration::from_secs),
+            allow: self.allow,
+            deny: self.deny,
+            rate_limit: self.rate_limit,
+            ipv6_prefix: self
+                .ipv6_prefix
+                .unwrap_or(realip::rate_limit::DEFAULT_IPV6_PREFIX),
         })
     }
 }
@@ -281,6 +313,28 @@ fn layer(s: &Settings, live: Option<&trust_lists::Live>) -> Result<RealIpLayer, 
     }
     b = b.header(s.header.clone());
     b.build().map_err(|e| format!("policy: {e}"))
+}
+
+/// `app` behind the --rate-limit governor and the --allow/--deny filter
+/// (outermost, so a refused client spends no token).
+fn guarded(mut app: Router, s: &Settings) -> Result<Router, String> {
+    if let Some(n) = s.rate_limit {
+        let key = realip::rate_limit::RateLimitKey::with_ipv6_prefix(s.ipv6_prefix)
+            .map_err(|e| format!("--ipv6-prefix: {e}"))?;
+        let limiter = std::sync::Arc::new(limit::Limiter::new(n, key));
+        app = app.layer(axum::middleware::from_fn_with_state(limiter, limit::limit));
+    }
+    if !s.allow.is_empty() || !s.deny.is_empty() {
+        let filter = realip::filter::IpFilterLayer::builder()
+            .allow_all(s.allow.iter().copied())
+            .deny_all(s.deny.iter().copied())
+            .build()
+            .map_err(|e| format!("--allow/--deny: {e}"))?;
+        app = app
+            .layer(filter)
+            .layer(axum::middleware::map_response(json::denial));
+    }
+    Ok(app)
 }
 
 /// Why the flags cannot be used.
@@ -405,7 +459,13 @@ async fn main() -> ExitCode {
 
     // One policy for the whole app: the layer goes around the router and
     // reads each connection's addresses once.
-    let app = Router::new().fallback(move |real| json::whoami(real, sources()));
+    let app = match guarded(
+        Router::new().fallback(move |real| json::whoami(real, sources())),
+        &args,
+    ) {
+        Ok(app) => app,
+        Err(e) => return usage_error(&e),
+    };
     let served = axum::serve(listener, layer.into_make_service(app)).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -524,6 +584,11 @@ mod tests {
             &["--header"],
             &["--header", "x-real-ip", "--header", "x-forwarded-for"],
             &["--header", "bad header"],
+            &["--allow", "10.0.0.0/40"],
+            &["--deny", "nowhere"],
+            &["--rate-limit", "0"],
+            &["--rate-limit", "-1"],
+            &["--ipv6-prefix", "129"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
@@ -596,7 +661,7 @@ mod tests {
     }
 
     /// Each flag, as a file key and as command-line flags meaning the same.
-    const SAMPLES: [(&str, &str, &[&str]); 13] = [
+    const SAMPLES: [(&str, &str, &[&str]); 17] = [
         (
             "listen",
             r#""127.0.0.2:9000""#,
@@ -648,6 +713,14 @@ mod tests {
             &["--ranges-cache", "/var/cache/whoami"],
         ),
         ("max-age", "7200", &["--max-age", "7200"]),
+        (
+            "allow",
+            r#"["10.0.0.0/8", "2001:db8::/32"]"#,
+            &["--allow", "10.0.0.0/8", "--allow", "2001:db8::/32"],
+        ),
+        ("deny", r#"["192.0.2.0/24"]"#, &["--deny", "192.0.2.0/24"]),
+        ("rate-limit", "5", &["--rate-limit", "5"]),
+        ("ipv6-prefix", "48", &["--ipv6-prefix", "48"]),
     ];
 
     fn debug(mut cli: Cli) -> String {
