@@ -339,14 +339,18 @@ fn rfc7239_through_nginx_resolves_client() {
 /// The upstream down: 502 with a short body, from the edge itself.
 #[test]
 fn upstream_down_is_502() {
-    // A port nothing listens on.
-    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    // A port nothing listens on: bound but never listening, so connects
+    // are refused and no other server (the edge itself) can take it.
+    let hold = tokio::net::TcpSocket::new_v4().expect("socket");
+    hold.bind("127.0.0.1:0".parse().unwrap()).expect("bind");
+    let dead: SocketAddr = hold.local_addr().expect("local addr");
     for flags in [&[][..], &["--send-proxy", "v2"]] {
         let e = edge(dead, flags);
         let out = Curl::new(e.url()).interface(lo(165)).run();
         assert_eq!(out.status, 502, "{flags:?} {}\n{}", out.stderr, e.log());
         assert_eq!(out.text(), "upstream unavailable\n");
     }
+    drop(hold);
 }
 
 /// Bodies stream both ways (a 4 MiB POST echoed back as it arrives, over
