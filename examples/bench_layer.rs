@@ -19,6 +19,20 @@
 //! - `layer-ip`: the same, the handler extracting `ClientIp`.
 //! - `connect-info`: no layer, served with connect info, the handler
 //!   extracting `ConnectInfo` (the plumbing `layer` needs, alone).
+//! - `filter`: `make-service` with an `IpFilterLayer` around the whole
+//!   router (allow and deny rules the resolved client passes), served with
+//!   `IntoMakeServiceWithRealIp::new(filter.layer(app), layer)`: compare
+//!   with `make-service`.
+//! - `filter-router`: the filter added with `Router::layer` instead (the
+//!   per-router form), served like `make-service`.
+//! - `noop-router`: a layer that does nothing (`MapRequestLayer` with the
+//!   identity) added with `Router::layer`: what axum's wrapping of every
+//!   route costs, whatever the layer.
+//! - `governor-peer`: `layer` with a `tower_governor` `GovernorLayer`
+//!   inside it keyed by tower_governor's `PeerIpKeyExtractor` (the socket
+//!   peer), under a quota the load never exhausts.
+//! - `governor-realip`: the same app keyed by `RealIpKeyExtractor` (the
+//!   resolved client): the two differ in the key extractor alone.
 //!
 //! Every layered mode also answers `GET /ip` with the resolved address, so
 //! the script can check the layer really resolves. All run on a
@@ -30,20 +44,34 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use axum::extract::ConnectInfo;
 use axum::routing::get;
 use axum::Router;
-use realip::{ClientIp, HeaderSource, RealIpLayer};
+use realip::filter::IpFilterLayer;
+use realip::governor::RealIpKeyExtractor;
+use realip::{ClientIp, HeaderSource, IntoMakeServiceWithRealIp, RealIpLayer};
 use tokio::net::TcpListener;
+use tower::util::MapRequestLayer;
+use tower::Layer;
+use tower_governor::governor::GovernorConfigBuilder;
+use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor};
+use tower_governor::GovernorLayer;
 
 const BODY: &str = "Hello, World!";
-const MODES: [&str; 6] = [
+const MODES: [&str; 11] = [
     "plain",
     "make-service",
     "make-service-ip",
     "layer",
     "layer-ip",
     "connect-info",
+    "filter",
+    "filter-router",
+    "noop-router",
+    "governor-peer",
+    "governor-realip",
 ];
 
 async fn hello() -> &'static str {
@@ -70,6 +98,35 @@ async fn ip(ClientIp(ip): ClientIp) -> String {
 fn routes(extract: bool) -> Router {
     let root = if extract { get(hello_from) } else { get(hello) };
     Router::new().route("/", root).route("/ip", get(ip))
+}
+
+/// [`routes`] behind a governor keyed by `key`: a token every nanosecond,
+/// a burst of a million, so the load is never refused and every request
+/// pays for the key and the limiter's check.
+fn governed<K>(key: K) -> Router
+where
+    K: KeyExtractor + Send + Sync + 'static,
+    K::Key: Send + Sync,
+{
+    let config = GovernorConfigBuilder::default()
+        .per_nanosecond(1)
+        .burst_size(1_000_000)
+        .key_extractor(key)
+        .finish()
+        .expect("valid quota");
+    routes(false).layer(GovernorLayer::new(Arc::new(config)))
+}
+
+/// Rules the bench's client (203.0.113.7) passes: it is allowed, and every
+/// deny range is looked up and missed.
+fn filter() -> IpFilterLayer {
+    IpFilterLayer::builder()
+        .allow("203.0.113.0/24".parse().expect("valid net"))
+        .allow("10.0.0.0/8".parse().expect("valid net"))
+        .deny("203.0.113.128/25".parse().expect("valid net"))
+        .deny("198.51.100.0/24".parse().expect("valid net"))
+        .build()
+        .expect("valid filter")
 }
 
 fn main() -> ExitCode {
@@ -109,6 +166,29 @@ fn main() -> ExitCode {
             "make-service" | "make-service-ip" => {
                 let app = routes(mode == "make-service-ip");
                 axum::serve(listener, layer.into_make_service(app)).await
+            }
+            "filter" => {
+                let app = filter().layer(routes(false).with_state(()));
+                axum::serve(listener, IntoMakeServiceWithRealIp::new(app, layer)).await
+            }
+            "filter-router" => {
+                let app = routes(false).layer(filter());
+                axum::serve(listener, layer.into_make_service(app)).await
+            }
+            "noop-router" => {
+                let noop = MapRequestLayer::new(|req: axum::extract::Request| req);
+                let app = routes(false).layer(noop);
+                axum::serve(listener, layer.into_make_service(app)).await
+            }
+            "governor-peer" | "governor-realip" => {
+                let app = if mode == "governor-peer" {
+                    governed(PeerIpKeyExtractor)
+                } else {
+                    governed(RealIpKeyExtractor::new())
+                };
+                let app = app.layer(layer);
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, app).await
             }
             _ => {
                 let app = routes(mode == "layer-ip").layer(layer);

@@ -57,6 +57,7 @@ use crate::proxy::OwnedHeader;
 use crate::resolve::{
     ClientContext, ConfigError, ConnectionView, ContextHeaders, HeaderSource, Policy, PolicyBuilder,
 };
+use crate::trace::HeaderWatch;
 use crate::trust::TrustedProxies;
 
 /// Resolves the real client of each request and stores it as a [`RealIp`]
@@ -89,6 +90,8 @@ use crate::trust::TrustedProxies;
 #[must_use]
 pub struct RealIpLayer {
     policy: Policy,
+    /// Shared by every service the layer makes (see `crate::trace`).
+    watch: Arc<HeaderWatch>,
     options: Options,
 }
 
@@ -124,7 +127,8 @@ impl RealIpLayer {
     /// service resolves from `conn` instead of looking for connection info
     /// in each request (hyper-util servers, custom accept loops).
     pub fn layer_connection<S, A: ConnectionAddr>(&self, inner: S, conn: &A) -> RealIpService<S> {
-        RealIpService::for_connection(inner, self.policy.clone(), conn).with_options(self.options)
+        RealIpService::connected(inner, self.policy.clone(), conn, self.watch.clone())
+            .with_options(self.options)
     }
 
     /// Serves `app` with this layer around it, the peer read once per
@@ -169,6 +173,7 @@ impl From<Policy> for RealIpLayer {
         Self {
             policy,
             options: Options::default(),
+            watch: Arc::default(),
         }
     }
 }
@@ -177,7 +182,13 @@ impl<S> Layer<S> for RealIpLayer {
     type Service = RealIpService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RealIpService::new(inner, self.policy.clone()).with_options(self.options)
+        RealIpService {
+            inner,
+            policy: self.policy.clone(),
+            conn: None,
+            watch: self.watch.clone(),
+            options: self.options,
+        }
     }
 }
 
@@ -400,6 +411,7 @@ pub struct RealIpService<S> {
     inner: S,
     policy: Policy,
     conn: Option<Conn>,
+    watch: Arc<HeaderWatch>,
     options: Options,
 }
 
@@ -422,6 +434,7 @@ impl<S> RealIpService<S> {
             inner,
             policy,
             conn: None,
+            watch: Arc::default(),
             options: Options::default(),
         }
     }
@@ -435,6 +448,17 @@ impl<S> RealIpService<S> {
     /// resolved from `conn`'s peer and PROXY header, and the request's own
     /// connection info is not consulted.
     pub fn for_connection<A: ConnectionAddr>(inner: S, policy: Policy, conn: &A) -> Self {
+        Self::connected(inner, policy, conn, Arc::default())
+    }
+
+    /// [`for_connection`](Self::for_connection) sharing a layer's header
+    /// watch (see `crate::trace`), so its count runs across connections.
+    fn connected<A: ConnectionAddr>(
+        inner: S,
+        policy: Policy,
+        conn: &A,
+        watch: Arc<HeaderWatch>,
+    ) -> Self {
         Self {
             inner,
             policy,
@@ -443,6 +467,7 @@ impl<S> RealIpService<S> {
                 header: conn.proxy_header().cloned(),
                 tls: conn.is_tls(),
             }),
+            watch,
             options: Options::default(),
         }
     }
@@ -501,6 +526,7 @@ where
                 } else {
                     self.policy.resolve(peer, proxy_source, req.headers())
                 };
+                crate::trace::observe(&self.watch, &resolution);
                 if self.options.rewrite_uri {
                     if let Some(cx) = resolution.context() {
                         rewrite_uri(&mut req, cx);
@@ -607,6 +633,7 @@ fn peer_of(ext: &Extensions) -> Option<(SocketAddr, Option<Arc<OwnedHeader>>)> {
 pub struct IntoMakeServiceWithRealIp<S> {
     app: S,
     policy: Policy,
+    watch: Arc<HeaderWatch>,
     options: Options,
 }
 
@@ -619,6 +646,7 @@ impl<S> IntoMakeServiceWithRealIp<S> {
         Self {
             app: service,
             policy: layer.policy,
+            watch: layer.watch,
             options: layer.options,
         }
     }
@@ -641,10 +669,11 @@ where
     }
 
     fn call(&mut self, stream: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(RealIpService::for_connection(
+        std::future::ready(Ok(RealIpService::connected(
             self.app.clone(),
             self.policy.clone(),
             stream.remote_addr(),
+            self.watch.clone(),
         )
         .with_options(self.options)))
     }

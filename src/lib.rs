@@ -13,12 +13,22 @@ pub mod io;
 
 #[cfg(feature = "tower")]
 pub mod extract;
+#[cfg(feature = "filter")]
+pub mod filter;
+#[cfg(feature = "governor")]
+pub mod governor;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 #[cfg(feature = "tower")]
 pub mod layer;
+#[cfg(feature = "outbound")]
+pub mod outbound;
+#[cfg(feature = "tower")]
+pub mod rate_limit;
 #[cfg(feature = "tower")]
 pub mod testing;
+#[cfg(feature = "tower")]
+pub mod trace;
 
 #[cfg(feature = "tower")]
 pub use extract::{

@@ -982,6 +982,32 @@ fn bad_flags_exit_2_and_help_exits_0() {
             &["--header", "x-real-ip", "--header", "x-forwarded-for"],
             "error: the argument '--header <NAME>' cannot be used multiple times",
         ),
+        (
+            &["--trust-provider", "akamai"],
+            "error: invalid value 'akamai' for '--trust-provider <NAME[=URL]>': \
+             `akamai` is none of cloudflare, cloudfront, gcp, fastly",
+        ),
+        (
+            &[
+                "--trust-provider",
+                "gcp",
+                "--trust-provider",
+                "gcp=http://127.0.0.1:9/",
+            ],
+            "whoami: --trust-provider: `gcp` given twice",
+        ),
+        (
+            &["--trust-url", "ftp://127.0.0.1/list"],
+            "error: invalid value 'ftp://127.0.0.1/list' for '--trust-url <URL>'",
+        ),
+        (
+            &["--refresh", "0"],
+            "error: invalid value '0' for '--refresh <SECS>'",
+        ),
+        (
+            &["--max-age", "soon"],
+            "error: invalid value 'soon' for '--max-age <SECS>'",
+        ),
     ] {
         // A free port, so a flag wrongly accepted would show as listening.
         let mut full = if args.contains(&"--listen") {
@@ -1026,6 +1052,11 @@ fn bad_flags_exit_2_and_help_exits_0() {
         "--symmetric",
         "--allowed-host <NAME>",
         "--rewrite-uri",
+        "--trust-url <URL>",
+        "--trust-provider <NAME[=URL]>",
+        "--refresh <SECS>",
+        "--ranges-cache <DIR>",
+        "--max-age <SECS>",
         "--help",
     ] {
         assert!(stdout.contains(flag), "--help lacks {flag}:\n{stdout}");
@@ -1236,6 +1267,100 @@ fn trusted_lists_from_local_origins() {
         thread::sleep(Duration::from_millis(200));
     }
     assert!(cache.path().join("cloudflare.body").is_file());
+}
+
+/// Built without `fetch`, each list flag (and each of its options) exits
+/// 2 before listening, saying how to build whoami with it: none is
+/// silently ignored, so whoami never comes up trusting other proxies than
+/// the ones asked for.
+#[cfg(not(feature = "fetch"))]
+#[test]
+fn list_flags_without_fetch_exit_2_with_a_hint() {
+    let listen = format!("127.0.0.1:{}", free_port());
+    for args in [
+        &["--trust-provider", "cloudflare"][..],
+        &["--trust-url", "http://127.0.0.1:9/ips.txt"],
+        &["--refresh", "60"],
+        &["--ranges-cache", "/nonexistent"],
+        &["--max-age", "60"],
+    ] {
+        let mut full = vec!["--listen", &listen];
+        full.extend_from_slice(args);
+        let (code, stdout, stderr) = run_whoami(&full);
+        assert_eq!(code, 2, "{args:?}\nstdout: {stdout}\nstderr: {stderr}");
+        assert!(
+            stderr.starts_with("whoami: --trust-url, --trust-provider, ")
+                && stderr.contains("need the `fetch` feature (cargo run --features cli,fetch"),
+            "{args:?}: {stderr:?}"
+        );
+        assert!(!stdout.contains("whoami listening"), "{args:?}: {stdout}");
+    }
+}
+
+/// The list keys from the file: `trust-provider` (`NAME=URL`) and
+/// `trust-url` lists are trusted, `trust` becomes the live set's base,
+/// loopback is not trusted by default, `ranges-cache` holds both lists,
+/// and with `refresh = 1` a changed plain list replaces the old one.
+#[cfg(feature = "fetch")]
+#[test]
+fn config_file_trusted_lists() {
+    use common::{Answer, Origin};
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut api: Value =
+        serde_json::from_str(include_str!("fixtures/ranges/cloudflare-api-ips.json")).unwrap();
+    api["result"]["ipv4_cidrs"]
+        .as_array_mut()
+        .unwrap()
+        .push("127.0.0.136/32".into());
+    let cf = rt.block_on(Origin::http(Answer::body(api.to_string())));
+    let plain = rt.block_on(Origin::http(Answer::body("127.0.0.137/32\n")));
+    let cache = tempfile::tempdir().expect("cache dir");
+    let config = format!(
+        "header = \"cf-connecting-ip\"\n\
+         trust = [\"127.0.0.138/32\"]\n\
+         trust-provider = [\"cloudflare={}\"]\n\
+         trust-url = [\"{}\"]\n\
+         refresh = 1\n\
+         max-age = 3600\n\
+         ranges-cache = '{}'\n",
+        cf.url("/client/v4/ips"),
+        plain.url("/ips.txt"),
+        cache.path().display()
+    );
+    let whoami = Whoami::start_with_config(&config, &[]);
+    let ask = |n: u8| {
+        let out = curl_from(n, &whoami.url(), &["CF-Connecting-IP: 203.0.113.7"]).run();
+        answer(&out, &whoami).0
+    };
+    for n in [136, 137, 138] {
+        assert_eq!(ask(n)["client_ip"], "203.0.113.7", "127.0.0.{n}");
+    }
+    let body = ask(139);
+    assert_eq!(body["client_ip"], "127.0.0.139", "{body}");
+    let names: Vec<&str> = body["trust_sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), 2, "{body}");
+    assert_eq!(names[0], "cloudflare");
+    assert!(names[1].starts_with("url-"), "{body}");
+    assert!(cache.path().join("cloudflare.body").is_file());
+    assert!(cache.path().join(format!("{}.body", names[1])).is_file());
+
+    // The next refresh (1 s) swaps the plain list: .139 in, .137 out.
+    plain.set(Answer::body("127.0.0.139/32\n"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while ask(139)["client_ip"] != "203.0.113.7" {
+        assert!(
+            Instant::now() < deadline,
+            "list not refreshed\n{}",
+            whoami.log()
+        );
+        thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(ask(137)["client_ip"], "127.0.0.137");
 }
 
 /// `--config`: every flag as a file key, each run end to end. `listen`
@@ -1457,4 +1582,113 @@ fn bad_config_file_exits_2_naming_the_key() {
         stderr.starts_with(&format!("whoami: cannot read config file {missing}: ")),
         "{stderr:?}"
     );
+}
+
+/// The JSON body of a 200 answer. (Not [`answer`], which also wants the
+/// `trust_sources` field.)
+fn ok_json(out: &CurlOutput, whoami: &Whoami) -> Value {
+    assert_eq!(
+        out.status,
+        200,
+        "{}\n{}\n{}",
+        out.text(),
+        out.stderr,
+        whoami.log()
+    );
+    serde_json::from_slice(&out.body).unwrap_or_else(|e| panic!("{e}: {}", out.text()))
+}
+
+/// The JSON body of a refusal.
+fn refusal(out: &CurlOutput, status: u16) -> Value {
+    assert_eq!(out.status, status, "{}\n{}", out.text(), out.stderr);
+    serde_json::from_slice(&out.body).unwrap_or_else(|e| panic!("{e}: {}", out.text()))
+}
+
+/// `--allow` / `--deny` behind nginx appending `X-Forwarded-For`: a client
+/// forging an allowed address is refused, a denied one is refused even
+/// inside an allowed range, both with 403 and JSON naming the rule.
+#[test]
+fn allow_and_deny_refuse_with_403_naming_the_rule() {
+    let whoami = Whoami::start(&[
+        "--proxy-protocol",
+        "off",
+        "--trust",
+        "127.0.0.218/32",
+        "--allow",
+        "127.0.0.170/31",
+        "--deny",
+        "127.0.0.171/32",
+    ]);
+    let (nginx, port) = Nginx::xff_proxy(whoami.addr, lo(218));
+    let url = format!("http://127.0.0.1:{port}/");
+    let out = curl_from(170, &url, &["X-Forwarded-For: 203.0.113.9"]).run();
+    let body = ok_json(&out, &whoami);
+    assert_eq!(
+        body["client_ip"],
+        "127.0.0.170",
+        "nginx log:\n{}",
+        nginx.log()
+    );
+    let denied = refusal(&curl_from(171, &url, &[]).run(), 403);
+    assert_eq!(denied["error"], "forbidden");
+    assert_eq!(denied["rule"], "deny 127.0.0.171/32", "{denied}");
+    let forged = refusal(
+        &curl_from(172, &url, &["X-Forwarded-For: 127.0.0.170"]).run(),
+        403,
+    );
+    assert_eq!(forged["rule"], "allow", "{forged}");
+}
+
+/// The value of response header `name` in curl's `-v` trace.
+fn response_header(out: &CurlOutput, name: &str) -> Option<String> {
+    out.stderr.lines().find_map(|l| {
+        let (k, v) = l.strip_prefix("< ")?.split_once(':')?;
+        k.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+/// `--rate-limit 1`: one request per second per client, then 429 with
+/// `Retry-After`; IPv6 clients share a bucket per /64 unless
+/// `--ipv6-prefix` says otherwise. The clients are named by a trusted
+/// `X-Forwarded-For` (loopback plays the proxy).
+#[test]
+fn rate_limit_429_with_retry_after_per_client_and_ipv6_prefix() {
+    let xff = |ip: &str| format!("X-Forwarded-For: {ip}");
+    let grouped = Whoami::start(&[
+        "--proxy-protocol",
+        "off",
+        "--trust",
+        "loopback",
+        "--rate-limit",
+        "1",
+    ]);
+    let exact = Whoami::start(&[
+        "--proxy-protocol",
+        "off",
+        "--trust",
+        "loopback",
+        "--rate-limit",
+        "1",
+        "--ipv6-prefix",
+        "128",
+    ]);
+    let (a, b, other) = ("2001:db8:1:2::a", "2001:db8:1:2::b", "2001:db8:1:3::a");
+    // Each whoami: the first client's token, then its neighbour in the /64.
+    let first = curl_from(180, &grouped.url(), &[&xff(a)]).run();
+    let body = ok_json(&first, &grouped);
+    assert_eq!(body["client_ip"], a);
+    let limited = curl_from(180, &grouped.url(), &[&xff(b)]).run();
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    let retry: u64 = response_header(&limited, "retry-after")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!(retry <= 1, "Retry-After {retry}");
+    ok_json(
+        &curl_from(180, &grouped.url(), &[&xff(other)]).run(),
+        &grouped,
+    );
+
+    ok_json(&curl_from(181, &exact.url(), &[&xff(a)]).run(), &exact);
+    ok_json(&curl_from(181, &exact.url(), &[&xff(b)]).run(), &exact);
 }

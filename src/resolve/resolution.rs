@@ -258,6 +258,14 @@ impl Resolution {
         ip_of(self.ip)
     }
 
+    /// The client address in its 128-bit form (IPv4 as mapped IPv6), for
+    /// range lookups without a conversion.
+    #[cfg(feature = "filter")]
+    #[inline]
+    pub(crate) fn ip_bits(&self) -> u128 {
+        self.ip
+    }
+
     /// The client port, when the deciding source carried one.
     pub fn port(&self) -> Option<u16> {
         self.port

@@ -83,6 +83,10 @@ pub enum ConfigErrorKind {
     /// A setting's value does not parse or is out of range (a header name,
     /// a PROXY mode, a listener limit, a preset name).
     InvalidValue,
+    /// An IP filter's refusal status is not a 4xx or 5xx status.
+    RejectionStatus,
+    /// A rate-limit key's IPv6 prefix is longer than 128 bits.
+    Ipv6Prefix,
 }
 
 /// Most networks one [`TrustedProxies`] holds: far beyond any published

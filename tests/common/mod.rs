@@ -10,6 +10,7 @@
 //! - [`peers`]: [`Haproxy`] and [`Nginx`] started from a config body.
 //! - [`curl`]: a bounded `curl` run returning status, body and TLS facts.
 //! - [`capture`]: a raw loopback server recording the bytes each connection sent.
+//! - [`examples`]: example binaries (edge_proxy) and binaries (whoami) built by cargo and run as servers.
 //! - [`grpc`]: a tonic service and client without codegen, reporting what each call saw.
 //! - [`tls`]: self-signed certificates for haproxy and rustls.
 //! - [`raw`]: one exchange of exact bytes over loopback TCP.
@@ -22,6 +23,7 @@
 
 pub mod capture;
 pub mod curl;
+pub mod examples;
 #[cfg(feature = "tonic")]
 pub mod grpc;
 pub mod net;

@@ -8,8 +8,10 @@ use realip::resolve::{ClientContext, Field};
 use realip::{RealIp, Source, Stop};
 use serde_json::{json, Map, Value};
 
-/// The handler for every path.
-pub(crate) async fn whoami(real: RealIp, uri: http::Uri) -> Response {
+/// The handler for every path; `trust_sources` is the refreshed lists'
+/// state (`[]` without any), `uri` the request URI the app sees (rewritten
+/// with `--rewrite-uri`).
+pub(crate) async fn whoami(real: RealIp, uri: http::Uri, trust_sources: Value) -> Response {
     let cx = real.context();
     let body = json!({
         "client_ip": real.ip().to_string(),
@@ -24,6 +26,7 @@ pub(crate) async fn whoami(real: RealIp, uri: http::Uri) -> Response {
         "conclusive": real.is_conclusive(),
         "hops": real.hops().map(|ip| ip.to_string()).collect::<Vec<_>>(),
         "proxy_protocol": real.proxy_header().map(proxy_json),
+        "trust_sources": trust_sources,
         "scheme": cx.map(|c| c.scheme().as_str()),
         "host": cx.and_then(|c| c.host()),
         "port": cx.map(|c| c.port()),
@@ -144,6 +147,26 @@ fn tlvs_json(h: &Header<'_>) -> Value {
         t.insert("other".into(), other.into());
     }
     Value::Object(t)
+}
+
+/// A refusal by `--allow`/`--deny` as JSON: `{"error": "forbidden",
+/// "rule": "deny 192.0.2.0/24", "message": ...}`; any other response as is.
+pub(crate) async fn denial(res: Response) -> Response {
+    let Some(denial) = res.extensions().get::<realip::filter::Denial>().copied() else {
+        return res;
+    };
+    let body = serde_json::json!({
+        "error": "forbidden",
+        "rule": denial.rule(),
+        "message": denial.to_string(),
+    });
+    let mut out = Response::new(axum::body::Body::from(body.to_string()));
+    *out.status_mut() = res.status();
+    out.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    out
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@
 //! curl -s --haproxy-protocol http://127.0.0.1:8080/                # PROXY v1
 //! curl -s -H 'X-Forwarded-For: 203.0.113.9' http://127.0.0.1:8080/ # trusted XFF
 //! cargo run --features cli --bin whoami -- --help                  # every flag
+//! cargo run --features cli,fetch --bin whoami -- --trust-provider cloudflare
 //! ```
+//!
+//! The last one trusts refreshed provider lists (`trust_lists.rs`).
 //!
 //! Put it behind your load balancer to see what the app would see, and
 //! tune the flags until `client_ip` is right: they map one to one onto
@@ -17,6 +20,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -29,6 +33,8 @@ use tracing_subscriber::prelude::*;
 
 mod config_file;
 mod json;
+mod limit;
+mod trust_lists;
 
 /// whoami: answers every request with the client realip resolves, as JSON.
 ///
@@ -104,11 +110,59 @@ struct Cli {
     #[arg(long)]
     rewrite_uri: bool,
 
+    /// Also trust the CIDR list (one per line, `#` comments) at URL,
+    /// refreshed; repeatable. Given any --trust-url or --trust-provider,
+    /// the default trusted ranges are not added: only the lists and any
+    /// --trust are believed [needs the `fetch` feature].
+    #[arg(long, value_name = "URL", value_parser = http_url)]
+    trust_url: Vec<String>,
+
+    /// Also trust a provider's published ranges: cloudflare, cloudfront,
+    /// gcp, fastly; `NAME=URL` reads that format from URL instead of the
+    /// official one; repeatable, each name once [needs the `fetch`
+    /// feature].
+    #[arg(long, value_name = "NAME[=URL]", value_parser = provider_arg)]
+    trust_provider: Vec<ProviderArg>,
+
+    /// Seconds between list refreshes [default: 3600, at least 1].
+    #[arg(long, value_name = "SECS", value_parser = secs)]
+    refresh: Option<u64>,
+
+    /// Keep the last good lists in DIR and use them when a provider is
+    /// down at start.
+    #[arg(long, value_name = "DIR")]
+    ranges_cache: Option<PathBuf>,
+
+    /// Warn while a list is older than this many seconds [default: 86400].
+    #[arg(long, value_name = "SECS", value_parser = secs)]
+    max_age: Option<u64>,
+
     /// Read flags from a TOML file whose keys are the long flag names
     /// (`trust = ["127.0.0.0/8"]`, `proxy-protocol = "required"`,
     /// `no-recursive = true`); flags on the command line win.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+
+    /// Answer only clients in CIDR (repeatable); with any --allow, every
+    /// other client, and every client the walk could not find for sure,
+    /// gets 403 with a JSON body naming the rule.
+    #[arg(long, value_name = "CIDR")]
+    allow: Vec<IpNet>,
+
+    /// Refuse clients in CIDR (repeatable), whatever --allow says: 403
+    /// with a JSON body naming the rule.
+    #[arg(long, value_name = "CIDR")]
+    deny: Vec<IpNet>,
+
+    /// N requests per second per client, in bursts of up to N; the next
+    /// gets 429 with Retry-After.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    rate_limit: Option<u32>,
+
+    /// IPv6 clients share a --rate-limit bucket per prefix of LEN bits
+    /// [default: 64].
+    #[arg(long, value_name = "LEN", value_parser = clap::value_parser!(u8).range(0..=128))]
+    ipv6_prefix: Option<u8>,
 }
 
 /// `--proxy-protocol` values.
@@ -131,6 +185,25 @@ enum Switch {
     On,
 }
 
+/// The built-in provider names of `--trust-provider`.
+const PROVIDERS: [&str; 4] = ["cloudflare", "cloudfront", "gcp", "fastly"];
+
+/// `--trust-provider NAME[=URL]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ProviderArg {
+    name: String,
+    url: Option<String>,
+}
+
+/// A refreshed list named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ListArg {
+    /// `--trust-url URL`: a plain CIDR list.
+    Url(String),
+    /// `--trust-provider NAME[=URL]`.
+    Provider(ProviderArg),
+}
+
 /// The flags with their defaults applied: what the server runs with.
 #[derive(Debug)]
 struct Settings {
@@ -146,6 +219,17 @@ struct Settings {
     symmetric: bool,
     allowed_hosts: Vec<String>,
     rewrite_uri: bool,
+    /// Providers in flag order, then URLs in flag order: the order of
+    /// `"trust_sources"`.
+    lists: Vec<ListArg>,
+    /// `None`: the refresher's default, 3600 s.
+    refresh: Option<Duration>,
+    ranges_cache: Option<PathBuf>,
+    max_age: Option<Duration>,
+    allow: Vec<IpNet>,
+    deny: Vec<IpNet>,
+    rate_limit: Option<u32>,
+    ipv6_prefix: u8,
 }
 
 impl Cli {
@@ -167,6 +251,17 @@ impl Cli {
             }
             Some(all)
         };
+        let mut lists: Vec<ListArg> = Vec::new();
+        for p in self.trust_provider {
+            if lists
+                .iter()
+                .any(|l| matches!(l, ListArg::Provider(q) if q.name == p.name))
+            {
+                return Err(format!("--trust-provider: `{}` given twice", p.name));
+            }
+            lists.push(ListArg::Provider(p));
+        }
+        lists.extend(self.trust_url.into_iter().map(ListArg::Url));
         Ok(Settings {
             listen: self
                 .listen
@@ -183,6 +278,16 @@ impl Cli {
             symmetric: self.symmetric,
             allowed_hosts: self.allowed_host,
             rewrite_uri: self.rewrite_uri,
+            lists,
+            refresh: self.refresh.map(Duration::from_secs),
+            ranges_cache: self.ranges_cache,
+            max_age: self.max_age.map(Duration::from_secs),
+            allow: self.allow,
+            deny: self.deny,
+            rate_limit: self.rate_limit,
+            ipv6_prefix: self
+                .ipv6_prefix
+                .unwrap_or(realip::rate_limit::DEFAULT_IPV6_PREFIX),
         })
     }
 }
@@ -192,15 +297,53 @@ fn trusted_set(v: &str) -> Result<TrustedProxies, ConfigError> {
     TrustedProxies::preset(v).map_or_else(|| v.parse(), Ok)
 }
 
+/// `--trust-url`: only http(s) URLs (the fetcher speaks nothing else).
+fn http_url(v: &str) -> Result<String, String> {
+    if v.starts_with("http://") || v.starts_with("https://") {
+        Ok(v.to_owned())
+    } else {
+        Err("not an http:// or https:// URL".to_owned())
+    }
+}
+
+/// `--trust-provider`: a built-in name, optionally `=URL`.
+fn provider_arg(v: &str) -> Result<ProviderArg, String> {
+    let (name, url) = match v.split_once('=') {
+        Some((n, u)) => (n, Some(http_url(u)?)),
+        None => (v, None),
+    };
+    if !PROVIDERS.contains(&name) {
+        return Err(format!("`{name}` is none of {}", PROVIDERS.join(", ")));
+    }
+    Ok(ProviderArg {
+        name: name.to_owned(),
+        url,
+    })
+}
+
+/// `--refresh` / `--max-age`: whole seconds from 1 to 2^30 (about 34
+/// years), so no `Duration` or timer arithmetic can overflow.
+fn secs(v: &str) -> Result<u64, String> {
+    match v.parse::<u64>() {
+        Ok(n) if (1..=1 << 30).contains(&n) => Ok(n),
+        _ => Err("not a whole number of seconds from 1 to 1073741824".to_owned()),
+    }
+}
+
 /// The resolution policy the flags describe; configuration mistakes are
-/// reported by `build`.
-fn layer(s: &Settings) -> Result<RealIpLayer, String> {
+/// reported by `build`. With refreshed lists, `live` holds them (and any
+/// `--trust` ranges as its base), and the default ranges are not added.
+fn layer(s: &Settings, live: Option<&trust_lists::Live>) -> Result<RealIpLayer, String> {
     let mut b = RealIpLayer::builder();
-    match (&s.trust, s.hops) {
-        (Some(t), _) => b = b.trusted_proxies(t),
-        // Hop counting replaces ranges; the default ranges only apply without it.
-        (None, Some(_)) => {}
-        (None, None) => b = b.trust_private(),
+    if let Some(live) = live {
+        b = live.trust(b);
+    } else {
+        match (&s.trust, s.hops) {
+            (Some(t), _) => b = b.trusted_proxies(t),
+            // Hop counting replaces ranges; the default ranges only apply without it.
+            (None, Some(_)) => {}
+            (None, None) => b = b.trust_private(),
+        }
     }
     if let Some(n) = s.hops {
         b = b.trusted_hops(n);
@@ -219,6 +362,28 @@ fn layer(s: &Settings) -> Result<RealIpLayer, String> {
         b = b.rewrite_uri(true);
     }
     b.build().map_err(|e| format!("policy: {e}"))
+}
+
+/// `app` behind the --rate-limit governor and the --allow/--deny filter
+/// (outermost, so a refused client spends no token).
+fn guarded(mut app: Router, s: &Settings) -> Result<Router, String> {
+    if let Some(n) = s.rate_limit {
+        let key = realip::rate_limit::RateLimitKey::with_ipv6_prefix(s.ipv6_prefix)
+            .map_err(|e| format!("--ipv6-prefix: {e}"))?;
+        let limiter = std::sync::Arc::new(limit::Limiter::new(n, key));
+        app = app.layer(axum::middleware::from_fn_with_state(limiter, limit::limit));
+    }
+    if !s.allow.is_empty() || !s.deny.is_empty() {
+        let filter = realip::filter::IpFilterLayer::builder()
+            .allow_all(s.allow.iter().copied())
+            .deny_all(s.deny.iter().copied())
+            .build()
+            .map_err(|e| format!("--allow/--deny: {e}"))?;
+        app = app
+            .layer(filter)
+            .layer(axum::middleware::map_response(json::denial));
+    }
+    Ok(app)
 }
 
 /// Why the flags cannot be used.
@@ -295,9 +460,18 @@ async fn main() -> ExitCode {
         Ok(args) => args,
         Err(code) => return code,
     };
-    let layer = match layer(&args) {
+    // Refreshed lists are fetched (or read from the cache) before serving.
+    let live = match trust_lists::start(&args).await {
+        Ok(live) => live,
+        Err(e) => return usage_error(&e),
+    };
+    let layer = match layer(&args, live.as_ref()) {
         Ok(l) => l,
         Err(e) => return usage_error(&e),
+    };
+    let sources: Arc<dyn Fn() -> serde_json::Value + Send + Sync> = match live {
+        Some(live) => Arc::new(move || live.status_json()),
+        None => Arc::new(|| serde_json::Value::Array(Vec::new())),
     };
 
     let tcp = match realip::io::bind(args.listen).await {
@@ -325,6 +499,7 @@ async fn main() -> ExitCode {
         proxy_from = ?args.proxy_from,
         proxy_timeout = ?listener.proxy_acceptor().timeout(),
         trust = ?layer.policy().trusted_proxies().iter().collect::<Vec<_>>(),
+        trust_lists = ?args.lists,
         header = %args.header.name(),
         recursive = args.recursive,
         hops = ?args.hops,
@@ -334,7 +509,13 @@ async fn main() -> ExitCode {
 
     // One policy for the whole app: the layer goes around the router and
     // reads each connection's addresses once.
-    let app = Router::new().fallback(json::whoami);
+    let app = match guarded(
+        Router::new().fallback(move |real, uri| json::whoami(real, uri, sources())),
+        &args,
+    ) {
+        Ok(app) => app,
+        Err(e) => return usage_error(&e),
+    };
     let served = axum::serve(listener, layer.into_make_service(app)).await;
     match served {
         Ok(()) => ExitCode::SUCCESS,
@@ -390,7 +571,7 @@ mod tests {
         assert!(a.proxy_from.contains(&"10.0.0.0/8".parse().unwrap()));
         assert_eq!(a.header, HeaderSource::XForwardedFor);
         assert!(a.recursive && a.hops.is_none() && a.proxy_timeout.is_none());
-        let l = layer(&a).unwrap();
+        let l = layer(&a, None).unwrap();
         let trusted = l.policy().trusted_proxies();
         assert!(trusted.contains("192.168.1.1".parse().unwrap()));
         assert!(trusted.contains("127.0.0.1".parse().unwrap()));
@@ -415,10 +596,10 @@ mod tests {
         .unwrap();
         assert!(a.context && a.symmetric && a.rewrite_uri);
         assert_eq!(a.allowed_hosts, ["shop.example", "*.example.org"]);
-        assert!(layer(&a).unwrap().policy().has_context());
+        assert!(layer(&a, None).unwrap().policy().has_context());
         let off = parse(&["--context", "off"]).unwrap();
         assert!(!off.context);
-        assert!(!layer(&off).unwrap().policy().has_context());
+        assert!(!layer(&off, None).unwrap().policy().has_context());
         // Context options with context off, or a bad host pattern: errors
         // when the policy is built.
         for bad in [
@@ -428,7 +609,7 @@ mod tests {
             &["--allowed-host", "user@host"],
         ] {
             let a = parse(bad).unwrap();
-            assert!(layer(&a).is_err(), "{bad:?}");
+            assert!(layer(&a, None).is_err(), "{bad:?}");
         }
         assert!(parse(&["--context", "maybe"]).is_err());
         assert!(parse(&["--allowed-host"]).is_err());
@@ -468,7 +649,7 @@ mod tests {
         );
         assert!(!a.recursive);
         assert_eq!(a.proxy_timeout, Some(Duration::from_millis(4000)));
-        assert!(layer(&a).is_ok());
+        assert!(layer(&a, None).is_ok());
         let a = parse(&["--header", "X-Real-IP", "--proxy-protocol", "off"]).unwrap();
         assert_eq!(a.header, HeaderSource::XRealIp);
         assert_eq!(a.proxy_protocol, ProxyProtocol::Off);
@@ -489,18 +670,84 @@ mod tests {
             &["--header"],
             &["--header", "x-real-ip", "--header", "x-forwarded-for"],
             &["--header", "bad header"],
+            &["--allow", "10.0.0.0/40"],
+            &["--deny", "nowhere"],
+            &["--rate-limit", "0"],
+            &["--rate-limit", "-1"],
+            &["--ipv6-prefix", "129"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
         // Contradictions surface when the policy is built.
         let a = parse(&["--hops", "2", "--trust", "private"]).unwrap();
-        assert!(layer(&a).is_err());
+        assert!(layer(&a, None).is_err());
         let a = parse(&["--hops", "2"]).unwrap();
-        assert!(layer(&a).is_ok());
+        assert!(layer(&a, None).is_ok());
+    }
+
+    #[test]
+    fn list_flags() {
+        let a = parse(&[
+            "--trust-url",
+            "https://lists.example/edge.txt",
+            "--trust-provider",
+            "cloudflare",
+            "--trust-url",
+            "http://127.0.0.1:9000/more.txt",
+            "--trust-provider",
+            "fastly=http://127.0.0.1:9000/fastly.json",
+            "--refresh",
+            "60",
+            "--ranges-cache",
+            "/tmp/ranges",
+            "--max-age",
+            "7200",
+        ])
+        .unwrap();
+        let provider = |name: &str, url: Option<&str>| {
+            ListArg::Provider(ProviderArg {
+                name: name.into(),
+                url: url.map(Into::into),
+            })
+        };
+        // Providers first, then URLs, each in flag order.
+        assert_eq!(
+            a.lists,
+            [
+                provider("cloudflare", None),
+                provider("fastly", Some("http://127.0.0.1:9000/fastly.json")),
+                ListArg::Url("https://lists.example/edge.txt".into()),
+                ListArg::Url("http://127.0.0.1:9000/more.txt".into()),
+            ]
+        );
+        assert_eq!(a.refresh, Some(Duration::from_secs(60)));
+        assert_eq!(a.ranges_cache, Some(PathBuf::from("/tmp/ranges")));
+        assert_eq!(a.max_age, Some(Duration::from_secs(7200)));
+        let a = parse(&[]).unwrap();
+        assert!(a.lists.is_empty());
+        assert_eq!((a.refresh, a.max_age), (None, None));
+        for bad in [
+            &["--trust-provider", "akamai"][..],
+            &["--trust-provider", "gcp=ftp://x/"],
+            &[
+                "--trust-provider",
+                "gcp",
+                "--trust-provider",
+                "gcp=http://x/",
+            ],
+            &["--trust-url", "ftp://example.com/list"],
+            &["--refresh", "0"],
+            &["--refresh", "soon"],
+            &["--refresh", "1073741825"],
+            &["--max-age", "-1"],
+            &["--max-age", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     /// Each flag, as a file key and as command-line flags meaning the same.
-    const SAMPLES: [(&str, &str, &[&str]); 12] = [
+    const SAMPLES: [(&str, &str, &[&str]); 21] = [
         (
             "listen",
             r#""127.0.0.2:9000""#,
@@ -525,6 +772,41 @@ mod tests {
         ("no-recursive", "true", &["--no-recursive"]),
         ("hops", "2", &["--hops", "2"]),
         ("proxy-timeout", "4000", &["--proxy-timeout", "4000"]),
+        (
+            "trust-url",
+            r#"["https://lists.example/a.txt", "http://127.0.0.1:9/b.txt"]"#,
+            &[
+                "--trust-url",
+                "https://lists.example/a.txt",
+                "--trust-url",
+                "http://127.0.0.1:9/b.txt",
+            ],
+        ),
+        (
+            "trust-provider",
+            r#"["cloudflare", "gcp=http://127.0.0.1:9/cloud.json"]"#,
+            &[
+                "--trust-provider",
+                "cloudflare",
+                "--trust-provider",
+                "gcp=http://127.0.0.1:9/cloud.json",
+            ],
+        ),
+        ("refresh", "60", &["--refresh", "60"]),
+        (
+            "ranges-cache",
+            r#""/var/cache/whoami""#,
+            &["--ranges-cache", "/var/cache/whoami"],
+        ),
+        ("max-age", "7200", &["--max-age", "7200"]),
+        (
+            "allow",
+            r#"["10.0.0.0/8", "2001:db8::/32"]"#,
+            &["--allow", "10.0.0.0/8", "--allow", "2001:db8::/32"],
+        ),
+        ("deny", r#"["192.0.2.0/24"]"#, &["--deny", "192.0.2.0/24"]),
+        ("rate-limit", "5", &["--rate-limit", "5"]),
+        ("ipv6-prefix", "48", &["--ipv6-prefix", "48"]),
         ("context", r#""off""#, &["--context", "off"]),
         ("symmetric", "true", &["--symmetric"]),
         (
@@ -666,6 +948,14 @@ mod tests {
             (
                 "listen = \"--trust\"",
                 "key `listen`: invalid value '--trust'",
+            ),
+            (
+                "refresh = 0",
+                "key `refresh`: invalid value '0' for '--refresh <SECS>'",
+            ),
+            (
+                "trust-provider = \"akamai\"",
+                "key `trust-provider`: invalid value 'akamai' for '--trust-provider <NAME[=URL]>'",
             ),
             ("trust = [", "TOML parse error at line 1"),
         ] {

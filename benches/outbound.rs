@@ -1,0 +1,92 @@
+//! Outbound cost: writing the next hop's `X-Forwarded-For` / `Forwarded`
+//! from a resolved request, next to resolving that same request, in one
+//! run (the issue's bar: writing costs no more than resolving did). Both
+//! routines get a fresh clone of the request's headers, made outside the
+//! timing, so they differ only by the work measured. Also the PROXY v2
+//! header an upstream connection starts with (once per connection).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use http::{HeaderMap, HeaderValue};
+use realip::outbound::{Format, ForwardHeaders, ProxyVersion, UpstreamHeader};
+use realip::resolve::{HeaderSource, Policy};
+use realip::RealIp;
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+const XFF_1: &str = "203.0.113.9";
+const XFF_5: &str = "203.0.113.9, 10.0.0.5, 192.168.1.4, 172.16.0.3, 10.1.2.3";
+const FWD_1: &str = "for=203.0.113.9";
+const FWD_5: &str = "for=203.0.113.9, for=10.0.0.5, for=192.168.1.4, for=172.16.0.3, for=10.1.2.3";
+
+fn headers(name: &'static str, value: &'static str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    // A realistic request carries other headers too.
+    h.insert("host", HeaderValue::from_static("example.com"));
+    h.insert("user-agent", HeaderValue::from_static("bench/1.0"));
+    h.insert("accept", HeaderValue::from_static("*/*"));
+    h.insert(name, HeaderValue::from_static(value));
+    h
+}
+
+fn bench(c: &mut Criterion) {
+    let peer: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+    let mut g = c.benchmark_group("outbound");
+    for (label, format, value) in [
+        ("xff_1hop", Format::XForwardedFor, XFF_1),
+        ("xff_5hop", Format::XForwardedFor, XFF_5),
+        ("fwd_1hop", Format::Forwarded, FWD_1),
+        ("fwd_5hop", Format::Forwarded, FWD_5),
+    ] {
+        let (name, source) = match format {
+            Format::XForwardedFor => ("x-forwarded-for", HeaderSource::XForwardedFor),
+            _ => ("forwarded", HeaderSource::Forwarded),
+        };
+        let policy = Policy::builder()
+            .trust_private()
+            .header(source)
+            .build()
+            .unwrap();
+        let incoming = headers(name, value);
+        let real = RealIp::new(policy.resolve(peer, None, &incoming), peer, None);
+        assert_eq!(real.ip().to_string(), "203.0.113.9");
+        let writer = ForwardHeaders::new(format);
+        let appender = ForwardHeaders::new(format).append();
+
+        g.bench_function(format!("resolve/{label}"), |b| {
+            b.iter_batched_ref(
+                || incoming.clone(),
+                |h| black_box(policy.resolve(black_box(peer), None, h)),
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(format!("write/{label}"), |b| {
+            b.iter_batched_ref(
+                || incoming.clone(),
+                |h| writer.write(Some(black_box(&real)), h),
+                BatchSize::SmallInput,
+            )
+        });
+        g.bench_function(format!("append/{label}"), |b| {
+            b.iter_batched_ref(
+                || incoming.clone(),
+                |h| appender.write(Some(black_box(&real)), h),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    let header = UpstreamHeader::new(
+        ProxyVersion::V2,
+        "203.0.113.9:5123".parse().unwrap(),
+        "10.0.0.1:443".parse().unwrap(),
+    )
+    .authority("example.com")
+    .unique_id(b"edge-1-1".to_vec())
+    .crc32c();
+    g.bench_function("proxy_v2_header/encode", |b| {
+        b.iter(|| black_box(&header).encode())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
