@@ -351,6 +351,7 @@ impl RealIpLayerBuilder {
         }
         Ok(RealIpLayer {
             policy,
+            watch: Arc::default(),
             options: self.options,
         })
     }
