@@ -33,40 +33,22 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::net::is_listening;
+use common::examples::{bin_binary, wait_bounded, Server};
 use common::{free_port, Curl, CurlOutput, Haproxy, Nginx, SelfSigned};
 use e2e_util::lo;
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
-/// How long whoami gets to listen, and a bad-flag run to exit.
+/// How long a bad-flag run gets to exit.
 const STARTUP: Duration = Duration::from_secs(5);
-/// Bound on building the binary when cargo has not.
-const BUILD_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// The package features this test binary was compiled with, plus `cli`.
-fn features() -> Vec<&'static str> {
-    [
-        ("default", cfg!(feature = "default")),
-        ("axum", cfg!(feature = "axum")),
-        ("tokio", cfg!(feature = "tokio")),
-        ("tower", cfg!(feature = "tower")),
-        ("fetch", cfg!(feature = "fetch")),
-        ("live", cfg!(feature = "live")),
-        ("providers", cfg!(feature = "providers")),
-        ("cli", true),
-    ]
-    .into_iter()
-    .filter_map(|(name, on)| on.then_some(name))
-    .collect()
-}
-
-/// The whoami server binary, built by cargo; see the module docs.
+/// The whoami server binary: cargo's own with `cli` on, else built by
+/// the shared harness with `cli` added (see `common::examples`).
 fn whoami_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     // Cargo names the binary in CARGO_BIN_EXE_whoami even when `cli` is
@@ -74,117 +56,23 @@ fn whoami_binary() -> &'static Path {
     // none): only believe it with `cli` on.
     BINARY.get_or_init(|| match option_env!("CARGO_BIN_EXE_whoami") {
         Some(built) if cfg!(feature = "cli") => PathBuf::from(built),
-        _ => build_whoami(),
+        _ => bin_binary("whoami", &["cli"]),
     })
 }
 
-fn build_whoami() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    // <target>/<profile dir>/deps/whoami_e2e-<hash>
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test runs from <target>/<profile>/deps");
-    let target_dir = profile_dir.parent().expect("<target> above <profile>");
-
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-    let dir = tempfile::Builder::new()
-        .prefix("realip-whoami-build-")
-        .tempdir()
-        .expect("create build temp dir");
-    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
-    let mut cmd = Command::new(&cargo);
-    // Drop what cargo set for this test process (CARGO_PKG_NAME,
-    // CARGO_MANIFEST_DIR, ...): build scripts such as ring's rerun when
-    // those differ from the outer cargo's environment, and the two builds
-    // would keep rebuilding each other's dependencies.
-    for (key, _) in std::env::vars_os() {
-        let key = key.to_string_lossy();
-        if [
-            "CARGO_PKG_",
-            "CARGO_MANIFEST_",
-            "CARGO_CRATE_",
-            "CARGO_BIN_",
-            "CARGO_CFG_",
-        ]
-        .iter()
-        .any(|p| key.starts_with(p))
-            || ["CARGO_TARGET_TMPDIR", "CARGO_PRIMARY_PACKAGE", "OUT_DIR"].contains(&&*key)
-        {
-            cmd.env_remove(&*key);
-        }
-    }
-    cmd.args(["build", "--bin", "whoami", "--no-default-features"])
-        .arg("--features")
-        .arg(features().join(","))
-        .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir)
-        .arg("--message-format=json-render-diagnostics");
-    if profile_dir.file_name().is_some_and(|n| n == "release") {
-        cmd.arg("--release");
-    }
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).expect("create cargo stdout file"))
-        .stderr(File::create(&err_path).expect("create cargo stderr file"))
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cargo:?} to build the whoami binary: {e}"));
-    let status = wait_bounded(&mut child, BUILD_TIMEOUT).unwrap_or_else(|| {
-        panic!(
-            "cargo build --bin whoami did not finish within {BUILD_TIMEOUT:?}\n{}",
-            fs::read_to_string(&err_path).unwrap_or_default()
-        )
-    });
-    let stderr = fs::read_to_string(&err_path).unwrap_or_default();
-    assert!(
-        status.success(),
-        "cargo build --bin whoami failed ({status})\n{stderr}"
-    );
-    let stdout = fs::read_to_string(&out_path).unwrap_or_default();
-    let built = stdout
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "whoami")
-        .filter(|m| m["target"]["kind"] == json!(["bin"]))
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .unwrap_or_else(|| panic!("cargo reported no whoami executable\n{stderr}"));
-    assert!(built.is_file(), "{} is not a file", built.display());
-    built
-}
-
-/// `child.wait()` with a deadline; `None` (child killed and reaped) on timeout.
-fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().expect("wait for child") {
-            return Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return None;
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A running `whoami --listen 127.0.0.1:<port> <flags>`; killed and reaped
-/// on drop. Its stdout+stderr (tracing, at debug for realip) go to a log
-/// file in its temp dir, shown in failure messages.
+/// A running `whoami --listen 127.0.0.1:<port> <flags>` (or `--config
+/// FILE`); killed and reaped on drop. Its stdout+stderr (tracing, at debug
+/// for realip) go to a log shown in failure messages.
 struct Whoami {
-    child: Child,
+    server: Server,
     addr: SocketAddr,
-    log: PathBuf,
-    // Removed after `drop` has reaped the child.
-    _dir: TempDir,
+    // The config file's directory, removed after the server is reaped.
+    _config: Option<TempDir>,
 }
 
 impl Whoami {
     /// Starts whoami with `flags` (after `--listen`) and waits until it
-    /// listens (read from the listen table, no probe connection), at most
-    /// [`STARTUP`]; fails at once if it exits.
+    /// listens; fails at once if it exits.
     fn start(flags: &[&str]) -> Whoami {
         Self::start_in(None, flags)
     }
@@ -197,65 +85,33 @@ impl Whoami {
     }
 
     fn start_in(config: Option<&str>, flags: &[&str]) -> Whoami {
-        let binary = whoami_binary();
-        let dir = temp_dir();
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), free_port());
-        let mut args: Vec<String> = match config {
+        let (mut args, dir): (Vec<String>, _) = match config {
             Some(config) => {
+                let dir = tempfile::Builder::new()
+                    .prefix("realip-whoami-config-")
+                    .tempdir()
+                    .expect("create config temp dir");
                 let path = dir.path().join("whoami.toml");
                 fs::write(&path, format!("listen = \"{addr}\"\n{config}"))
                     .expect("write config file");
-                vec!["--config".into(), path.display().to_string()]
+                (
+                    vec!["--config".into(), path.display().to_string()],
+                    Some(dir),
+                )
             }
-            None => vec!["--listen".into(), addr.to_string()],
+            None => (vec!["--listen".into(), addr.to_string()], None),
         };
         args.extend(flags.iter().map(|f| f.to_string()));
-        let log = dir.path().join("whoami.log");
-        let out = File::create(&log).expect("create whoami log");
-        let err = out.try_clone().expect("clone whoami log handle");
-        // As the harness does for haproxy/nginx: if this thread dies without
-        // running `Drop`, the kernel kills whoami.
-        let mut cmd = if Path::new("/usr/bin/setpriv").is_file() {
-            let mut cmd = Command::new("/usr/bin/setpriv");
-            cmd.args(["--pdeathsig", "KILL", "--"]).arg(binary);
-            cmd
-        } else {
-            Command::new(binary)
-        };
-        let child = cmd
-            .args(&args)
-            .env("RUST_LOG", "info,realip=debug")
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", binary.display()));
-        let mut whoami = Whoami {
-            child,
+        Whoami {
+            server: Server::start("whoami", whoami_binary(), addr, &args),
             addr,
-            log,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + STARTUP;
-        while !is_listening(addr) {
-            if let Ok(Some(status)) = whoami.child.try_wait() {
-                panic!(
-                    "whoami {flags:?} exited during startup with {status}\n{}",
-                    whoami.log()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "whoami {flags:?} did not listen on {addr} within {STARTUP:?}\n{}",
-                whoami.log()
-            );
-            thread::sleep(Duration::from_millis(10));
+            _config: dir,
         }
-        whoami
     }
 
     fn url(&self) -> String {
-        format!("http://{}/", self.addr)
+        self.server.url()
     }
 
     fn port(&self) -> u16 {
@@ -263,30 +119,13 @@ impl Whoami {
     }
 
     fn log(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_else(|e| format!("<no log: {e}>"));
-        format!("--- whoami log ---\n{text}")
+        self.server.log()
     }
 
     /// Panics (with whoami's log) unless whoami is still running.
     fn assert_running(&mut self) {
-        if let Ok(Some(status)) = self.child.try_wait() {
-            panic!("whoami exited with {status}\n{}", self.log());
-        }
+        self.server.assert_running();
     }
-}
-
-impl Drop for Whoami {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn temp_dir() -> TempDir {
-    tempfile::Builder::new()
-        .prefix("realip-whoami-")
-        .tempdir()
-        .expect("create whoami temp dir")
 }
 
 /// `whoami <args>` that is expected to exit by itself: exit code, stdout, stderr.
@@ -1541,7 +1380,7 @@ fn config_file_command_line_wins() {
 /// the key (or the line, for a syntax error).
 #[test]
 fn bad_config_file_exits_2_naming_the_key() {
-    let dir = temp_dir();
+    let dir = tempfile::tempdir().expect("create temp dir");
     let listen = format!("127.0.0.1:{}", free_port());
     for (text, message) in [
         ("trusts = [\"10.0.0.0/8\"]", "unknown key `trusts`"),

@@ -85,8 +85,10 @@ fn build(kind: &str, name: &str, extra: &[&str]) -> PathBuf {
     let dir = tempfile::tempdir().expect("build temp dir");
     let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
     let mut cmd = Command::new(&cargo);
-    // Cargo's per-crate variables would make build scripts rerun against
-    // the outer build's (see tests/whoami_e2e.rs).
+    // Drop what cargo set for this test process (CARGO_PKG_NAME,
+    // CARGO_MANIFEST_DIR, ...): build scripts such as ring's rerun when
+    // those differ from the outer cargo's environment, and the two builds
+    // would keep rebuilding each other's dependencies.
     for (key, _) in std::env::vars_os() {
         let key = key.to_string_lossy();
         if [
