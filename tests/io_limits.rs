@@ -5,7 +5,7 @@ mod io_util;
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -309,34 +309,9 @@ async fn full_in_flight_set_holds_new_connections_in_the_backlog() {
     closed_within(&mut b, Duration::from_secs(2)).await;
 }
 
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn rejected_and_timed_out_connections_emit_events() {
-    // A global subscriber: a thread-local one can miss events whose
-    // callsites other test threads registered first.
-    static SINK: OnceLock<Sink> = OnceLock::new();
-    let sink = SINK.get_or_init(|| {
-        let sink = Sink::default();
-        let writer = sink.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        sink
-    });
+    let sink = captured_log(tracing::Level::DEBUG);
 
     let addr = serve(
         ProxyProtocolListener::new(tcp().await)
@@ -349,7 +324,7 @@ async fn rejected_and_timed_out_connections_emit_events() {
     closed_within(&mut plain, Duration::from_secs(2)).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
 
-    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+    let log = sink.text();
     let line = |ip: &str| {
         log.lines()
             .find(|l| l.contains(&format!("peer={ip}:")))

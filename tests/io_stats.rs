@@ -7,7 +7,6 @@
 mod io_util;
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use axum::{extract::ConnectInfo, routing::get, Router};
@@ -245,21 +244,8 @@ async fn acceptor_counts_its_own_connections() {
     assert_eq!(outcomes(&s), 3);
 }
 
-#[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Sink {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn warn_lines(sink: &Sink, needle: &str) -> Vec<String> {
-    let log = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+fn warn_lines(sink: &LogSink, needle: &str) -> Vec<String> {
+    let log = sink.text();
     log.lines()
         .filter(|l| l.contains(" WARN ") && l.contains(needle))
         .map(str::to_owned)
@@ -268,17 +254,7 @@ fn warn_lines(sink: &Sink, needle: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_bad_connections_logs_one_warning_per_second() {
-    static SINK: OnceLock<Sink> = OnceLock::new();
-    let sink = SINK.get_or_init(|| {
-        let sink = Sink::default();
-        let writer = sink.clone();
-        tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::INFO)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .init();
-        sink
-    });
+    let sink = captured_log(tracing::Level::INFO);
     let listener = ProxyProtocolListener::new(tcp().await)
         .require_from([net("127.0.0.1/32")])
         .otherwise(Mode::Require);

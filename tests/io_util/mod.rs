@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use axum::{extract::ConnectInfo, routing::get, Router};
@@ -157,4 +158,42 @@ pub async fn closed_within(s: &mut TcpStream, within: Duration) -> Duration {
 /// Open descriptors of this process.
 pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// What the crate logs, as text: written by [`captured_log`]'s subscriber.
+#[derive(Clone, Default)]
+pub struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl LogSink {
+    /// Everything logged so far.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The log of this test binary, from one global subscriber installed on
+/// the first call at `level` (a thread-local one can miss events whose
+/// callsites other test threads registered first).
+pub fn captured_log(level: tracing::Level) -> &'static LogSink {
+    static SINK: OnceLock<LogSink> = OnceLock::new();
+    SINK.get_or_init(|| {
+        let sink = LogSink::default();
+        let writer = sink.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .init();
+        sink
+    })
 }
