@@ -318,13 +318,10 @@ fn the_run_is_counted_across_connections_of_one_layer() {
     );
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn trace_layer_spans_carry_the_resolved_client() {
-    let _quiet = quiet();
-    let captured = Captured::default();
-    let _guard = tracing::subscriber::set_default(captured.subscriber(tracing::Level::INFO));
-    let realip = layer(|b| b.trust_private().header(HeaderSource::XForwardedFor));
-    let app: Router = Router::new()
+/// `GET /` logging one line inside tower-http's `TraceLayer` span, made by
+/// `RealIpMakeSpan`.
+fn traced_hello() -> Router {
+    Router::new()
         .route(
             "/",
             get(|| async {
@@ -336,7 +333,15 @@ async fn trace_layer_spans_carry_the_resolved_client() {
             TraceLayer::new_for_http()
                 .make_span_with(RealIpMakeSpan::new().level(tracing::Level::INFO)),
         )
-        .layer(realip);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn trace_layer_spans_carry_the_resolved_client() {
+    let _quiet = quiet();
+    let captured = Captured::default();
+    let _guard = tracing::subscriber::set_default(captured.subscriber(tracing::Level::INFO));
+    let realip = layer(|b| b.trust_private().header(HeaderSource::XForwardedFor));
+    let app = traced_hello().layer(realip);
     let req = Request::builder()
         .uri("/")
         .header("x-forwarded-for", "garbage")
@@ -356,18 +361,7 @@ async fn trace_layer_spans_carry_the_resolved_client() {
     // Without a RealIpLayer, the fields stay empty: nothing is guessed.
     let captured = Captured::default();
     let _guard = tracing::subscriber::set_default(captured.subscriber(tracing::Level::INFO));
-    let bare: Router = Router::new()
-        .route(
-            "/",
-            get(|| async {
-                tracing::info!("in the handler");
-                "ok"
-            }),
-        )
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(RealIpMakeSpan::new().level(tracing::Level::INFO)),
-        );
+    let bare = traced_hello();
     let req = Request::builder()
         .header("x-forwarded-for", "203.0.113.7")
         .body(Body::empty())
