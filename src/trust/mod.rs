@@ -527,6 +527,18 @@ impl TrustedProxies {
         Ok(t)
     }
 
+    /// A set of networks [`check`] already passed (a parsed provider list),
+    /// built without checking each again.
+    pub(crate) fn from_checked(nets: Vec<IpNet>) -> Result<Self, ConfigError> {
+        if nets.len() > MAX_RANGES {
+            return Err(too_many());
+        }
+        let mut t = Self::new();
+        t.nets = nets;
+        t.rebuild();
+        Ok(t)
+    }
+
     /// Adds one network (host bits are cleared: `10.1.2.3/8` is `10.0.0.0/8`).
     ///
     /// # Errors
