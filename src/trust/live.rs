@@ -176,9 +176,8 @@ impl LiveTrust {
         self.current.load().contains(ip)
     }
 
-    /// Runs `f` on the current set: the one this thread read last when it
-    /// is still current (`arc_swap::Cache`: one relaxed load and a pointer
-    /// comparison), else a fresh load kept for next time.
+    /// Runs `f` on the current set, through this thread's slots or, when
+    /// they cannot be used, a guard (the two paths the resolver takes).
     #[cfg(test)]
     fn with<R>(&self, mut f: impl FnMut(&TrustedProxies) -> R) -> R {
         match self.with_cached(&mut f) {
@@ -187,8 +186,10 @@ impl LiveTrust {
         }
     }
 
-    /// Runs `f` on the current set as this thread's slots hold it (see
-    /// [`with`](Self::with)); `None`, without running `f`, when the slots
+    /// Runs `f` on the current set as this thread's slots hold it: the one
+    /// this thread read last when it is still current (`arc_swap::Cache`:
+    /// one relaxed load and a pointer comparison), else a fresh load kept
+    /// for next time. `None`, without running `f`, when the slots
     /// cannot be used (thread teardown, or a read nested in another), and
     /// the caller reads through [`with_guard`](Self::with_guard) instead.
     ///

@@ -342,10 +342,11 @@ impl<T: Key> Intervals<T> {
             ends: &ends,
             index: Vec::new(),
             subs: Vec::new(),
-            // Finer tables may add about as many entries again as the
-            // top table's four per interval, so a crafted list cannot
+            // Finer tables may add twice the top table's four entries per
+            // interval, plus 256 KiB whatever the size (AWS's IPv6 set
+            // needs more than the first alone); a crafted list cannot
             // blow the index up.
-            budget: 8 * n + MIN_BUCKETS,
+            budget: 8 * n + (1 << 16),
         };
         let top = b.table(0, n, starts[0].into(), ends[n - 1].into(), 0);
         let (index, subs) = (b.index, b.subs);
