@@ -361,26 +361,42 @@ impl<T: Key> Intervals<T> {
 
     #[inline]
     fn contains(&self, x: T) -> bool {
-        // An empty set has an empty top table, which spans nothing.
-        let mut table = &self.top;
+        // The top table (at offset 0) in line: most lookups end at its
+        // entry. An empty set has an empty top table, which spans nothing.
+        let Some(b) = x.slot(&self.top) else {
+            return false;
+        };
+        let Some(&entry) = self.index.get(b) else {
+            return false;
+        };
+        // Decided entries sort above the others, and carry no number.
+        if entry >= OUTSIDE {
+            return entry == INSIDE;
+        }
+        self.below(x, entry)
+    }
+
+    /// The rest of a lookup whose top entry was not decided: a scan, or
+    /// finer tables down to one.
+    #[inline]
+    fn below(&self, x: T, mut entry: u32) -> bool {
         loop {
-            let Some(b) = x.slot(table) else {
-                return false;
-            };
-            let Some(&entry) = self.index.get(table.offset as usize + b) else {
-                return false;
-            };
-            // Decided entries sort above the others, and carry no number.
-            if entry >= OUTSIDE {
-                return entry == INSIDE;
-            }
             if entry & SUB == 0 {
                 return self.search(x, entry);
             }
-            match self.subs.get((entry & !TAG) as usize) {
-                Some(t) => table = t,
-                None => return false,
+            let Some(table) = self.subs.get((entry & !TAG) as usize) else {
+                return false;
+            };
+            let Some(b) = x.slot(table) else {
+                return false;
+            };
+            let Some(&e) = self.index.get(table.offset as usize + b) else {
+                return false;
+            };
+            if e >= OUTSIDE {
+                return e == INSIDE;
             }
+            entry = e;
         }
     }
 
