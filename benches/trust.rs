@@ -10,74 +10,17 @@
 //!   through a fixed set and through a `LiveTrust` holding the same
 //!   networks, each pair also timed in alternating slices (printed).
 
+#[path = "common/trust.rs"]
+mod common;
+
+use common::{aws_and_private, headers, peer, policies, probes, ten, AWS, CHAINS, CLOUDFLARE_V4};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use http::{HeaderMap, HeaderValue};
-use ipnet::IpNet;
-use realip::resolve::{HeaderSource, Policy};
-use realip::trust::live::LiveTrust;
+use http::HeaderMap;
+use realip::resolve::Policy;
 use realip::trust::providers::{parse_aws, parse_cidr_list, AwsFilter};
-use realip::trust::TrustedProxies;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-
-const AWS: &[u8] = include_bytes!("../tests/fixtures/ranges/aws-ip-ranges.json");
-const CLOUDFLARE_V4: &str = include_str!("../tests/fixtures/ranges/cloudflare-v4-ip-ranges.txt");
-
-/// The private, CGNAT and link-local presets plus one documentation
-/// range, as in `benches/resolve.rs`.
-fn ten() -> TrustedProxies {
-    let mut t = TrustedProxies::private();
-    t.merge(&TrustedProxies::cgnat()).unwrap();
-    t.merge(&TrustedProxies::link_local()).unwrap();
-    t.add("192.0.2.0/24".parse().unwrap()).unwrap();
-    assert_eq!(t.len(), 10);
-    t
-}
-
-fn aws_and_private() -> TrustedProxies {
-    let mut t = parse_aws(AWS, &AwsFilter::all()).unwrap();
-    assert_eq!(t.len(), 13_344);
-    t.merge(&TrustedProxies::private()).unwrap();
-    t
-}
-
-/// 64 addresses: every fourth inside an AWS prefix, the rest spread over
-/// public IPv4 or, for `v6`, the IPv6 `2600::/16` block where AWS's
-/// IPv6 prefixes cluster (mostly outside both sets).
-fn probes(aws: &TrustedProxies, v6: bool) -> Vec<IpAddr> {
-    let nets: Vec<IpNet> = aws
-        .iter()
-        .copied()
-        .filter(|n| matches!(n, IpNet::V6(_)) == v6)
-        .collect();
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = move || {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x
-    };
-    (0..64)
-        .map(|i| {
-            let r = next();
-            match i % 4 {
-                0 => nets[(r as usize) % nets.len()].network(),
-                _ if !v6 => IpAddr::V4(Ipv4Addr::from((r >> 16) as u32)),
-                _ => IpAddr::V6(Ipv6Addr::from((0x2600u128 << 112) | (u128::from(r) << 40))),
-            }
-        })
-        .collect()
-}
-
-fn headers(value: &'static str) -> HeaderMap {
-    let mut h = HeaderMap::new();
-    h.insert("host", HeaderValue::from_static("example.com"));
-    h.insert("user-agent", HeaderValue::from_static("bench/1.0"));
-    h.insert("accept", HeaderValue::from_static("*/*"));
-    h.insert("x-forwarded-for", HeaderValue::from_static(value));
-    h
-}
 
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("aws_parse_build");
@@ -118,27 +61,10 @@ fn bench(c: &mut Criterion) {
     }
     g.finish();
 
-    let fixed = Policy::builder()
-        .trusted_proxies(&big)
-        .header(HeaderSource::XForwardedFor)
-        .build()
-        .unwrap();
-    let live_set = LiveTrust::new(TrustedProxies::new());
-    live_set.set_source("aws", big.clone()).unwrap();
-    let live = Policy::builder()
-        .live_trust(live_set)
-        .header(HeaderSource::XForwardedFor)
-        .build()
-        .unwrap();
-    let peer: SocketAddr = "10.0.0.2:40000".parse().unwrap();
+    let (fixed, live) = policies(&big);
+    let peer = peer();
     let mut g = c.benchmark_group("resolve");
-    for (chain, value) in [
-        ("xff_1hop", "203.0.113.9"),
-        (
-            "xff_5hop",
-            "203.0.113.9, 10.0.0.5, 192.168.1.4, 172.16.0.3, 10.1.2.3",
-        ),
-    ] {
+    for (chain, value) in CHAINS {
         let h = headers(value);
         assert_eq!(
             fixed.resolve(peer, None, &h).ip(),

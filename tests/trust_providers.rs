@@ -62,6 +62,58 @@ fn aws_snapshot_yields_every_prefix() {
     assert!(t.contains("3.4.12.4".parse().unwrap()));
 }
 
+/// Lookups in the AWS set (IPv6 prefixes packed hundreds to a /24, so
+/// the index gives their buckets finer tables) agree with an oracle that
+/// knows only the published prefixes: an address is inside when its
+/// truncation to some prefix length is one of them. Probed at both edges of
+/// every prefix, one address past each edge, and a spread of addresses in
+/// the blocks AWS publishes from.
+#[test]
+fn aws_set_lookups_agree_with_the_published_prefixes() {
+    use std::collections::HashSet;
+    use std::net::{Ipv4Addr, Ipv6Addr};
+    let t = parse_aws(AWS.as_bytes(), &AwsFilter::all()).unwrap();
+    let published: HashSet<IpNet> = aws_expected(None, None)
+        .into_iter()
+        .map(|n| n.trunc())
+        .collect();
+    let oracle = |ip: IpAddr| {
+        let max = if ip.is_ipv4() { 32 } else { 128 };
+        (0..=max).any(|len| published.contains(&IpNet::new(ip, len).unwrap().trunc()))
+    };
+    let mut probes = Vec::new();
+    for n in &published {
+        let (lo, hi) = match (n.network(), n.broadcast()) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (u128::from(u32::from(a)), u128::from(u32::from(b))),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), u128::from(b)),
+            _ => unreachable!(),
+        };
+        for v in [lo.wrapping_sub(1), lo, hi, hi.wrapping_add(1)] {
+            probes.push(match n {
+                IpNet::V4(_) => IpAddr::V4(Ipv4Addr::from(v as u32)),
+                IpNet::V6(_) => IpAddr::V6(Ipv6Addr::from(v)),
+            });
+        }
+    }
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..20_000 {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        for top in [0x2600u128, 0x2406, 0x2a05] {
+            probes.push(IpAddr::V6(Ipv6Addr::from(
+                (top << 112) | (u128::from(x) << 40),
+            )));
+        }
+        probes.push(IpAddr::V4(Ipv4Addr::from((x >> 16) as u32)));
+    }
+    let inside = probes.iter().filter(|&&ip| oracle(ip)).count();
+    assert!(inside > 20_000, "{inside}");
+    for ip in probes {
+        assert_eq!(t.contains(ip), oracle(ip), "{ip}");
+    }
+}
+
 #[test]
 fn aws_filters_by_service_and_region() {
     let cf = parse_aws(AWS.as_bytes(), &AwsFilter::service("CLOUDFRONT")).unwrap();

@@ -317,9 +317,14 @@ impl Policy {
         let mut r = Resolution::new(peer);
         #[cfg(feature = "live")]
         if let Some(live) = &inner.live {
-            live.with(|trusted| {
+            let walked = live.with_cached(|trusted| {
                 Walker { inner, trusted }.resolve_address(&mut r, proxy_source, headers)
             });
+            if walked.is_none() {
+                live.with_guard(|trusted| {
+                    Walker { inner, trusted }.resolve_address(&mut r, proxy_source, headers)
+                });
+            }
             return r;
         }
         let trusted = &inner.trusted;
@@ -370,9 +375,14 @@ impl Policy {
         let inner = &*self.inner;
         #[cfg(feature = "live")]
         if let Some(live) = &inner.live {
-            live.with(|trusted| {
+            let walked = live.with_cached(|trusted| {
                 Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
             });
+            if walked.is_none() {
+                live.with_guard(|trusted| {
+                    Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
+                });
+            }
             return r;
         }
         let trusted = &inner.trusted;

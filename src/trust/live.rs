@@ -176,14 +176,32 @@ impl LiveTrust {
         self.current.load().contains(ip)
     }
 
-    /// Runs `f` on the current set: the one this thread read last when it
-    /// is still current (`arc_swap::Cache`: one relaxed load and a pointer
-    /// comparison), else a fresh load kept for next time.
+    /// Runs `f` on the current set, through this thread's slots or, when
+    /// they cannot be used, a guard (the two paths the resolver takes).
+    #[cfg(test)]
+    fn with<R>(&self, mut f: impl FnMut(&TrustedProxies) -> R) -> R {
+        match self.with_cached(&mut f) {
+            Some(r) => r,
+            None => self.with_guard(f),
+        }
+    }
+
+    /// Runs `f` on the current set as this thread's slots hold it: the one
+    /// this thread read last when it is still current (`arc_swap::Cache`:
+    /// one relaxed load and a pointer comparison), else a fresh load kept
+    /// for next time. `None`, without running `f`, when the slots
+    /// cannot be used (thread teardown, or a read nested in another), and
+    /// the caller reads through [`with_guard`](Self::with_guard) instead.
+    ///
+    /// Two entry points rather than one taking `f` for both paths: `f`
+    /// (a whole address walk) then has a single call site and is inlined
+    /// into the caller's frame, next to the result it fills.
     #[inline(always)]
-    pub(crate) fn with<R>(&self, mut f: impl FnMut(&TrustedProxies) -> R) -> R {
+    pub(crate) fn with_cached<R>(&self, f: impl FnOnce(&TrustedProxies) -> R) -> Option<R> {
         let mine: &ArcSwap<TrustedProxies> = &self.current;
-        let hit = SEEN.try_with(|seen| {
+        SEEN.try_with(|seen| {
             let mut slots = seen.try_borrow_mut().ok()?;
+            // Most processes read one live set: its slot comes first.
             let i = match slots
                 .iter()
                 .position(|s| s.as_ref().is_some_and(|c| std::ptr::eq(c.arc_swap(), mine)))
@@ -193,11 +211,9 @@ impl LiveTrust {
             };
             let cache = slots[i].as_mut()?;
             Some(f(cache.load()))
-        });
-        match hit {
-            Ok(Some(r)) => r,
-            _ => self.with_guard(&mut f),
-        }
+        })
+        .ok()
+        .flatten()
     }
 
     /// First read of this set on this thread: it takes the first slot.
@@ -213,7 +229,7 @@ impl LiveTrust {
     /// guard.
     #[cold]
     #[inline(never)]
-    fn with_guard<R>(&self, f: &mut dyn FnMut(&TrustedProxies) -> R) -> R {
+    pub(crate) fn with_guard<R>(&self, f: impl FnOnce(&TrustedProxies) -> R) -> R {
         f(&self.current.load())
     }
 }
