@@ -61,8 +61,8 @@ use tower_service::Service;
 use crate::extract::RealIp;
 use crate::forwarded;
 use crate::resolve::{
-    ClientContext, Source, Stop, X_FORWARDED_HOST, X_FORWARDED_PORT, X_FORWARDED_PREFIX,
-    X_FORWARDED_PROTO, X_FORWARDED_SSL,
+    ClientContext, ContextStop, Field, Source, Stop, X_FORWARDED_HOST, X_FORWARDED_PORT,
+    X_FORWARDED_PREFIX, X_FORWARDED_PROTO, X_FORWARDED_SSL,
 };
 
 /// The header a [`ForwardHeaders`] writes.
@@ -371,9 +371,9 @@ impl ForwardHeaders {
 
     /// This hop's `X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix` values
     /// (in that order). Believed: the value alone. Append: the incoming
-    /// lines with this hop's value appended, unless an untrusted peer
-    /// (the client) wrote them. `None`: no value (no host, no prefix); the
-    /// header is removed.
+    /// lines with this hop's value appended, when this hop believed them
+    /// (see below). `None`: no value (no host, no prefix); the header is
+    /// removed.
     fn context_values(
         &self,
         c: &ClientContext,
@@ -388,10 +388,21 @@ impl ForwardHeaders {
             port.as_bytes(),
             c.prefix().map(str::as_bytes),
         ];
+        // The incoming lists travel on only when this hop believed them as
+        // far as its address walk went: what it stopped at (a malformed
+        // value, a refused host, a list ignored for its length) or never
+        // read (an untrusted peer's) must not be read past by the next hop.
+        let keep = self.append
+            && !untrusted
+            && c.stop() == ContextStop::Followed
+            && !c.host_rejected()
+            && ![Field::Proto, Field::Host, Field::Port, Field::Prefix]
+                .into_iter()
+                .any(|f| c.ignored(f));
         let mut out: [Option<HeaderValue>; 4] = Default::default();
         for ((slot, value), name) in out.iter_mut().zip(ours).zip(&CONTEXT_HEADERS) {
             let Some(value) = value else { continue };
-            *slot = if self.append && !untrusted && headers.contains_key(name) {
+            *slot = if keep && headers.contains_key(name) {
                 let mut line = Spill(Vec::with_capacity(64));
                 for l in headers.get_all(name) {
                     line.put(l.as_bytes());
