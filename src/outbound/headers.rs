@@ -13,9 +13,24 @@
 //! address header (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`,
 //! `CF-Connecting-IP`, `True-Client-IP`, `Fly-Client-IP`,
 //! `X-Envoy-External-Address`, `CloudFront-Viewer-Address`, and the header
-//! the policy read) is removed: this hop vouches for none of them. Context
-//! headers (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`) are removed when
-//! the peer was not trusted (the client wrote them).
+//! the policy read) is removed: this hop vouches for none of them.
+//!
+//! **Client context.** When the request's [`RealIp`] carries a
+//! [`ClientContext`] (the policy resolves it), what this hop believed about
+//! the scheme, host, port and prefix is written too: beside
+//! `X-Forwarded-For` as `X-Forwarded-Proto`, `-Host`, `-Port` (always) and
+//! `-Prefix` (when one was believed), one value each; in `Forwarded` as
+//! `proto=` and `host=` on the client's element (the port with the host,
+//! quoted, when it is not the scheme's default; `Forwarded` has no
+//! prefix). The incoming context headers, whose entries left of the client
+//! the client wrote, are removed (and `X-Forwarded-Ssl`, which `-Proto`
+//! replaces). A next hop reads the single values on its first step, from
+//! this hop, and keeps them through the chain: it believes the same
+//! context. (A next hop that requires symmetric lists, see
+//! [`PolicyBuilder::symmetric`](crate::resolve::PolicyBuilder::symmetric),
+//! ignores single values beside a longer chain.) Without a context (the
+//! policy has it off), the context headers pass on as they came from a
+//! trusted peer, and are removed when the peer was not trusted.
 //!
 //! A next hop that trusts this hop and the proxies this hop trusts resolves
 //! the same client again. When this hop's walk was inconclusive (a
@@ -25,8 +40,19 @@
 //!
 //! **Append mode** ([`ForwardHeaders::append`]): the incoming header is kept
 //! as it is and the connection's address (PROXY source or socket peer) is
-//! appended, as a plain proxy does; nothing is removed. The next hop must
-//! then do its own trusted walk.
+//! appended, as a plain proxy does; no other address header is removed.
+//! The next hop must then do its own trusted walk. The context is appended
+//! the same way, in lockstep with the address: each `X-Forwarded-*` list
+//! gets this hop's value as its new last entry (the `Forwarded` element
+//! appended carries `proto=` and `host=`), so a next hop walking through
+//! this hop takes this hop's values on the step to the peer and the earlier
+//! entries on the steps behind it, as this hop did. The incoming lists are
+//! kept only when this hop believed them as far as its walk went: from an
+//! untrusted peer (the client) they are dropped and this hop's values
+//! stand alone, as they are after a malformed value, a refused host or a
+//! list ignored for its length (a reader that takes the first entry of
+//! `X-Forwarded-Proto`, as many frameworks do, must never find the
+//! client's there).
 //!
 //! ```
 //! use http::Request;
@@ -201,7 +227,9 @@ impl ForwardHeaders {
     /// Append mode: keep the incoming header and append the connection's
     /// address (PROXY source or socket peer), as a plain proxy does. The
     /// client's own entries then travel on, left of it; only a next hop
-    /// that walks its trusted proxies itself will ignore them.
+    /// that walks its trusted proxies itself will ignore them. The context
+    /// lists get this hop's values appended in lockstep (an untrusted
+    /// peer's are dropped); see the [module docs](self).
     pub fn append(mut self) -> Self {
         self.append = true;
         self
