@@ -18,8 +18,9 @@
 //! **Client context.** When the request's [`RealIp`] carries a
 //! [`ClientContext`] (the policy resolves it), what this hop believed about
 //! the scheme, host, port and prefix is written too: beside
-//! `X-Forwarded-For` as `X-Forwarded-Proto`, `-Host`, `-Port` (always) and
-//! `-Prefix` (when one was believed), one value each; in `Forwarded` as
+//! `X-Forwarded-For` as `X-Forwarded-Proto`, `-Host` (when there is one),
+//! `-Port` (when it is not the scheme's default, which the next hop infers
+//! from the scheme) and `-Prefix` (when one was believed), one value each; in `Forwarded` as
 //! `proto=` and `host=` on the client's element (the port with the host,
 //! quoted, when it is not the scheme's default; `Forwarded` has no
 //! prefix). The incoming context headers, whose entries left of the client
@@ -408,14 +409,6 @@ impl ForwardHeaders {
         untrusted: bool,
         headers: &HeaderMap,
     ) -> [Option<HeaderValue>; 4] {
-        let mut port = Stack::new();
-        write_u16(&mut port, c.port());
-        let ours: [Option<&[u8]>; 4] = [
-            Some(c.scheme().as_str().as_bytes()),
-            c.host().map(str::as_bytes),
-            port.as_bytes(),
-            c.prefix().map(str::as_bytes),
-        ];
         // The incoming lists travel on only when this hop believed them as
         // far as its address walk went: what it stopped at (a malformed
         // value, a refused host, a list ignored for its length) or never
@@ -427,8 +420,24 @@ impl ForwardHeaders {
             && ![Field::Proto, Field::Host, Field::Port, Field::Prefix]
                 .into_iter()
                 .any(|f| c.ignored(f));
+        // The scheme's default port goes unwritten (the next hop, taking
+        // the scheme, infers it), unless a kept list needs this hop's entry
+        // to stay in lockstep: one header fewer to add to the request.
+        let mut port = Stack::new();
+        if c.port() != c.scheme().default_port()
+            || (keep && headers.contains_key(&X_FORWARDED_PORT))
+        {
+            write_u16(&mut port, c.port());
+        }
+        let ours: [Option<&[u8]>; 4] = [
+            Some(c.scheme().as_str().as_bytes()),
+            c.host().map(str::as_bytes),
+            port.as_bytes().filter(|p| !p.is_empty()),
+            c.prefix().map(str::as_bytes),
+        ];
         let mut out: [Option<HeaderValue>; 4] = Default::default();
-        for ((slot, value), name) in out.iter_mut().zip(ours).zip(&CONTEXT_HEADERS) {
+        for (i, ((slot, value), name)) in out.iter_mut().zip(ours).zip(&CONTEXT_HEADERS).enumerate()
+        {
             let Some(value) = value else { continue };
             *slot = if keep && headers.contains_key(name) {
                 let mut line = Spill(Vec::with_capacity(64));
@@ -438,7 +447,7 @@ impl ForwardHeaders {
                 }
                 line.put(value);
                 to_value(&line.0)
-            } else if value == c.scheme().as_str().as_bytes() {
+            } else if i == 0 {
                 // The scheme names are static: no allocation.
                 Some(HeaderValue::from_static(c.scheme().as_str()))
             } else {
@@ -1077,7 +1086,8 @@ mod tests {
             writer.write(Some(&r), &mut out);
             assert_eq!(out["x-forwarded-proto"], "http", "{writer:?}");
             assert_eq!(out["x-forwarded-host"], "shop.example", "{writer:?}");
-            assert_eq!(out["x-forwarded-port"], "80", "{writer:?}");
+            // Port 80 is http's default: the next hop infers it.
+            assert!(out.get("x-forwarded-port").is_none(), "{writer:?} {out:?}");
             assert!(
                 out.get("x-forwarded-prefix").is_none(),
                 "{writer:?} {out:?}"
@@ -1144,7 +1154,7 @@ mod tests {
         assert_eq!(out["x-forwarded-for"], "203.0.113.9, 10.0.0.7, 10.0.0.2");
         assert_eq!(out["x-forwarded-proto"], "https, http, https");
         assert_eq!(out["x-forwarded-host"], "shop.example, shop.example");
-        assert_eq!(out["x-forwarded-port"], "443");
+        assert!(out.get("x-forwarded-port").is_none(), "{out:?}");
         let again = policy.resolve("10.0.0.3:1".parse().unwrap(), None, &out);
         let cy = again.context().unwrap();
         assert_eq!(again.ip(), r.ip());
