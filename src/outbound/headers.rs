@@ -973,10 +973,13 @@ mod tests {
         RealIp::new(policy.resolve(peer, None, &h), peer, None)
     }
 
+    /// Context off, explicitly: these tests pin what is written without a
+    /// client context, whatever the default.
     fn private() -> Policy {
         Policy::builder()
             .trust_private()
             .header(HeaderSource::XForwardedFor)
+            .context(false)
             .build()
             .unwrap()
     }
@@ -1221,6 +1224,23 @@ mod tests {
         assert_eq!(h["accept"], "*/*");
     }
 
+    /// Append mode with context off still never passes an untrusted
+    /// peer's context headers on (the address list keeps its entries).
+    #[test]
+    fn append_drops_untrusted_context_without_a_context() {
+        let real = resolve(&private(), "198.51.100.4:4000", Some("6.6.6.6"));
+        assert!(real.context().is_none());
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        h.insert("x-forwarded-ssl", "on".parse().unwrap());
+        ForwardHeaders::x_forwarded_for()
+            .append()
+            .write(Some(&real), &mut h);
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 198.51.100.4");
+        assert_eq!(h.len(), 1, "{h:?}");
+    }
+
     #[test]
     fn trusted_peer_keeps_context_headers() {
         let real = resolve(&private(), "10.0.0.2:4000", Some("203.0.113.9"));
@@ -1246,7 +1266,7 @@ mod tests {
     #[test]
     fn ipv6_and_ports_quoted_per_rfc7239() {
         let real = RealIp::new(
-            Policy::default().resolve(
+            Policy::builder().context(false).build().unwrap().resolve(
                 "[2001:db8::1]:443".parse().unwrap(),
                 None,
                 &HeaderMap::new(),
