@@ -557,6 +557,26 @@ impl Edit<'_> {
         value: HeaderValue,
         mut context: Option<&mut [Option<HeaderValue>; 4]>,
     ) {
+        // The common case, on its own: no context to set, one line of
+        // `name`, nothing to remove: the value replaced in place.
+        if context.is_none() {
+            let mut slot = None;
+            let mut lines = 0u8;
+            let mut others = false;
+            for (k, v) in headers.iter_mut() {
+                let kind = kind(k);
+                if kind == Kind::Address && k == name {
+                    lines = lines.saturating_add(1);
+                    slot.get_or_insert(v);
+                } else {
+                    others |= self.removes(k, kind);
+                }
+            }
+            if let (1, false, Some(slot)) = (lines, others, slot) {
+                *slot = value;
+                return;
+            }
+        }
         // Target 0 is the address header, 1..=4 the context headers.
         let sets_context = context.is_some();
         let target = |k: &HeaderName, kind: Kind| match kind {
