@@ -66,6 +66,10 @@ FLAGS:
                                (repeatable) [default: loopback and private ranges]
     --header NAME              the one header to read the client from
                                [default: x-forwarded-for]
+    --context on|off           resolve the client's scheme, host, port and
+                               prefix, and pass them on (X-Forwarded-Proto,
+                               -Host, -Port, -Prefix; proto= and host= in
+                               Forwarded) [default: on]
     --help                     print this help
 ";
 
@@ -87,6 +91,7 @@ struct Args {
     proxy_from: Vec<IpNet>,
     trust: Option<TrustedProxies>,
     header: Option<HeaderSource>,
+    context: bool,
 }
 
 /// `Ok(None)` means `--help` was asked for.
@@ -101,6 +106,7 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
         proxy_from: Vec::new(),
         trust: None,
         header: None,
+        context: true,
     };
     while let Some(flag) = it.next() {
         let mut value = || it.next().ok_or_else(|| format!("{flag} needs a value"));
@@ -166,6 +172,13 @@ fn parse_args(mut it: impl Iterator<Item = String>) -> Result<Option<Args>, Stri
                     .merge(&set)
                     .map_err(|e| format!("--trust: {e}"))?;
             }
+            "--context" => {
+                args.context = match value()?.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    v => return Err(format!("--context: `{v}` is not on|off")),
+                };
+            }
             "--header" => {
                 if args.header.is_some() {
                     return Err("--header: given twice; a policy reads exactly one".to_owned());
@@ -205,7 +218,10 @@ fn layer(args: &Args) -> Result<RealIpLayer, String> {
         Some(t) => RealIpLayer::builder().trusted_proxies(t),
         None => RealIpLayer::builder().trust_private(),
     };
+    // Context on (as whoami): the scheme and host the client used travel
+    // on with its address, so the upstream builds the right redirects.
     b.header(args.header.clone().unwrap_or(HeaderSource::XForwardedFor))
+        .context(args.context)
         .build()
         .map_err(|e| format!("policy: {e}"))
 }
@@ -516,6 +532,12 @@ mod tests {
             .policy()
             .trusted_proxies()
             .contains("192.168.1.1".parse().unwrap()));
+        // Context on, as whoami: the edge passes the scheme and host on.
+        assert!(l.policy().has_context());
+        let off = parse(&["--upstream", "127.0.0.1:9000", "--context", "off"])
+            .unwrap()
+            .unwrap();
+        assert!(!layer(&off).unwrap().policy().has_context());
     }
 
     #[test]
@@ -525,6 +547,7 @@ mod tests {
             &["--upstream", "nowhere"],
             &["--upstream", "127.0.0.1:9000", "--send-proxy", "v3"],
             &["--upstream", "127.0.0.1:9000", "--forwarded", "x"],
+            &["--upstream", "127.0.0.1:9000", "--context", "yes"],
             &[
                 "--upstream",
                 "127.0.0.1:9000",

@@ -292,8 +292,11 @@ fn forged_xff_dropped_by_default_kept_left_with_append() {
 }
 
 /// edge --forwarded rfc7239 → nginx passing the header on → whoami reading
-/// `Forwarded` and trusting only nginx: the client (with its port, which
-/// the edge writes quoted) is resolved.
+/// `Forwarded` and trusting only nginx (and, for the second edge, the
+/// balancer in front of it): the client (with its port, which the edge
+/// writes quoted), its scheme and its host are resolved. nginx rewrites
+/// `Host` to the upstream's address, so the host whoami reports can only
+/// have come from the edge's `host=`.
 #[test]
 fn rfc7239_through_nginx_resolves_client() {
     let who = whoami(&[
@@ -301,6 +304,8 @@ fn rfc7239_through_nginx_resolves_client() {
         "off",
         "--trust",
         "127.0.0.233/32",
+        "--trust",
+        "127.0.0.168/32",
         "--header",
         "forwarded",
     ]);
@@ -321,18 +326,75 @@ fn rfc7239_through_nginx_resolves_client() {
         (nginx, port)
     };
     let up: SocketAddr = format!("127.0.0.1:{nport}").parse().unwrap();
-    let edge = edge(up, &["--forwarded", "rfc7239", "--trust", "127.0.0.250/32"]);
+    let edge1 = edge(up, &["--forwarded", "rfc7239", "--trust", "127.0.0.250/32"]);
     for n in 162..165 {
-        let out = Curl::new(edge.url())
+        // The client forges an element and a scheme; the edge believes
+        // neither (the client is not trusted) and writes what it saw.
+        let out = Curl::new(edge1.url())
             .interface(lo(n))
-            .header("Forwarded: for=6.6.6.6")
+            .header("Host: shop.example:8080")
+            .header("Forwarded: for=6.6.6.6;proto=https;host=evil.example")
+            .header("X-Forwarded-Proto: https")
             .run();
-        let (body, client) = answer(&out, &[&edge, &who]);
+        let (body, client) = answer(&out, &[&edge1, &who]);
         let ctx = format!("{body:#}\n{}", nginx.log());
         assert_eq!(body["client_ip"], client.ip().to_string(), "{ctx}");
         assert_eq!(body["client_port"], client.port(), "{ctx}");
         assert_eq!(body["source"], "forwarded", "{ctx}");
         assert!(!body.to_string().contains("6.6.6.6"), "{ctx}");
+        assert!(!body.to_string().contains("evil"), "{ctx}");
+        assert_eq!(body["scheme"], "http", "{ctx}");
+        assert_eq!(body["host"], "shop.example", "{ctx}");
+        assert_eq!(body["port"], 8080, "{ctx}");
+        let from = body["context"]["host_source"].as_str().unwrap_or("");
+        assert!(from.starts_with("header"), "{ctx}");
+    }
+
+    // A balancer at 127.0.0.168 that terminated TLS says so; the edge
+    // trusts it and passes `proto=https` on, on the client's element.
+    let edge2 = edge(up, &["--forwarded", "rfc7239", "--trust", "127.0.0.168/32"]);
+    let out = Curl::new(edge2.url())
+        .interface(lo(168))
+        .header("Host: shop.example")
+        .header("X-Forwarded-For: 203.0.113.7")
+        .header("X-Forwarded-Proto: https")
+        .run();
+    let (body, _) = answer(&out, &[&edge2, &who]);
+    let ctx = format!("{body:#}\n{}", nginx.log());
+    assert_eq!(body["client_ip"], "203.0.113.7", "{ctx}");
+    assert_eq!(body["scheme"], "https", "{ctx}");
+    assert_eq!(body["host"], "shop.example", "{ctx}");
+    assert_eq!(body["port"], 443, "{ctx}");
+    assert_eq!(body["context"]["base_url"], "https://shop.example", "{ctx}");
+}
+
+/// edge --forwarded xff (the default) → whoami trusting only the edge: the
+/// client's scheme, host and port arrive as `X-Forwarded-Proto`, `-Host`,
+/// `-Port`; a forged `X-Forwarded-Prefix` from the (untrusted) client is
+/// never passed on, in either mode.
+#[test]
+fn xff_context_headers_reach_whoami() {
+    let who = whoami(&["--proxy-protocol", "off", "--trust", "127.0.0.1/32"]);
+    for flags in [
+        &["--trust", "127.0.0.250/32"][..],
+        &["--trust", "127.0.0.250/32", "--append"],
+    ] {
+        let e = edge(who.addr(), flags);
+        let out = Curl::new(e.url())
+            .interface(lo(169))
+            .header("Host: shop.example:8080")
+            .header("X-Forwarded-Proto: https")
+            .header("X-Forwarded-Prefix: /evil")
+            .run();
+        let (body, client) = answer(&out, &[&e, &who]);
+        let ctx = format!("{flags:?} {body:#}");
+        assert_eq!(body["client_ip"], client.ip().to_string(), "{ctx}");
+        assert_eq!(body["scheme"], "http", "{ctx}");
+        assert_eq!(body["host"], "shop.example", "{ctx}");
+        assert_eq!(body["port"], 8080, "{ctx}");
+        assert_eq!(body["prefix"], Value::Null, "{ctx}");
+        let from = body["context"]["host_source"].as_str().unwrap_or("");
+        assert!(from.starts_with("header"), "{ctx}");
     }
 }
 

@@ -4,7 +4,11 @@
 //! request on never makes a guess look certain, nor loses the client.
 //! Holds in the believed mode (the default) and in append mode, for
 //! `X-Forwarded-For` and `Forwarded`, with and without a PROXY source; the
-//! port survives in `Forwarded`, which writes it.
+//! port survives in `Forwarded`, which writes it. The client context
+//! (scheme, host, port; and prefix beside `X-Forwarded-For`) survives too:
+//! the next hop, reading what this hop wrote, believes the same values,
+//! whatever context lists (aligned or not, with malformed entries) or
+//! `Forwarded` parameters arrived.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -42,6 +46,9 @@ enum Entry {
     Junk(&'static str),
 }
 
+/// A `Forwarded` element's own `proto` and `host`, if any.
+type ElementContext = (Option<&'static str>, Option<&'static str>);
+
 fn entry() -> impl Strategy<Value = Entry> {
     prop_oneof![
         10 => (ip(), proptest::option::of(1u16..)).prop_map(|(ip, p)| Entry::Ip(ip, p)),
@@ -49,17 +56,116 @@ fn entry() -> impl Strategy<Value = Entry> {
     ]
 }
 
-fn render(format: Format, entries: &[Entry]) -> String {
+/// Schemes, the last one malformed.
+fn scheme() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        4 => prop_oneof![Just("http"), Just("https"), Just("ws"), Just("wss")],
+        1 => Just("ftp"),
+    ]
+}
+
+/// Hosts as a list entry or `Host` writes them, with and without a port;
+/// the last one malformed.
+fn host() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        6 => prop_oneof![
+            Just("shop.example"),
+            Just("api.example:8443"),
+            Just("internal:80"),
+            Just("[2001:db8::9]"),
+            Just("[2001:db8::9]:444"),
+            Just("10.0.0.9:443"),
+        ],
+        1 => Just("bad host"),
+    ]
+}
+
+fn port() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        4 => prop_oneof![Just("80"), Just("443"), Just("8443"), Just("1")],
+        1 => Just("99999"),
+    ]
+}
+
+fn prefix() -> impl Strategy<Value = &'static str> {
+    prop_oneof![
+        4 => prop_oneof![Just("/app"), Just("/a/b"), Just("/")],
+        1 => Just("/../etc"),
+    ]
+}
+
+/// One context list header (`None`: absent), 0 to 6 entries.
+fn list(item: impl Strategy<Value = &'static str>) -> impl Strategy<Value = Option<String>> {
+    proptest::option::of(proptest::collection::vec(item, 1..6).prop_map(|v| v.join(", ")))
+}
+
+/// Every context input a request may carry: the `X-Forwarded-*` lists and,
+/// per `Forwarded` element, its own parameters.
+#[derive(Clone, Debug)]
+struct Context {
+    host_header: Option<&'static str>,
+    proto: Option<String>,
+    host: Option<String>,
+    port: Option<String>,
+    prefix: Option<String>,
+    elements: Vec<ElementContext>,
+}
+
+fn context() -> impl Strategy<Value = Context> {
+    (
+        proptest::option::of(host()),
+        list(scheme()),
+        list(host()),
+        list(port()),
+        list(prefix()),
+        proptest::collection::vec(
+            (proptest::option::of(scheme()), proptest::option::of(host())),
+            12,
+        ),
+    )
+        .prop_map(
+            |(host_header, proto, host, port, prefix, elements)| Context {
+                host_header,
+                proto,
+                host,
+                port,
+                prefix,
+                elements,
+            },
+        )
+}
+
+/// An element's parameters after its `for=`; a host with `:` or `[` quoted.
+fn params((proto, host): ElementContext) -> String {
+    let mut out = String::new();
+    if let Some(p) = proto {
+        out.push_str(";proto=");
+        out.push_str(p);
+    }
+    if let Some(h) = host {
+        if h.contains([':', '[', ' ']) {
+            out.push_str(&format!(";host=\"{h}\""));
+        } else {
+            out.push_str(&format!(";host={h}"));
+        }
+    }
+    out
+}
+
+fn render(format: Format, entries: &[Entry], cx: &Context) -> String {
     let items: Vec<String> = entries
         .iter()
-        .map(|e| match (format, e) {
+        .zip(&cx.elements)
+        .map(|(e, c)| match (format, e) {
             (Format::XForwardedFor, Entry::Ip(ip, None)) => ip.to_string(),
             (Format::XForwardedFor, Entry::Ip(ip, Some(p))) => SocketAddr::new(*ip, *p).to_string(),
             (Format::XForwardedFor, Entry::Junk(j)) => (*j).to_owned(),
-            (_, Entry::Ip(IpAddr::V4(v4), None)) => format!("for={v4}"),
-            (_, Entry::Ip(IpAddr::V6(v6), None)) => format!("for=\"[{v6}]\""),
-            (_, Entry::Ip(ip, Some(p))) => format!("for=\"{}\"", SocketAddr::new(*ip, *p)),
-            (_, Entry::Junk(j)) => format!("for={j}"),
+            (_, Entry::Ip(IpAddr::V4(v4), None)) => format!("for={v4}{}", params(*c)),
+            (_, Entry::Ip(IpAddr::V6(v6), None)) => format!("for=\"[{v6}]\"{}", params(*c)),
+            (_, Entry::Ip(ip, Some(p))) => {
+                format!("for=\"{}\"{}", SocketAddr::new(*ip, *p), params(*c))
+            }
+            (_, Entry::Junk(j)) => format!("for={j}{}", params(*c)),
         })
         .collect();
     items.join(", ")
@@ -73,6 +179,7 @@ fn policy(format: Format) -> Policy {
     Policy::builder()
         .trust_all(trusted())
         .header(header)
+        .context(true)
         .build()
         .unwrap()
 }
@@ -109,11 +216,25 @@ proptest! {
         forwarded in any::<bool>(),
         append in any::<bool>(),
         by in any::<bool>(),
+        cx in context(),
     ) {
         let format = if forwarded { Format::Forwarded } else { Format::XForwardedFor };
         let mut headers = HeaderMap::new();
         if present {
-            headers.insert(name(format), HeaderValue::from_str(&render(format, &entries)).unwrap());
+            headers.insert(name(format), HeaderValue::from_str(&render(format, &entries, &cx)).unwrap());
+        }
+        if let Some(h) = cx.host_header {
+            headers.insert("host", HeaderValue::from_static(h));
+        }
+        for (n, v) in [
+            ("x-forwarded-proto", &cx.proto),
+            ("x-forwarded-host", &cx.host),
+            ("x-forwarded-port", &cx.port),
+            ("x-forwarded-prefix", &cx.prefix),
+        ] {
+            if let Some(v) = v {
+                headers.insert(n, HeaderValue::from_str(v).unwrap());
+            }
         }
         let peer = SocketAddr::new(peer_ip, peer_port);
         let header = source.map(|(ip, port)| proxy_header(SocketAddr::new(ip, port)));
@@ -136,6 +257,16 @@ proptest! {
         prop_assert_eq!(again.is_conclusive(), real.is_conclusive(), "{:?} wrote {:?}\n{:?}", real, written, again);
         if format == Format::Forwarded && !append {
             prop_assert_eq!(again.port(), real.port(), "{:?} wrote {:?}\n{:?}", real, written, again);
+        }
+        // The same client context, in both modes and both formats.
+        let (ours, theirs) = (real.context().unwrap(), again.context().unwrap());
+        prop_assert_eq!(
+            (theirs.scheme(), theirs.host(), theirs.port()),
+            (ours.scheme(), ours.host(), ours.port()),
+            "{:?}\nwrote {:?}\n{:?}", real, headers, again
+        );
+        if format == Format::XForwardedFor {
+            prop_assert_eq!(theirs.prefix(), ours.prefix(), "{:?}\nwrote {:?}\n{:?}", real, headers, again);
         }
         // The believed chain never carries an address the client could
         // have written left of itself: every written entry is a hop walked.

@@ -13,9 +13,25 @@
 //! address header (`X-Forwarded-For`, `Forwarded`, `X-Real-IP`,
 //! `CF-Connecting-IP`, `True-Client-IP`, `Fly-Client-IP`,
 //! `X-Envoy-External-Address`, `CloudFront-Viewer-Address`, and the header
-//! the policy read) is removed: this hop vouches for none of them. Context
-//! headers (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`) are removed when
-//! the peer was not trusted (the client wrote them).
+//! the policy read) is removed: this hop vouches for none of them.
+//!
+//! **Client context.** When the request's [`RealIp`] carries a
+//! [`ClientContext`] (the policy resolves it), what this hop believed about
+//! the scheme, host, port and prefix is written too: beside
+//! `X-Forwarded-For` as `X-Forwarded-Proto`, `-Host` (when there is one),
+//! `-Port` (when it is not the scheme's default, which the next hop infers
+//! from the scheme) and `-Prefix` (when one was believed), one value each; in `Forwarded` as
+//! `proto=` and `host=` on the client's element (the port with the host,
+//! quoted, when it is not the scheme's default; `Forwarded` has no
+//! prefix). The incoming context headers, whose entries left of the client
+//! the client wrote, are removed (and `X-Forwarded-Ssl`, which `-Proto`
+//! replaces). A next hop reads the single values on its first step, from
+//! this hop, and keeps them through the chain: it believes the same
+//! context. (A next hop that requires symmetric lists, see
+//! [`PolicyBuilder::symmetric`](crate::resolve::PolicyBuilder::symmetric),
+//! ignores single values beside a longer chain.) Without a context (the
+//! policy has it off), the context headers pass on as they came from a
+//! trusted peer, and are removed when the peer was not trusted.
 //!
 //! A next hop that trusts this hop and the proxies this hop trusts resolves
 //! the same client again. When this hop's walk was inconclusive (a
@@ -25,8 +41,19 @@
 //!
 //! **Append mode** ([`ForwardHeaders::append`]): the incoming header is kept
 //! as it is and the connection's address (PROXY source or socket peer) is
-//! appended, as a plain proxy does; nothing is removed. The next hop must
-//! then do its own trusted walk.
+//! appended, as a plain proxy does; no other address header is removed.
+//! The next hop must then do its own trusted walk. The context is appended
+//! the same way, in lockstep with the address: each `X-Forwarded-*` list
+//! gets this hop's value as its new last entry (the `Forwarded` element
+//! appended carries `proto=` and `host=`), so a next hop walking through
+//! this hop takes this hop's values on the step to the peer and the earlier
+//! entries on the steps behind it, as this hop did. The incoming lists are
+//! kept only when this hop believed them as far as its walk went: from an
+//! untrusted peer (the client) they are dropped and this hop's values
+//! stand alone, as they are after a malformed value, a refused host or a
+//! list ignored for its length (a reader that takes the first entry of
+//! `X-Forwarded-Proto`, as many frameworks do, must never find the
+//! client's there).
 //!
 //! ```
 //! use http::Request;
@@ -46,11 +73,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+use std::cell::RefCell;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use bytes::BytesMut;
 use http::header::{HeaderName, HeaderValue};
 use http::{HeaderMap, Request};
 use tower_layer::Layer;
@@ -58,7 +87,10 @@ use tower_service::Service;
 
 use crate::extract::RealIp;
 use crate::forwarded;
-use crate::resolve::{Source, Stop};
+use crate::resolve::{
+    ClientContext, ContextStop, Field, Source, Stop, X_FORWARDED_HOST, X_FORWARDED_PORT,
+    X_FORWARDED_PREFIX, X_FORWARDED_PROTO, X_FORWARDED_SSL,
+};
 
 /// The header a [`ForwardHeaders`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -150,7 +182,8 @@ pub struct ForwardHeaders {
     by: Option<Node>,
 }
 
-/// Address headers a believed chain replaces.
+/// Address headers a believed chain replaces ([`kind`] spells them out).
+#[cfg(test)]
 static ADDRESS_HEADERS: [HeaderName; 8] = [
     forwarded::X_FORWARDED_FOR,
     forwarded::FORWARDED,
@@ -162,24 +195,15 @@ static ADDRESS_HEADERS: [HeaderName; 8] = [
     forwarded::CLOUDFRONT_VIEWER_ADDRESS,
 ];
 
-/// Context headers dropped when they came from an untrusted peer.
-static CONTEXT_HEADERS: [HeaderName; 4] = [
-    HeaderName::from_static("x-forwarded-proto"),
-    HeaderName::from_static("x-forwarded-host"),
-    HeaderName::from_static("x-forwarded-port"),
-    HeaderName::from_static("x-forwarded-prefix"),
+/// Context headers, in the order [`ForwardHeaders`] writes them
+/// (`X-Forwarded-Ssl` is only ever removed: `-Proto` says the same).
+static CONTEXT_HEADERS: [HeaderName; 5] = [
+    X_FORWARDED_PROTO,
+    X_FORWARDED_HOST,
+    X_FORWARDED_PORT,
+    X_FORWARDED_PREFIX,
+    X_FORWARDED_SSL,
 ];
-
-/// Compared as names, not strings: a standard name (`host`, `accept`)
-/// differs from these custom ones by its tag alone, without being spelled
-/// out.
-fn is_address_header(name: &HeaderName) -> bool {
-    ADDRESS_HEADERS.iter().any(|a| a == name)
-}
-
-fn is_context_header(name: &HeaderName) -> bool {
-    CONTEXT_HEADERS.iter().any(|c| c == name)
-}
 
 impl ForwardHeaders {
     /// Writes `X-Forwarded-For`.
@@ -204,7 +228,9 @@ impl ForwardHeaders {
     /// Append mode: keep the incoming header and append the connection's
     /// address (PROXY source or socket peer), as a plain proxy does. The
     /// client's own entries then travel on, left of it; only a next hop
-    /// that walks its trusted proxies itself will ignore them.
+    /// that walks its trusted proxies itself will ignore them. The context
+    /// lists get this hop's values appended in lockstep (an untrusted
+    /// peer's are dropped); see the [module docs](self).
     pub fn append(mut self) -> Self {
         self.append = true;
         self
@@ -235,70 +261,89 @@ impl ForwardHeaders {
     /// modes.
     pub fn write(&self, real: Option<&RealIp>, headers: &mut HeaderMap) {
         let Some(real) = real else {
-            strip(headers, None, true);
+            strip_all(headers);
             return;
         };
+        let cx = real.context();
         let name = match self.format {
-            Format::XForwardedFor => forwarded::X_FORWARDED_FOR,
-            Format::Forwarded => forwarded::FORWARDED,
+            Format::XForwardedFor => &forwarded::X_FORWARDED_FOR,
+            Format::Forwarded => &forwarded::FORWARDED,
         };
-        // Composed on the stack when it fits (one allocation: the value's).
-        let mut stack = Stack::new();
-        self.compose(&mut stack, real, &name, headers);
-        let value = match stack.as_bytes() {
-            Some(bytes) => HeaderValue::from_bytes(bytes),
-            None => {
-                let mut spill = Spill(Vec::with_capacity(512));
-                self.compose(&mut spill, real, &name, headers);
-                HeaderValue::from_bytes(&spill.0)
-            }
-        };
-        let Ok(value) = value else {
+        let Some(value) = self.address_value(real, cx, name, headers) else {
             // Appended lines always were valid values, and everything this
             // module writes is visible ASCII: unreachable, but fail closed.
-            strip(headers, None, true);
+            strip_all(headers);
             return;
         };
-        if self.append {
-            place(headers, &name, value, |_| false, None, false);
-        } else {
-            let read = match real.source() {
-                Source::Header(n) if !is_address_header(n) => Some(n),
+        // `X-Forwarded-*` carry the context beside `X-Forwarded-For`; a
+        // `Forwarded` element carries its own `proto` and `host`.
+        let mut context = match (cx, self.format) {
+            (Some(c), Format::XForwardedFor) => {
+                Some(self.context_values(c, untrusted_peer(real), headers))
+            }
+            _ => None,
+        };
+        let edit = Edit {
+            address: !self.append,
+            read: match real.source() {
+                Source::Header(n) if !self.append && kind(n) == Kind::Other => Some(n),
                 _ => None,
-            };
-            let untrusted_peer =
-                real.stop() == Stop::UntrustedHop && !matches!(real.source(), Source::Header(_));
-            place(
-                headers,
-                &name,
-                value,
-                |n| {
-                    is_address_header(n)
-                        || read == Some(n)
-                        || (untrusted_peer && is_context_header(n))
-                },
-                read,
-                untrusted_peer,
-            );
+            },
+            // Incoming context headers go when this hop writes its own in
+            // their place, and always when the peer was untrusted (the
+            // client wrote them).
+            context: match cx {
+                Some(_) if !self.append || self.format == Format::XForwardedFor => true,
+                _ => untrusted_peer(real),
+            },
+        };
+        edit.apply(headers, name, value, context.as_mut());
+    }
+
+    /// The address header's whole value: the believed chain, or the
+    /// incoming lines with the connection's address appended.
+    fn address_value(
+        &self,
+        real: &RealIp,
+        cx: Option<&ClientContext>,
+        name: &HeaderName,
+        headers: &HeaderMap,
+    ) -> Option<HeaderValue> {
+        // Composed on the stack when it fits (one allocation: the value's).
+        let mut stack = Stack::new();
+        self.compose(&mut stack, real, cx, name, headers);
+        match stack.as_bytes() {
+            Some(bytes) => to_value(bytes),
+            None => {
+                let mut spill = Spill(Vec::with_capacity(512));
+                self.compose(&mut spill, real, cx, name, headers);
+                to_value(&spill.0)
+            }
         }
     }
 
-    /// The whole header value: the believed chain, or the incoming lines
-    /// with the connection's address appended.
-    fn compose<S: Sink>(&self, out: &mut S, real: &RealIp, name: &HeaderName, headers: &HeaderMap) {
+    fn compose<S: Sink>(
+        &self,
+        out: &mut S,
+        real: &RealIp,
+        cx: Option<&ClientContext>,
+        name: &HeaderName,
+        headers: &HeaderMap,
+    ) {
         if self.append {
             for line in headers.get_all(name) {
                 out.put(line.as_bytes());
                 out.put(b", ");
             }
-            self.element(out, connection_addr(real), None, true);
+            self.element(out, connection_addr(real), None, true, cx);
         } else {
-            self.believed(out, real);
+            self.believed(out, real, cx);
         }
     }
 
-    /// The believed chain, client first.
-    fn believed<S: Sink>(&self, out: &mut S, real: &RealIp) {
+    /// The believed chain, client first; the client's element carries the
+    /// context (`Forwarded`).
+    fn believed<S: Sink>(&self, out: &mut S, real: &RealIp, cx: Option<&ClientContext>) {
         if !real.is_conclusive() {
             match self.format {
                 Format::XForwardedFor => out.put(b"unknown, "),
@@ -317,16 +362,23 @@ impl ForwardHeaders {
         } else {
             len.saturating_sub(skip + 1)
         };
-        self.element(out, real.ip(), real.port(), between == 0);
+        self.element(out, real.ip(), real.port(), between == 0, cx);
         for (i, ip) in hops.skip(skip).take(between).rev().enumerate() {
             out.put(b", ");
-            self.element(out, ip, None, i + 1 == between);
+            self.element(out, ip, None, i + 1 == between, None);
         }
     }
 
     /// One list element; `last` is the element this hop received from,
-    /// which carries `by`.
-    fn element<S: Sink>(&self, out: &mut S, ip: IpAddr, port: Option<u16>, last: bool) {
+    /// which carries `by`; `cx` the context it carries (`Forwarded` only).
+    fn element<S: Sink>(
+        &self,
+        out: &mut S,
+        ip: IpAddr,
+        port: Option<u16>,
+        last: bool,
+        cx: Option<&ClientContext>,
+    ) {
         match self.format {
             Format::XForwardedFor => write_ip(out, ip),
             Format::Forwarded => {
@@ -335,12 +387,74 @@ impl ForwardHeaders {
                     Some(p) => write_node(out, &NodeKind::Addr(SocketAddr::new(ip, p))),
                     None => write_node(out, &NodeKind::Ip(ip)),
                 }
+                if let Some(c) = cx {
+                    write_element_context(out, c);
+                }
                 if let (true, Some(by)) = (last, &self.by) {
                     out.put(b";by=");
                     write_node(out, &by.0);
                 }
             }
         }
+    }
+
+    /// This hop's `X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix` values
+    /// (in that order). Believed: the value alone. Append: the incoming
+    /// lines with this hop's value appended, when this hop believed them
+    /// (see below). `None`: no value (no host, no prefix); the header is
+    /// removed.
+    fn context_values(
+        &self,
+        c: &ClientContext,
+        untrusted: bool,
+        headers: &HeaderMap,
+    ) -> [Option<HeaderValue>; 4] {
+        // The incoming lists travel on only when this hop believed them as
+        // far as its address walk went: what it stopped at (a malformed
+        // value, a refused host, a list ignored for its length) or never
+        // read (an untrusted peer's) must not be read past by the next hop.
+        let keep = self.append
+            && !untrusted
+            && c.stop() == ContextStop::Followed
+            && !c.host_rejected()
+            && ![Field::Proto, Field::Host, Field::Port, Field::Prefix]
+                .into_iter()
+                .any(|f| c.ignored(f));
+        // The scheme's default port goes unwritten (the next hop, taking
+        // the scheme, infers it), unless a kept list needs this hop's entry
+        // to stay in lockstep: one header fewer to add to the request.
+        let mut port = Stack::new();
+        if c.port() != c.scheme().default_port()
+            || (keep && headers.contains_key(&X_FORWARDED_PORT))
+        {
+            write_u16(&mut port, c.port());
+        }
+        let ours: [Option<&[u8]>; 4] = [
+            Some(c.scheme().as_str().as_bytes()),
+            c.host().map(str::as_bytes),
+            port.as_bytes().filter(|p| !p.is_empty()),
+            c.prefix().map(str::as_bytes),
+        ];
+        let mut out: [Option<HeaderValue>; 4] = Default::default();
+        for (i, ((slot, value), name)) in out.iter_mut().zip(ours).zip(&CONTEXT_HEADERS).enumerate()
+        {
+            let Some(value) = value else { continue };
+            *slot = if keep && headers.contains_key(name) {
+                let mut line = Spill(Vec::with_capacity(64));
+                for l in headers.get_all(name) {
+                    line.put(l.as_bytes());
+                    line.put(b", ");
+                }
+                line.put(value);
+                to_value(&line.0)
+            } else if i == 0 {
+                // The scheme names are static: no allocation.
+                Some(HeaderValue::from_static(c.scheme().as_str()))
+            } else {
+                to_value(value)
+            };
+        }
+        out
     }
 
     /// A layer applying this rewrite to every request of a client stack.
@@ -357,6 +471,13 @@ fn has_proxy_source(real: &RealIp) -> bool {
     real.proxy_header().and_then(|h| h.source()).is_some() && real.hops().len() >= 2
 }
 
+/// Whether the hop that handed the request over (the socket peer or the
+/// PROXY source) was not trusted: whatever context headers it sent, the
+/// client wrote.
+fn untrusted_peer(real: &RealIp) -> bool {
+    real.stop() == Stop::UntrustedHop && !matches!(real.source(), Source::Header(_))
+}
+
 /// The address the connection came from: the PROXY source, else the peer.
 fn connection_addr(real: &RealIp) -> IpAddr {
     match real.proxy_header().and_then(|h| h.source()) {
@@ -365,57 +486,225 @@ fn connection_addr(real: &RealIp) -> IpAddr {
     }
 }
 
-/// Sets `name` to `value` and removes every other line `remove` names. In
-/// the common case (one line of `name`, nothing else to remove) the value
-/// is replaced in place, found by the same scan of the request's few lines,
-/// without hashing any name.
-fn place(
-    headers: &mut HeaderMap,
-    name: &HeaderName,
-    value: HeaderValue,
-    remove: impl Fn(&HeaderName) -> bool,
-    extra: Option<&HeaderName>,
-    context: bool,
-) {
-    let mut slot = None;
-    let mut lines = 0;
-    let mut others = false;
-    for (k, v) in headers.iter_mut() {
-        if k == name {
-            lines += 1;
-            slot.get_or_insert(v);
-        } else if remove(k) {
-            others = true;
-        }
-    }
-    if let (1, false, Some(slot)) = (lines, others, slot) {
-        *slot = value;
-        return;
-    }
-    if others {
-        strip(headers, extra, context);
-    }
-    headers.insert(name.clone(), value);
+/// What a request header is to this module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// One of [`ADDRESS_HEADERS`].
+    Address,
+    /// [`CONTEXT_HEADERS`]`[i]`.
+    Context(usize),
+    /// Anything else.
+    Other,
 }
 
-/// Removes every address header (and `extra`), and the context headers
-/// when `context` is set.
-fn strip(headers: &mut HeaderMap, extra: Option<&HeaderName>, context: bool) {
+/// Classifies `name` by its spelling: the length first, so the common
+/// names (`host`, `accept`, `user-agent`, ...) are told apart without
+/// comparing a byte. Pinned to [`ADDRESS_HEADERS`] and [`CONTEXT_HEADERS`]
+/// by a test.
+#[inline]
+fn kind(name: &HeaderName) -> Kind {
+    let s = name.as_str();
+    if !matches!(s.len(), 9 | 13..=18 | 24 | 25) {
+        return Kind::Other;
+    }
+    match s {
+        "x-forwarded-for"
+        | "forwarded"
+        | "x-real-ip"
+        | "cf-connecting-ip"
+        | "true-client-ip"
+        | "fly-client-ip"
+        | "x-envoy-external-address"
+        | "cloudfront-viewer-address" => Kind::Address,
+        "x-forwarded-proto" => Kind::Context(0),
+        "x-forwarded-host" => Kind::Context(1),
+        "x-forwarded-port" => Kind::Context(2),
+        "x-forwarded-prefix" => Kind::Context(3),
+        "x-forwarded-ssl" => Kind::Context(4),
+        _ => Kind::Other,
+    }
+}
+
+/// Which incoming lines a rewrite removes.
+struct Edit<'a> {
+    /// Every address header (the believed mode).
+    address: bool,
+    /// The header the policy read, when it is none of the built-in ones.
+    read: Option<&'a HeaderName>,
+    /// Every context header this rewrite does not set.
+    context: bool,
+}
+
+impl Edit<'_> {
+    fn removes(&self, k: &HeaderName, kind: Kind) -> bool {
+        match kind {
+            Kind::Address => self.address,
+            Kind::Context(_) => self.context,
+            Kind::Other => self.read == Some(k),
+        }
+    }
+
+    /// Sets `name` to `value` and, when `context` is given, each context
+    /// header to its value (removing it for `None`), and removes the other
+    /// lines this edit names. One scan of the request's few lines, each
+    /// classified by its length; a header present once has its value
+    /// replaced in place, without hashing its name. The values are taken
+    /// out where they lie: nothing but a bit mask is copied around.
+    fn apply(
+        &self,
+        headers: &mut HeaderMap,
+        name: &HeaderName,
+        value: HeaderValue,
+        mut context: Option<&mut [Option<HeaderValue>; 4]>,
+    ) {
+        // The common case, on its own: no context to set, one line of
+        // `name`, nothing to remove: the value replaced in place.
+        if context.is_none() {
+            let mut slot = None;
+            let mut lines = 0u8;
+            let mut others = false;
+            for (k, v) in headers.iter_mut() {
+                let kind = kind(k);
+                if kind == Kind::Address && k == name {
+                    lines = lines.saturating_add(1);
+                    slot.get_or_insert(v);
+                } else {
+                    others |= self.removes(k, kind);
+                }
+            }
+            if let (1, false, Some(slot)) = (lines, others, slot) {
+                *slot = value;
+                return;
+            }
+        }
+        // Target 0 is the address header, 1..=4 the context headers.
+        let sets_context = context.is_some();
+        let target = |k: &HeaderName, kind: Kind| match kind {
+            Kind::Address if k == name => Some(0),
+            Kind::Context(i) if sets_context && i < 4 => Some(i + 1),
+            _ => None,
+        };
+        let mut value = Some(value);
+        // Bit t: target t seen, seen more than once, given its value in place.
+        let mut seen = 0u8;
+        let mut many = 0u8;
+        let mut placed = 0u8;
+        let mut others = false;
+        for (k, v) in headers.iter_mut() {
+            let kind = kind(k);
+            let Some(t) = target(k, kind) else {
+                others |= self.removes(k, kind);
+                continue;
+            };
+            let bit = 1 << t;
+            if seen & bit != 0 {
+                // A second line: replaced (or removed) as a whole below.
+                many |= bit;
+                continue;
+            }
+            seen |= bit;
+            let slot = match (t, context.as_deref_mut()) {
+                (0, _) => &mut value,
+                (_, Some(c)) => &mut c[t - 1],
+                (_, None) => continue,
+            };
+            if let Some(new) = slot.take() {
+                *v = new;
+                placed |= bit;
+            }
+        }
+        if others {
+            let found: Vec<HeaderName> = headers
+                .keys()
+                .filter(|k| {
+                    let kind = kind(k);
+                    target(k, kind).is_none() && self.removes(k, kind)
+                })
+                .cloned()
+                .collect();
+            for k in &found {
+                headers.remove(k);
+            }
+        }
+        // What the scan could not do in place: a name absent (inserted), a
+        // name repeated (its first line holds the new value, the rest go),
+        // a context header with no value (removed).
+        let finish = |headers: &mut HeaderMap, bit: u8, n: &HeaderName, v: Option<HeaderValue>| {
+            if let Some(v) = v {
+                headers.insert(n.clone(), v);
+            } else if placed & bit != 0 {
+                if many & bit != 0 {
+                    if let Some(first) = headers.remove(n) {
+                        headers.insert(n.clone(), first);
+                    }
+                }
+            } else if seen & bit != 0 {
+                headers.remove(n);
+            }
+        };
+        finish(headers, 1, name, value);
+        if let Some(c) = context {
+            for (t, (slot, n)) in c.iter_mut().zip(&CONTEXT_HEADERS).enumerate() {
+                finish(headers, 1 << (t + 1), n, slot.take());
+            }
+        }
+    }
+}
+
+/// Removes every address and context header (nothing can be vouched for).
+fn strip_all(headers: &mut HeaderMap) {
     let found: Vec<HeaderName> = headers
         .keys()
-        .filter(|key| {
-            is_address_header(key) || extra == Some(*key) || (context && is_context_header(key))
-        })
+        .filter(|k| kind(k) != Kind::Other)
         .cloned()
         .collect();
-    for key in &found {
-        headers.remove(key);
+    for k in &found {
+        headers.remove(k);
+    }
+}
+
+/// Bytes the per-thread buffer values are cut from grows by.
+const ARENA_CHUNK: usize = 4096;
+
+thread_local! {
+    /// The buffer this thread's header values are cut from: a value is a
+    /// shared slice of it, so writing one costs no allocation (a fresh
+    /// chunk every few hundred values while older ones are still alive;
+    /// none at all once they are all dropped, when the chunk is reused).
+    /// Allocating each value on its own was most of the cost of writing.
+    static ARENA: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
+
+/// `bytes` as a header value, cut from [`ARENA`] (or allocated on its own
+/// when the thread is going away); `None` unless it is a valid value.
+fn to_value(bytes: &[u8]) -> Option<HeaderValue> {
+    let shared = ARENA
+        .try_with(|arena| {
+            let mut arena = arena.try_borrow_mut().ok()?;
+            if arena.capacity() < bytes.len() {
+                arena.reserve(ARENA_CHUNK.max(bytes.len()));
+            }
+            arena.extend_from_slice(bytes);
+            Some(arena.split().freeze())
+        })
+        .ok()
+        .flatten();
+    match shared {
+        Some(b) => HeaderValue::from_maybe_shared(b).ok(),
+        None => HeaderValue::from_bytes(bytes).ok(),
     }
 }
 
 /// Where a header value is composed.
 trait Sink: fmt::Write {
     fn put(&mut self, bytes: &[u8]);
+
+    /// A dotted quad.
+    fn put_v4(&mut self, octets: [u8; 4]) {
+        let mut quad = [0u8; 16];
+        let n = dotted_quad(&mut quad, octets);
+        self.put(&quad[..n]);
+    }
 }
 
 /// Room for a chain of a few addresses, on the stack.
@@ -451,6 +740,24 @@ impl Sink for Stack {
                 self.len += bytes.len();
             }
             None => self.overflow = true,
+        }
+    }
+
+    /// Straight into the buffer: no scratch copy of variable length (a
+    /// call into `memcpy` costs more than the digits).
+    #[inline]
+    fn put_v4(&mut self, octets: [u8; 4]) {
+        match self
+            .buf
+            .get_mut(self.len..self.len + 16)
+            .and_then(|dst| <&mut [u8; 16]>::try_from(dst).ok())
+        {
+            Some(dst) => self.len += dotted_quad(dst, octets),
+            None => {
+                let mut quad = [0u8; 16];
+                let n = dotted_quad(&mut quad, octets);
+                self.put(&quad[..n]);
+            }
         }
     }
 }
@@ -497,29 +804,50 @@ static OCTETS: [([u8; 4], u8); 256] = {
     t
 };
 
+/// Writes `octets` as a dotted quad at the start of `dst` and returns its
+/// length: four whole table entries, each advancing by its own length (no
+/// branch per digit, fixed-size copies only).
+#[inline]
+fn dotted_quad(dst: &mut [u8; 16], octets: [u8; 4]) -> usize {
+    let mut n = 0;
+    for octet in octets {
+        let (digits, len) = OCTETS[usize::from(octet)];
+        // n <= 12 here, so the four bytes always fit.
+        if let Some(d) = dst.get_mut(n..n + 4) {
+            d.copy_from_slice(&digits);
+        }
+        n += usize::from(len);
+    }
+    // Without the last dot.
+    n - 1
+}
+
 /// An address as `X-Forwarded-For` writes it: dotted quad or RFC 5952 IPv6.
+#[inline]
 fn write_ip<S: Sink>(out: &mut S, ip: IpAddr) {
     match ip {
-        IpAddr::V4(v4) => {
-            // Four whole table entries, each advancing by its own length:
-            // no branch per digit.
-            let mut quad = [0u8; 16];
-            let mut n = 0;
-            for octet in v4.octets() {
-                let (digits, len) = OCTETS[usize::from(octet)];
-                if let Some(dst) = quad.get_mut(n..n + 4) {
-                    dst.copy_from_slice(&digits);
-                }
-                n += usize::from(len);
-            }
-            // Without the last dot.
-            out.put(&quad[..n - 1]);
-        }
+        IpAddr::V4(v4) => out.put_v4(v4.octets()),
         IpAddr::V6(v6) => {
             // Formatting into a buffer cannot fail.
             let _ = write!(out, "{v6}");
         }
     }
+}
+
+/// A port's decimal digits, without `fmt`.
+fn write_u16<S: Sink>(out: &mut S, n: u16) {
+    let mut digits = [0u8; 5];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put(&digits[i..]);
 }
 
 /// An RFC 7239 node: IPv4 bare, IPv6 bracketed and quoted, a port quoted
@@ -542,9 +870,35 @@ fn write_node<S: Sink>(out: &mut S, node: &NodeKind) {
                     out.put(b"]");
                 }
             }
-            let _ = write!(out, ":{}\"", a.port());
+            out.put(b":");
+            write_u16(out, a.port());
+            out.put(b"\"");
         }
         NodeKind::Obfuscated(name) => out.put(name.as_bytes()),
+    }
+}
+
+/// `;proto=https;host=shop.example` on a `Forwarded` element: the host
+/// quoted when it holds `[`, `:` (an IPv6 literal, or the port when it is
+/// not the scheme's default), which a token may not.
+fn write_element_context<S: Sink>(out: &mut S, c: &ClientContext) {
+    out.put(b";proto=");
+    out.put(c.scheme().as_str().as_bytes());
+    let Some(host) = c.host() else { return };
+    let port = c.port();
+    let with_port = port != c.scheme().default_port();
+    let quoted = with_port || host.starts_with('[');
+    out.put(b";host=");
+    if quoted {
+        out.put(b"\"");
+    }
+    out.put(host.as_bytes());
+    if with_port {
+        out.put(b":");
+        write_u16(out, port);
+    }
+    if quoted {
+        out.put(b"\"");
     }
 }
 
@@ -639,12 +993,215 @@ mod tests {
         RealIp::new(policy.resolve(peer, None, &h), peer, None)
     }
 
+    /// Context off, explicitly: these tests pin what is written without a
+    /// client context, whatever the default.
     fn private() -> Policy {
         Policy::builder()
             .trust_private()
             .header(HeaderSource::XForwardedFor)
+            .context(false)
             .build()
             .unwrap()
+    }
+
+    fn with_context(header: HeaderSource) -> Policy {
+        Policy::builder()
+            .trust_private()
+            .header(header)
+            .context(true)
+            .build()
+            .unwrap()
+    }
+
+    fn map(lines: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in lines {
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                v.parse().unwrap(),
+            );
+        }
+        h
+    }
+
+    fn real(policy: &Policy, peer: &str, h: &HeaderMap) -> RealIp {
+        let peer: SocketAddr = peer.parse().unwrap();
+        RealIp::new(policy.resolve(peer, None, h), peer, None)
+    }
+
+    /// The one classifier is exactly the two lists, and leaves common
+    /// names and near misses alone.
+    #[test]
+    fn kind_spells_the_lists() {
+        for n in &ADDRESS_HEADERS {
+            assert_eq!(kind(n), Kind::Address, "{n}");
+        }
+        for (i, n) in CONTEXT_HEADERS.iter().enumerate() {
+            assert_eq!(kind(n), Kind::Context(i), "{n}");
+        }
+        for other in [
+            "host",
+            "accept",
+            "user-agent",
+            "x-forwarded-fo",
+            "x-forwarded-forr",
+            "x-forwarded-path",
+            "forwarded-for",
+            "x-real-ipv6",
+        ] {
+            let n = HeaderName::from_bytes(other.as_bytes()).unwrap();
+            assert_eq!(kind(&n), Kind::Other, "{other}");
+        }
+    }
+
+    /// Believed mode writes the context this hop believed, one value each,
+    /// and drops the incoming lists (their entries left of the client were
+    /// the client's).
+    #[test]
+    fn believed_context_written_for_xff() {
+        let h = map(&[
+            ("host", "10.0.0.2:8080"),
+            ("x-forwarded-for", "6.6.6.6, 203.0.113.9"),
+            ("x-forwarded-proto", "http, https"),
+            ("x-forwarded-host", "evil.example, shop.example"),
+            ("x-forwarded-port", "1, 8443"),
+            ("x-forwarded-prefix", "/evil, /app"),
+            ("x-forwarded-ssl", "off"),
+        ]);
+        let r = real(
+            &with_context(HeaderSource::XForwardedFor),
+            "10.0.0.2:4000",
+            &h,
+        );
+        let mut out = h.clone();
+        ForwardHeaders::x_forwarded_for().write(Some(&r), &mut out);
+        assert_eq!(out["x-forwarded-for"], "203.0.113.9, 10.0.0.2");
+        assert_eq!(out["x-forwarded-proto"], "https");
+        assert_eq!(out["x-forwarded-host"], "shop.example");
+        assert_eq!(out["x-forwarded-port"], "8443");
+        assert_eq!(out["x-forwarded-prefix"], "/app");
+        assert!(out.get("x-forwarded-ssl").is_none(), "{out:?}");
+        for name in ["x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"] {
+            assert_eq!(out.get_all(name).iter().count(), 1, "{name}");
+        }
+    }
+
+    /// An untrusted peer's context headers never pass on: what is written
+    /// is the connection's own view (plain HTTP, its Host header).
+    #[test]
+    fn untrusted_peer_context_replaced_by_connection_view() {
+        let h = map(&[
+            ("host", "shop.example"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "evil.example"),
+            ("x-forwarded-prefix", "/evil"),
+        ]);
+        let r = real(
+            &with_context(HeaderSource::XForwardedFor),
+            "198.51.100.4:4000",
+            &h,
+        );
+        for writer in [
+            ForwardHeaders::x_forwarded_for(),
+            ForwardHeaders::x_forwarded_for().append(),
+        ] {
+            let mut out = h.clone();
+            writer.write(Some(&r), &mut out);
+            assert_eq!(out["x-forwarded-proto"], "http", "{writer:?}");
+            assert_eq!(out["x-forwarded-host"], "shop.example", "{writer:?}");
+            // Port 80 is http's default: the next hop infers it.
+            assert!(out.get("x-forwarded-port").is_none(), "{writer:?} {out:?}");
+            assert!(
+                out.get("x-forwarded-prefix").is_none(),
+                "{writer:?} {out:?}"
+            );
+        }
+    }
+
+    /// `Forwarded` carries `proto` and `host` on the client's element; a
+    /// port that is not the scheme's default goes with the host, quoted.
+    #[test]
+    fn forwarded_element_carries_context() {
+        let h = map(&[
+            ("host", "10.0.0.2"),
+            (
+                "forwarded",
+                "for=6.6.6.6;proto=http, for=203.0.113.9;proto=https;host=\"shop.example:8443\"",
+            ),
+            ("x-forwarded-proto", "http"),
+        ]);
+        let r = real(&with_context(HeaderSource::Forwarded), "10.0.0.2:4000", &h);
+        let mut out = h.clone();
+        ForwardHeaders::forwarded()
+            .by(Node::obfuscated("_edge").unwrap())
+            .write(Some(&r), &mut out);
+        assert_eq!(
+            out["forwarded"],
+            "for=203.0.113.9;proto=https;host=\"shop.example:8443\", for=10.0.0.2;by=_edge"
+        );
+        assert!(out.get("x-forwarded-proto").is_none(), "{out:?}");
+
+        let h = map(&[("host", "[2001:db8::5]")]);
+        let r = real(&with_context(HeaderSource::Forwarded), "10.0.0.2:4000", &h);
+        let mut out = h.clone();
+        ForwardHeaders::forwarded().write(Some(&r), &mut out);
+        assert_eq!(
+            out["forwarded"],
+            "for=\"10.0.0.2:4000\";proto=http;host=\"[2001:db8::5]\""
+        );
+    }
+
+    /// Append mode appends this hop's entry to each context list, in
+    /// lockstep with the address it appends: a next hop trusting this hop
+    /// reads it on the step to the peer, then the incoming entries as this
+    /// hop did, and ends with the same context.
+    #[test]
+    fn append_context_stays_in_lockstep() {
+        let h = map(&[
+            ("host", "internal:8080"),
+            ("x-forwarded-for", "203.0.113.9, 10.0.0.7"),
+            ("x-forwarded-proto", "https, http"),
+            ("x-forwarded-host", "shop.example"),
+        ]);
+        let policy = with_context(HeaderSource::XForwardedFor);
+        let r = real(&policy, "10.0.0.2:4000", &h);
+        let cx = r.context().unwrap();
+        assert_eq!(
+            (cx.scheme().as_str(), cx.host(), cx.port()),
+            ("https", Some("shop.example"), 443)
+        );
+        let mut out = h.clone();
+        ForwardHeaders::x_forwarded_for()
+            .append()
+            .write(Some(&r), &mut out);
+        assert_eq!(out["x-forwarded-for"], "203.0.113.9, 10.0.0.7, 10.0.0.2");
+        assert_eq!(out["x-forwarded-proto"], "https, http, https");
+        assert_eq!(out["x-forwarded-host"], "shop.example, shop.example");
+        assert!(out.get("x-forwarded-port").is_none(), "{out:?}");
+        let again = policy.resolve("10.0.0.3:1".parse().unwrap(), None, &out);
+        let cy = again.context().unwrap();
+        assert_eq!(again.ip(), r.ip());
+        assert_eq!(
+            (cy.scheme(), cy.host(), cy.port()),
+            (cx.scheme(), cx.host(), cx.port())
+        );
+    }
+
+    /// Values cut from the per-thread buffer stay intact while thousands
+    /// of others are cut after them (and after chunks are replaced).
+    #[test]
+    fn arena_values_do_not_alias() {
+        let values: Vec<(String, HeaderValue)> = (0..20_000u32)
+            .map(|i| {
+                let s = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+                let v = to_value(s.as_bytes()).unwrap();
+                (s, v)
+            })
+            .collect();
+        for (s, v) in &values {
+            assert_eq!(v.as_bytes(), s.as_bytes());
+        }
+        assert!(to_value(b"bad\nvalue").is_none());
     }
 
     #[test]
@@ -687,6 +1244,23 @@ mod tests {
         assert_eq!(h["accept"], "*/*");
     }
 
+    /// Append mode with context off still never passes an untrusted
+    /// peer's context headers on (the address list keeps its entries).
+    #[test]
+    fn append_drops_untrusted_context_without_a_context() {
+        let real = resolve(&private(), "198.51.100.4:4000", Some("6.6.6.6"));
+        assert!(real.context().is_none());
+        let mut h = HeaderMap::new();
+        h.insert("x-forwarded-for", "6.6.6.6".parse().unwrap());
+        h.insert("x-forwarded-proto", "https".parse().unwrap());
+        h.insert("x-forwarded-ssl", "on".parse().unwrap());
+        ForwardHeaders::x_forwarded_for()
+            .append()
+            .write(Some(&real), &mut h);
+        assert_eq!(h["x-forwarded-for"], "6.6.6.6, 198.51.100.4");
+        assert_eq!(h.len(), 1, "{h:?}");
+    }
+
     #[test]
     fn trusted_peer_keeps_context_headers() {
         let real = resolve(&private(), "10.0.0.2:4000", Some("203.0.113.9"));
@@ -712,7 +1286,7 @@ mod tests {
     #[test]
     fn ipv6_and_ports_quoted_per_rfc7239() {
         let real = RealIp::new(
-            Policy::default().resolve(
+            Policy::builder().context(false).build().unwrap().resolve(
                 "[2001:db8::1]:443".parse().unwrap(),
                 None,
                 &HeaderMap::new(),

@@ -10,7 +10,10 @@
 //!   request about to be forwarded ([`ForwardHeaders::write`], or
 //!   [`ForwardHeadersLayer`] in a client stack). By default the written
 //!   chain is what this hop believed, from the client to the hop that
-//!   handed the request over: entries the client wrote are dropped.
+//!   handed the request over: entries the client wrote are dropped. The
+//!   client context this hop believed (scheme, host, port, prefix) goes
+//!   with it: `X-Forwarded-Proto`/`-Host`/`-Port`/`-Prefix`, or `proto=`
+//!   and `host=` on the client's `Forwarded` element.
 //!   [`ForwardHeaders::append`] keeps the incoming header and appends the
 //!   peer instead, as a plain proxy does.
 //! - [`connect`]: a PROXY protocol header (v1, or v2 with TLVs) naming the
