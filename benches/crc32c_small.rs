@@ -292,11 +292,12 @@ fn field_term_crc_fast(b: &[u8], at: usize) -> u32 {
     let mut s = u32::from_le_bytes(b[at..at + 4].try_into().unwrap());
     let mut rest = b.len() - at;
     let mut m = Chunk([0; 256]);
+    // Every piece at least 4 bytes long (`rest` starts at 4 or more).
     while rest > 0 {
-        let k = rest.min(256).max(4);
+        let k = if rest <= 256 { rest } else { 252 };
         m.0[..4].copy_from_slice(&(s ^ !0).to_le_bytes());
         s = crc_fast::crc32_iscsi(&m.0[..k]) ^ !0;
-        rest -= k.min(rest);
+        rest -= k;
     }
     s
 }

@@ -4,7 +4,7 @@
 //! big-endian length, then the address block and TLVs. Everything after
 //! the 16 fixed bytes is checked once: the address block against the
 //! length, the TLVs for exact tiling and their typed rules, the CRC32C
-//! (computed in place, field zeroed, without copying).
+//! (over an aligned stack copy with the field zeroed).
 //!
 //! With the PROXY command the family/transport byte must be one the
 //! specification lists (`0x00`, `0x11`, `0x12`, `0x21`, `0x22`, `0x31`,
