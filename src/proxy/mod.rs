@@ -188,22 +188,38 @@ pub struct Header<'a> {
 
 /// The IP endpoints of a header as numbers, an IPv4 address in the low 32
 /// bits: scalars rather than a byte array, so a parsed header can stay in
-/// registers instead of being copied piecewise through the stack.
+/// registers instead of being copied piecewise through the stack. Each
+/// address is two `u64` halves, not a `u128`, whose 16-byte alignment
+/// would pad every header.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Ips {
-    pub(crate) src: u128,
-    pub(crate) dst: u128,
-    pub(crate) src_port: u16,
-    pub(crate) dst_port: u16,
+    src_hi: u64,
+    src_lo: u64,
+    dst_hi: u64,
+    dst_lo: u64,
+    src_port: u16,
+    dst_port: u16,
 }
 
 impl Ips {
     #[inline(always)]
-    fn v4(ip: u128, port: u16) -> SocketAddrV4 {
-        SocketAddrV4::new(Ipv4Addr::from(ip as u32), port)
+    pub(crate) fn new(src: u128, dst: u128, src_port: u16, dst_port: u16) -> Self {
+        Ips {
+            src_hi: (src >> 64) as u64,
+            src_lo: src as u64,
+            dst_hi: (dst >> 64) as u64,
+            dst_lo: dst as u64,
+            src_port,
+            dst_port,
+        }
     }
     #[inline(always)]
-    fn v6(ip: u128, port: u16) -> SocketAddrV6 {
+    fn v4(lo: u64, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::from(lo as u32), port)
+    }
+    #[inline(always)]
+    fn v6(hi: u64, lo: u64, port: u16) -> SocketAddrV6 {
+        let ip = (u128::from(hi) << 64) | u128::from(lo);
         SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)
     }
 }
@@ -238,12 +254,12 @@ impl<'a> Header<'a> {
         match self.stored {
             Family::Unspec => Addresses::Unspec,
             Family::Inet => Addresses::Ipv4 {
-                source: Ips::v4(self.addr.src, self.addr.src_port),
-                destination: Ips::v4(self.addr.dst, self.addr.dst_port),
+                source: Ips::v4(self.addr.src_lo, self.addr.src_port),
+                destination: Ips::v4(self.addr.dst_lo, self.addr.dst_port),
             },
             Family::Inet6 => Addresses::Ipv6 {
-                source: Ips::v6(self.addr.src, self.addr.src_port),
-                destination: Ips::v6(self.addr.dst, self.addr.dst_port),
+                source: Ips::v6(self.addr.src_hi, self.addr.src_lo, self.addr.src_port),
+                destination: Ips::v6(self.addr.dst_hi, self.addr.dst_lo, self.addr.dst_port),
             },
             Family::Unix => {
                 let src = self.unix.get(..108).and_then(|s| s.try_into().ok());
@@ -268,8 +284,15 @@ impl<'a> Header<'a> {
             return None;
         }
         match self.stored {
-            Family::Inet => Some(SocketAddr::V4(Ips::v4(self.addr.src, self.addr.src_port))),
-            Family::Inet6 => Some(SocketAddr::V6(Ips::v6(self.addr.src, self.addr.src_port))),
+            Family::Inet => Some(SocketAddr::V4(Ips::v4(
+                self.addr.src_lo,
+                self.addr.src_port,
+            ))),
+            Family::Inet6 => Some(SocketAddr::V6(Ips::v6(
+                self.addr.src_hi,
+                self.addr.src_lo,
+                self.addr.src_port,
+            ))),
             Family::Unspec | Family::Unix => None,
         }
     }
@@ -281,8 +304,15 @@ impl<'a> Header<'a> {
             return None;
         }
         match self.stored {
-            Family::Inet => Some(SocketAddr::V4(Ips::v4(self.addr.dst, self.addr.dst_port))),
-            Family::Inet6 => Some(SocketAddr::V6(Ips::v6(self.addr.dst, self.addr.dst_port))),
+            Family::Inet => Some(SocketAddr::V4(Ips::v4(
+                self.addr.dst_lo,
+                self.addr.dst_port,
+            ))),
+            Family::Inet6 => Some(SocketAddr::V6(Ips::v6(
+                self.addr.dst_hi,
+                self.addr.dst_lo,
+                self.addr.dst_port,
+            ))),
             Family::Unspec | Family::Unix => None,
         }
     }

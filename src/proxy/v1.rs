@@ -210,12 +210,7 @@ fn fields(c: &mut Cur<'_>, addr: &mut Ips) -> R<Family> {
             let dst = ipv4(c, Endpoint::Destination)?;
             space_after_addr(c, Endpoint::Destination)?;
             let (sp, dp) = ports(c)?;
-            *addr = Ips {
-                src: u32::from(src).into(),
-                dst: u32::from(dst).into(),
-                src_port: sp,
-                dst_port: dp,
-            };
+            *addr = Ips::new(u32::from(src).into(), u32::from(dst).into(), sp, dp);
         }
         Family::Inet6 => {
             let src = ipv6(c, Endpoint::Source)?;
@@ -223,12 +218,7 @@ fn fields(c: &mut Cur<'_>, addr: &mut Ips) -> R<Family> {
             let dst = ipv6(c, Endpoint::Destination)?;
             space_after_addr(c, Endpoint::Destination)?;
             let (sp, dp) = ports(c)?;
-            *addr = Ips {
-                src: src.into(),
-                dst: dst.into(),
-                src_port: sp,
-                dst_port: dp,
-            };
+            *addr = Ips::new(src.into(), dst.into(), sp, dp);
         }
         Family::Unspec | Family::Unix => unknown_rest(c)?,
     }

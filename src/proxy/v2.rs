@@ -194,12 +194,12 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
         Family::Inet => match block.first_chunk::<12>() {
             Some(b) => {
                 let [s0, s1, s2, s3, d0, d1, d2, d3, sp0, sp1, dp0, dp1] = *b;
-                addr = Ips {
-                    src: u32::from_be_bytes([s0, s1, s2, s3]).into(),
-                    dst: u32::from_be_bytes([d0, d1, d2, d3]).into(),
-                    src_port: u16::from_be_bytes([sp0, sp1]),
-                    dst_port: u16::from_be_bytes([dp0, dp1]),
-                };
+                addr = Ips::new(
+                    u32::from_be_bytes([s0, s1, s2, s3]).into(),
+                    u32::from_be_bytes([d0, d1, d2, d3]).into(),
+                    u16::from_be_bytes([sp0, sp1]),
+                    u16::from_be_bytes([dp0, dp1]),
+                );
                 family
             }
             None => Family::Unspec,
@@ -209,12 +209,12 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
                 let (mut s, mut d) = ([0; 16], [0; 16]);
                 s.copy_from_slice(&b[..16]);
                 d.copy_from_slice(&b[16..32]);
-                addr = Ips {
-                    src: u128::from_be_bytes(s),
-                    dst: u128::from_be_bytes(d),
-                    src_port: u16::from_be_bytes([b[32], b[33]]),
-                    dst_port: u16::from_be_bytes([b[34], b[35]]),
-                };
+                addr = Ips::new(
+                    u128::from_be_bytes(s),
+                    u128::from_be_bytes(d),
+                    u16::from_be_bytes([b[32], b[33]]),
+                    u16::from_be_bytes([b[34], b[35]]),
+                );
                 family
             }
             None => Family::Unspec,
@@ -326,12 +326,21 @@ impl CrcChunk {
 /// the field's term; `benches/crc32c_small.rs`).
 #[inline]
 fn crc_over(header: &[u8], at: usize) -> u32 {
-    let mut buf = CrcChunk([0; CRC_CHUNK]);
-    if header.len() <= CRC_CHUNK {
-        buf.fill_from(header);
-        buf.clear(at, at + 4);
-        return crc_fast::crc32_iscsi(&buf.0[..header.len()]);
+    if header.len() > CRC_CHUNK {
+        return crc_over_chunks(header, at);
     }
+    let mut buf = CrcChunk([0; CRC_CHUNK]);
+    buf.fill_from(header);
+    buf.clear(at, at + 4);
+    crc_fast::crc32_iscsi(&buf.0[..header.len()])
+}
+
+/// [`crc_over`] for a header longer than one copy buffer (out of line: the
+/// digest's state would otherwise enlarge every parse's stack frame).
+#[cold]
+#[inline(never)]
+fn crc_over_chunks(header: &[u8], at: usize) -> u32 {
+    let mut buf = CrcChunk([0; CRC_CHUNK]);
     let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
     for (i, part) in header.chunks(CRC_CHUNK).enumerate() {
         let start = i * CRC_CHUNK;
