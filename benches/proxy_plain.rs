@@ -1,9 +1,12 @@
 //! A plain timing loop over the same contenders as `proxy_parse` (no
 //! criterion): each parses the same bytes and hands back the same outputs
 //! (client address, header length, VPC endpoint id on the NLB header),
-//! black-boxed. Seven rounds, contenders interleaved within each round; the
-//! median ns per parse and the ratios to realip are printed. Bounded: about
-//! two seconds. `cargo bench --bench proxy_plain`.
+//! black-boxed. 41 short rounds, contenders interleaved within each round;
+//! printed: the median ns per parse, and how many times realip's time each
+//! contender takes as the median of the per-round ratios (a round times
+//! every contender within a few milliseconds, so load that comes and goes
+//! on a shared machine falls on all of them alike). Bounded: a few seconds.
+//! `cargo bench --bench proxy_plain`.
 
 #[path = "common/proxy.rs"]
 mod common;
@@ -13,7 +16,7 @@ use std::time::Instant;
 
 use common::Out;
 
-const ROUNDS: usize = 7;
+const ROUNDS: usize = 41;
 
 fn ns_per_call(iters: u32, f: &dyn Fn() -> Out) -> f64 {
     let start = Instant::now();
@@ -50,17 +53,21 @@ fn group(name: &str, iters: u32, contenders: &[(&str, &dyn Fn() -> Out)]) {
             times[i].push(ns_per_call(iters, *f));
         }
     }
-    let medians: Vec<f64> = times.into_iter().map(median).collect();
     println!("{name} ({} bytes)", contenders[0].1().1);
-    for ((n, _), m) in contenders.iter().zip(&medians) {
-        println!("  {n:<16} {m:>7.2} ns   realip is {:.2}x", m / medians[0]);
+    for ((n, _), t) in contenders.iter().zip(&times) {
+        let ratios = t.iter().zip(&times[0]).map(|(x, r)| x / r).collect();
+        println!(
+            "  {n:<16} {:>7.2} ns   realip is {:.2}x",
+            median(t.clone()),
+            median(ratios)
+        );
     }
 }
 
 fn main() {
     // `cargo test --benches` runs this without `--bench`: a quick smoke run.
     let iters = if std::env::args().any(|a| a == "--bench") {
-        1_000_000
+        200_000
     } else {
         1_000
     };

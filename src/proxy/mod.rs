@@ -178,35 +178,50 @@ pub struct Header<'a> {
     pub(crate) family: Family,
     /// Which addresses `addr`/`unix` hold (`Unspec`: none).
     pub(crate) stored: Family,
-    /// IP addresses in the v2 block layout (source IP, destination IP,
-    /// source port, destination port; big-endian): INET uses the first 12
-    /// bytes, INET6 all 36, the rest is zero. Plain bytes rather than socket
-    /// address enums, so a header moves as a few wide copies.
-    pub(crate) addr: [u8; 36],
+    /// The IP endpoints (zero unless `stored` is INET or INET6).
+    pub(crate) addr: Ips,
     /// UNIX: the 216-byte block; otherwise empty.
     pub(crate) unix: &'a [u8],
     pub(crate) tlvs: &'a [u8],
     pub(crate) index: Index,
 }
 
-#[inline(always)]
-fn v4_at(a: &[u8; 36], ip: usize, port: usize) -> SocketAddrV4 {
-    SocketAddrV4::new(
-        Ipv4Addr::new(a[ip], a[ip + 1], a[ip + 2], a[ip + 3]),
-        u16::from_be_bytes([a[port], a[port + 1]]),
-    )
+/// The IP endpoints of a header as numbers, an IPv4 address in the low 32
+/// bits: scalars rather than a byte array, so a parsed header can stay in
+/// registers instead of being copied piecewise through the stack. Each
+/// address is two `u64` halves, not a `u128`, whose 16-byte alignment
+/// would pad every header.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Ips {
+    src_hi: u64,
+    src_lo: u64,
+    dst_hi: u64,
+    dst_lo: u64,
+    src_port: u16,
+    dst_port: u16,
 }
 
-#[inline(always)]
-fn v6_at(a: &[u8; 36], ip: usize, port: usize) -> SocketAddrV6 {
-    let mut b = [0u8; 16];
-    b.copy_from_slice(&a[ip..ip + 16]);
-    SocketAddrV6::new(
-        Ipv6Addr::from(b),
-        u16::from_be_bytes([a[port], a[port + 1]]),
-        0,
-        0,
-    )
+impl Ips {
+    #[inline(always)]
+    pub(crate) fn new(src: u128, dst: u128, src_port: u16, dst_port: u16) -> Self {
+        Ips {
+            src_hi: (src >> 64) as u64,
+            src_lo: src as u64,
+            dst_hi: (dst >> 64) as u64,
+            dst_lo: dst as u64,
+            src_port,
+            dst_port,
+        }
+    }
+    #[inline(always)]
+    fn v4(lo: u64, port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new(Ipv4Addr::from(lo as u32), port)
+    }
+    #[inline(always)]
+    fn v6(hi: u64, lo: u64, port: u16) -> SocketAddrV6 {
+        let ip = (u128::from(hi) << 64) | u128::from(lo);
+        SocketAddrV6::new(Ipv6Addr::from(ip), port, 0, 0)
+    }
 }
 
 impl<'a> Header<'a> {
@@ -239,12 +254,12 @@ impl<'a> Header<'a> {
         match self.stored {
             Family::Unspec => Addresses::Unspec,
             Family::Inet => Addresses::Ipv4 {
-                source: v4_at(&self.addr, 0, 8),
-                destination: v4_at(&self.addr, 4, 10),
+                source: Ips::v4(self.addr.src_lo, self.addr.src_port),
+                destination: Ips::v4(self.addr.dst_lo, self.addr.dst_port),
             },
             Family::Inet6 => Addresses::Ipv6 {
-                source: v6_at(&self.addr, 0, 32),
-                destination: v6_at(&self.addr, 16, 34),
+                source: Ips::v6(self.addr.src_hi, self.addr.src_lo, self.addr.src_port),
+                destination: Ips::v6(self.addr.dst_hi, self.addr.dst_lo, self.addr.dst_port),
             },
             Family::Unix => {
                 let src = self.unix.get(..108).and_then(|s| s.try_into().ok());
@@ -269,8 +284,15 @@ impl<'a> Header<'a> {
             return None;
         }
         match self.stored {
-            Family::Inet => Some(SocketAddr::V4(v4_at(&self.addr, 0, 8))),
-            Family::Inet6 => Some(SocketAddr::V6(v6_at(&self.addr, 0, 32))),
+            Family::Inet => Some(SocketAddr::V4(Ips::v4(
+                self.addr.src_lo,
+                self.addr.src_port,
+            ))),
+            Family::Inet6 => Some(SocketAddr::V6(Ips::v6(
+                self.addr.src_hi,
+                self.addr.src_lo,
+                self.addr.src_port,
+            ))),
             Family::Unspec | Family::Unix => None,
         }
     }
@@ -282,8 +304,15 @@ impl<'a> Header<'a> {
             return None;
         }
         match self.stored {
-            Family::Inet => Some(SocketAddr::V4(v4_at(&self.addr, 4, 10))),
-            Family::Inet6 => Some(SocketAddr::V6(v6_at(&self.addr, 16, 34))),
+            Family::Inet => Some(SocketAddr::V4(Ips::v4(
+                self.addr.dst_lo,
+                self.addr.dst_port,
+            ))),
+            Family::Inet6 => Some(SocketAddr::V6(Ips::v6(
+                self.addr.dst_hi,
+                self.addr.dst_lo,
+                self.addr.dst_port,
+            ))),
             Family::Unspec | Family::Unix => None,
         }
     }

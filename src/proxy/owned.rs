@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 
 use super::tlv::Index;
+use super::Ips;
 use super::{Command, Family, Header, Transport, Unaddressed, Version};
 
 /// A PROXY header that owns its bytes, for connection info kept after the
@@ -28,7 +29,7 @@ pub struct OwnedHeader {
     transport: Transport,
     family: Family,
     stored: Family,
-    addr: [u8; 36],
+    addr: Ips,
     unix: Box<[u8]>,
     tlvs: Box<[u8]>,
     index: Index,

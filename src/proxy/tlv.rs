@@ -131,6 +131,7 @@ impl Index {
 /// Fills `idx` and returns the offset of the CRC32C value inside `tlvs`.
 /// (An out-parameter: returning the index by value made the caller copy it
 /// back through the stack, a measurable cost at these sizes.)
+#[inline(always)]
 pub(crate) fn validate(tlvs: &[u8], idx: &mut Index) -> Result<Option<usize>, Error> {
     let mut crc_at = None;
     let mut rest = tlvs;

@@ -23,7 +23,9 @@ use std::io::Write as _;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::tlv::Index;
-use super::{Addresses, Command, EncodeError, Endpoint, Error, Family, Header, Status, Transport};
+use super::{
+    Addresses, Command, EncodeError, Endpoint, Error, Family, Header, Ips, Status, Transport,
+};
 
 /// Longest v1 header, CRLF included.
 pub const MAX_LEN: usize = 107;
@@ -166,7 +168,7 @@ impl<'a> Cur<'a> {
 /// Parses a v1 header at the front of `buf`.
 pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
     let mut c = Cur::new(buf);
-    let mut addr = [0u8; 36];
+    let mut addr = Ips::default();
     match fields(&mut c, &mut addr) {
         Ok(family) => Ok(Status::Complete(
             Header {
@@ -195,10 +197,10 @@ pub fn parse(buf: &[u8]) -> Result<Status<'_>, Error> {
     }
 }
 
-/// The whole line. Addresses go to `addr` in the v2 block layout (see
-/// `Header::addr`); returns the family (`Unspec` for `UNKNOWN`).
+/// The whole line. Addresses go to `addr`; returns the family (`Unspec`
+/// for `UNKNOWN`).
 #[inline(always)]
-fn fields(c: &mut Cur<'_>, addr: &mut [u8; 36]) -> R<Family> {
+fn fields(c: &mut Cur<'_>, addr: &mut Ips) -> R<Family> {
     c.lit(PREFIX, Error::NotProxy)?;
     let family = protocol(c)?;
     match family {
@@ -208,10 +210,7 @@ fn fields(c: &mut Cur<'_>, addr: &mut [u8; 36]) -> R<Family> {
             let dst = ipv4(c, Endpoint::Destination)?;
             space_after_addr(c, Endpoint::Destination)?;
             let (sp, dp) = ports(c)?;
-            addr[..4].copy_from_slice(&src.octets());
-            addr[4..8].copy_from_slice(&dst.octets());
-            addr[8..10].copy_from_slice(&sp.to_be_bytes());
-            addr[10..12].copy_from_slice(&dp.to_be_bytes());
+            *addr = Ips::new(u32::from(src).into(), u32::from(dst).into(), sp, dp);
         }
         Family::Inet6 => {
             let src = ipv6(c, Endpoint::Source)?;
@@ -219,10 +218,7 @@ fn fields(c: &mut Cur<'_>, addr: &mut [u8; 36]) -> R<Family> {
             let dst = ipv6(c, Endpoint::Destination)?;
             space_after_addr(c, Endpoint::Destination)?;
             let (sp, dp) = ports(c)?;
-            addr[..16].copy_from_slice(&src.octets());
-            addr[16..32].copy_from_slice(&dst.octets());
-            addr[32..34].copy_from_slice(&sp.to_be_bytes());
-            addr[34..36].copy_from_slice(&dp.to_be_bytes());
+            *addr = Ips::new(src.into(), dst.into(), sp, dp);
         }
         Family::Unspec | Family::Unix => unknown_rest(c)?,
     }
