@@ -202,4 +202,52 @@ fn main() {
             }),
         ],
     );
+
+    // #14's resolve-side fast paths beside their general paths. The hand
+    // scan of a small HeaderMap against the hashed `get_all`:
+    let name = http::HeaderName::from_static("x-forwarded-for");
+    group(
+        "fastpath_header_lookup",
+        200_000,
+        &[
+            ("scan", &|| {
+                let mut n = 0;
+                for (k, v) in black_box(&h) {
+                    if k == black_box(&name) {
+                        n = v.len() as u64;
+                    }
+                }
+                n
+            }),
+            ("get_all", &|| {
+                black_box(&h)
+                    .get_all(black_box(&name))
+                    .iter()
+                    .next_back()
+                    .map_or(0, |v| v.len() as u64)
+            }),
+        ],
+    );
+    // A built-in name recorded as a static `Source` pointer, against a
+    // custom name of the same length, cloned into every resolution.
+    let custom = http::HeaderName::from_static("x-forwarded-fxr");
+    let mut h_custom = map(&common);
+    h_custom.insert(custom.clone(), HeaderValue::from_static(xff5));
+    let mut h_builtin = map(&common);
+    h_builtin.insert("x-forwarded-for", HeaderValue::from_static(xff5));
+    let shared = build(HeaderSource::XForwardedFor, false);
+    let owned = build(HeaderSource::List(custom), false);
+    let run = |p: &Policy, h: &HeaderMap| {
+        let r = p.resolve(black_box(peer), None, black_box(h));
+        r.port().map_or(0, u64::from) ^ r.hops().len() as u64
+    };
+    assert_eq!(run(&shared, &h_builtin), run(&owned, &h_custom));
+    group(
+        "fastpath_source",
+        200_000,
+        &[
+            ("static-pointer", &|| run(&shared, &h_builtin)),
+            ("cloned-name", &|| run(&owned, &h_custom)),
+        ],
+    );
 }

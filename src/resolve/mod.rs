@@ -75,7 +75,6 @@ use self::context::{
     ContextConfig, ContextRecord, Follow, HostPattern, OwnView, Reader, Steps, Walk,
 };
 pub use self::resolution::{Hops, Resolution, Source, Stop};
-use self::resolution::{Recorded, BUILTIN_HEADERS, PROXY_PROTOCOL};
 use crate::forwarded::{self, bits_of, rfc7239, single, xff, Raw, RawEntries};
 #[cfg(feature = "live")]
 use crate::trust::live::LiveTrust;
@@ -193,8 +192,8 @@ enum Kind {
 struct Spec {
     name: HeaderName,
     kind: Kind,
-    /// `Source::Header(name)`, shared when the name is a built-in one.
-    source: Recorded,
+    /// `Source::Header(name)`, cloned into each resolution that reads it.
+    source: Source,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -427,7 +426,7 @@ impl Walker<'_> {
         let inner = self.inner;
         if let Some(src) = proxy_source {
             r.step(bits_of(src.ip()), Some(src.port()));
-            r.source = Recorded::Shared(&PROXY_PROTOCOL);
+            r.source = Source::ProxyProtocol;
         }
         let Some(spec) = &inner.spec else {
             r.stop = Stop::UntrustedHop;
@@ -579,7 +578,7 @@ impl Walker<'_> {
     fn walk<'h>(
         &self,
         r: &mut Resolution,
-        source: &Recorded,
+        source: &Source,
         proxy_source: Option<SocketAddr>,
         mut entries: impl RawEntries<'h>,
         steps: &mut impl Steps<'h>,
@@ -1034,14 +1033,8 @@ impl PolicyBuilder {
                     ),
                 ));
             }
-            let shared = BUILTIN_HEADERS
-                .iter()
-                .find(|s| matches!(s, Source::Header(n) if *n == name));
             specs.push(Spec {
-                source: shared.map_or_else(
-                    || Recorded::Owned(Source::Header(name.clone())),
-                    Recorded::Shared,
-                ),
+                source: Source::Header(name.clone()),
                 name,
                 kind: source.kind(),
             });

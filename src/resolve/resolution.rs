@@ -3,7 +3,6 @@
 
 use super::context::{ClientContext, ContextRecord};
 use super::MAX_HOP_CAP;
-use crate::forwarded;
 use crate::forwarded::{bits_of, ip_of};
 use http::HeaderName;
 use std::fmt;
@@ -22,55 +21,6 @@ pub enum Source {
     ProxyProtocol,
     /// An entry of this request header.
     Header(HeaderName),
-}
-
-/// Sources shared by every [`Resolution`]: recording one copies a pointer,
-/// where cloning a custom [`HeaderName`] calls through its `Bytes` vtable
-/// (and dropping it again). Only headers configured by a custom name
-/// that is none of these are cloned.
-pub(super) static SOCKET: Source = Source::Socket;
-pub(super) static PROXY_PROTOCOL: Source = Source::ProxyProtocol;
-pub(super) static BUILTIN_HEADERS: [Source; 8] = [
-    Source::Header(forwarded::X_FORWARDED_FOR),
-    Source::Header(forwarded::FORWARDED),
-    Source::Header(forwarded::X_REAL_IP),
-    Source::Header(forwarded::CF_CONNECTING_IP),
-    Source::Header(forwarded::TRUE_CLIENT_IP),
-    Source::Header(forwarded::FLY_CLIENT_IP),
-    Source::Header(forwarded::X_ENVOY_EXTERNAL_ADDRESS),
-    Source::Header(forwarded::CLOUDFRONT_VIEWER_ADDRESS),
-];
-
-/// A [`Source`] as a [`Resolution`] records it.
-#[derive(Debug)]
-pub(super) enum Recorded {
-    /// One of the statics above.
-    Shared(&'static Source),
-    /// A custom header name.
-    Owned(Source),
-}
-
-impl Clone for Recorded {
-    /// A pointer copy for the shared ones, inlined into the walk.
-    #[inline(always)]
-    fn clone(&self) -> Self {
-        match self {
-            Recorded::Shared(s) => Recorded::Shared(s),
-            Recorded::Owned(s) => Recorded::Owned(s.clone()),
-        }
-    }
-}
-
-impl std::ops::Deref for Recorded {
-    type Target = Source;
-
-    #[inline]
-    fn deref(&self) -> &Source {
-        match self {
-            Recorded::Shared(s) => s,
-            Recorded::Owned(s) => s,
-        }
-    }
 }
 
 /// Why the walk stopped.
@@ -191,7 +141,7 @@ pub struct Resolution {
     pub(super) port: Option<u16>,
     len: u8,
     pub(super) stop: Stop,
-    pub(super) source: Recorded,
+    pub(super) source: Source,
     /// The client's scheme, host, port and prefix; `None` with context off.
     pub(super) context: Option<ContextRecord>,
 }
@@ -213,7 +163,7 @@ impl Resolution {
             port: Some(peer.port()),
             len: 1,
             stop: Stop::UntrustedHop,
-            source: Recorded::Shared(&SOCKET),
+            source: Source::Socket,
             context: None,
         }
     }
