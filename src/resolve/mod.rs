@@ -1162,6 +1162,13 @@ mod tests {
         }
     }
 
+    /// A resolution stays small: it is built per request and moved into
+    /// the request's extensions (432 bytes with the context inline).
+    #[test]
+    fn resolution_stays_small() {
+        assert!(std::mem::size_of::<Resolution>() <= 320);
+    }
+
     #[test]
     fn policy_is_send_sync_clone() {
         fn check<T: Send + Sync + Clone + std::fmt::Debug>() {}

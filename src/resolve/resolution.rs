@@ -260,7 +260,9 @@ impl Resolution {
     }
 
     /// The client's scheme, host, port and prefix, from the same walk;
-    /// `None` when the policy has context off.
+    /// `None` when the policy has context off. When the walk believed no
+    /// context value, the first read validates and copies the request's
+    /// own host (one allocation); later reads and clones reuse it.
     pub fn context(&self) -> Option<&ClientContext> {
         self.context.as_ref().map(ContextRecord::get)
     }
