@@ -154,6 +154,8 @@ fn bench(c: &mut Criterion) {
     }
 
     context(c, peer, client);
+    issue14(c, peer, client);
+    fast_paths(c, peer, client);
 
     // Trusted-range lookup alone: 10 vs 10,000 ranges, hit and miss.
     let mut group = c.benchmark_group("trust_lookup");
@@ -199,7 +201,7 @@ fn context(c: &mut Criterion, peer: SocketAddr, client: IpAddr) {
         &'a str,
         &'a [(&'a str, &'a str)],
     );
-    let inputs: [Input<'_>; 3] = [
+    let inputs: [Input<'_>; 4] = [
         (
             "context_xff_1hop",
             HeaderSource::XForwardedFor,
@@ -222,6 +224,15 @@ fn context(c: &mut Criterion, peer: SocketAddr, client: IpAddr) {
             "forwarded",
             FWD_1,
             "for=203.0.113.9;proto=https;host=shop.example",
+            &[],
+        ),
+        (
+            "context_fwd_5hop",
+            HeaderSource::Forwarded,
+            "forwarded",
+            FWD_5,
+            "for=203.0.113.9;proto=https;host=shop.example, for=10.0.0.5, for=192.168.1.4, \
+             for=172.16.0.3, for=10.1.2.3",
             &[],
         ),
     ];
@@ -260,6 +271,126 @@ fn context(c: &mut Criterion, peer: SocketAddr, client: IpAddr) {
         });
         group.finish();
     }
+}
+
+/// Issue #14's request: five other headers, then `X-Forwarded-For`; the
+/// default policy (context on) walks 5 hops over 10 trusted ranges, where
+/// `client-ip` takes the rightmost entry with no trust check.
+fn issue14_headers() -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in [
+        ("host", "example.com"),
+        ("user-agent", "Mozilla/5.0 (X11; Linux x86_64)"),
+        ("accept", "text/html,application/xhtml+xml"),
+        ("accept-encoding", "gzip, deflate, br"),
+        ("cookie", "session=abc123"),
+        ("x-forwarded-for", XFF_5),
+    ] {
+        h.append(k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+fn issue14(c: &mut Criterion, peer: SocketAddr, client: IpAddr) {
+    let h = issue14_headers();
+    let default = Policy::builder()
+        .trust_all(ten_ranges())
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    assert!(default.has_context());
+    let r = default.resolve(peer, None, &h);
+    assert_eq!((r.ip(), r.hops().len()), (client, 6));
+    let off = Policy::builder()
+        .trust_all(ten_ranges())
+        .header(HeaderSource::XForwardedFor)
+        .context(false)
+        .build()
+        .unwrap();
+    let mut group = c.benchmark_group("issue14_xff_5hop");
+    group.bench_function("realip/default", |b| {
+        b.iter(|| default.resolve(black_box(peer), None, black_box(&h)).ip())
+    });
+    group.bench_function("realip/context-off", |b| {
+        b.iter(|| off.resolve(black_box(peer), None, black_box(&h)).ip())
+    });
+    group.bench_function("client-ip/rightmost", |b| {
+        b.iter(|| client_ip::rightmost_x_forwarded_for(black_box(&h)).ok())
+    });
+    group.finish();
+}
+
+/// The resolve-side fast paths of #14, each beside the general path it
+/// stands in for, on the same request in the same run.
+fn fast_paths(c: &mut Criterion, peer: SocketAddr, client: IpAddr) {
+    let mut group = c.benchmark_group("fastpath");
+    // 1. The hand scan of the HeaderMap (what `lookup` does for maps of up
+    // to 12 lines) against the hashed `get_all` it replaces.
+    let name = HeaderName::from_static("x-forwarded-for");
+    for (label, h) in [
+        ("4-lines", headers("x-forwarded-for", XFF_5)),
+        ("6-lines", issue14_headers()),
+    ] {
+        group.bench_function(BenchmarkId::new("header-scan", label), |b| {
+            b.iter(|| {
+                let mut found = None;
+                for (k, v) in black_box(&h) {
+                    if k == black_box(&name) {
+                        found = Some(v.len());
+                    }
+                }
+                found
+            })
+        });
+        group.bench_function(BenchmarkId::new("header-get_all", label), |b| {
+            b.iter(|| {
+                black_box(&h)
+                    .get_all(black_box(&name))
+                    .iter()
+                    .next_back()
+                    .map(|v| v.len())
+            })
+        });
+    }
+    // 2. Static `Source` pointers: a built-in name records a pointer to a
+    // shared `Source`; a custom name of the same length is cloned into
+    // every resolution (and dropped), the general path.
+    let custom = HeaderName::from_static("x-forwarded-fxr");
+    let h_builtin = headers("x-forwarded-for", XFF_5);
+    let h_custom = {
+        let mut h = headers("x-forwarded-fxr", XFF_5);
+        h.remove("x-forwarded-for");
+        h
+    };
+    let shared = Policy::builder()
+        .trust_all(ten_ranges())
+        .header(HeaderSource::XForwardedFor)
+        .context(false)
+        .build()
+        .unwrap();
+    let owned = Policy::builder()
+        .trust_all(ten_ranges())
+        .header(HeaderSource::List(custom))
+        .context(false)
+        .build()
+        .unwrap();
+    assert_eq!(shared.resolve(peer, None, &h_builtin).ip(), client);
+    assert_eq!(owned.resolve(peer, None, &h_custom).ip(), client);
+    group.bench_function("source/static-pointer", |b| {
+        b.iter(|| {
+            shared
+                .resolve(black_box(peer), None, black_box(&h_builtin))
+                .ip()
+        })
+    });
+    group.bench_function("source/cloned-name", |b| {
+        b.iter(|| {
+            owned
+                .resolve(black_box(peer), None, black_box(&h_custom))
+                .ip()
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, bench);

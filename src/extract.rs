@@ -8,8 +8,9 @@
 //!   walk stopped, the PROXY header with its TLVs);
 //! - [`ClientScheme`], [`ClientHost`], [`BaseUrl`]: the scheme, host and
 //!   port, and `scheme://host[:port]/prefix` the client used, from the
-//!   same walk (the policy's client context, [`RealIp::context`]; off by
-//!   default, `.context(true)` on the layer builder turns it on);
+//!   same walk (the policy's client context, [`RealIp::context`]; on by
+//!   default whenever the layer reads an address header, `.context(false)`
+//!   turns it off);
 //! - [`Conclusive<T>`] around any of the first three: the same, but a request whose
 //!   walk was inconclusive (a malformed entry, an ambiguous single-address
 //!   header, the hop cap, too short a chain) is rejected with `400`.
@@ -255,7 +256,6 @@ impl fmt::Display for ClientAddr {
 /// let layer = RealIpLayer::builder()
 ///     .trust_private()
 ///     .header(HeaderSource::XForwardedFor)
-///     .context(true)
 ///     .build()?;
 /// let app: Router = Router::new().route("/", get(handler)).layer(layer);
 /// # let _ = app;
@@ -303,7 +303,6 @@ impl fmt::Display for ClientHost {
 /// let layer = RealIpLayer::builder()
 ///     .trust_private()
 ///     .header(HeaderSource::XForwardedFor)
-///     .context(true)
 ///     .allowed_host("shop.example")
 ///     .build()?;
 /// let app: Router = Router::new().route("/login", get(login)).layer(layer);
@@ -405,8 +404,8 @@ mod axum_impls {
         MissingConnectInfo,
         /// The walk was inconclusive (only [`Conclusive`] rejects for it).
         Inconclusive(Stop),
-        /// The policy has client context off, the default (`.context(true)`
-        /// turns it on; [`ClientScheme`],
+        /// The policy has client context off (`.context(false)`, or no
+        /// address header; `.context(true)` turns it on; [`ClientScheme`],
         /// [`ClientHost`], [`BaseUrl`]).
         ContextOff,
         /// No one named a host: the request had no authority or `Host`,
@@ -465,8 +464,8 @@ mod axum_impls {
                      ::<SocketAddr>() (or insert a ProxiedAddr request extension)"
                 }
                 RejectionReason::ContextOff => {
-                    "realip: the client context is off for this policy (it is off by \
-                     default): turn it on with `.context(true)` on the RealIpLayer builder"
+                    "realip: the client context is off for this policy (`.context(false)`, or no \
+                     address header): turn it on with `.context(true)` on the RealIpLayer builder"
                 }
                 RejectionReason::NoHost => {
                     "realip: the request names no host (no authority, no Host header)"

@@ -225,8 +225,8 @@ impl RealIpLayerBuilder {
         }
     }
 
-    /// Client context on or off ([`PolicyBuilder::context`]: off by
-    /// default, for its cost per request).
+    /// Client context on or off ([`PolicyBuilder::context`]: on by
+    /// default whenever an address header is configured).
     pub fn context(self, on: bool) -> Self {
         self.map(|b| b.context(on))
     }

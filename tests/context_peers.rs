@@ -381,21 +381,21 @@ async fn connection_tls_starts_https() {
     }
 }
 
-/// Context is off by default: the address still resolves through the
-/// trusted proxy, `RealIp::context()` is `None`, the `Option<_>` context
-/// extractors are `None`, and the plain ones reject with a `500` whose
-/// body names `.context(true)`.
+/// Context is on by default with an address header (the trusted proxy's
+/// `X-Forwarded-Proto` gives `https`); with `.context(false)` the address
+/// still resolves through the trusted proxy, `RealIp::context()` is
+/// `None`, the `Option<_>` context extractors are `None`, and the plain
+/// ones reject with a `500` whose body names `.context(true)`.
 #[tokio::test]
-async fn context_off_by_default_rejects_naming_the_switch() {
+async fn context_on_by_default_and_off_rejects_naming_the_switch() {
     use axum::http::StatusCode;
     use tower::ServiceExt;
-    let layer = || {
+    let builder = || {
         RealIpLayer::builder()
             .trust(host_net(lo(201)))
             .header(HeaderSource::XForwardedFor)
-            .build()
-            .unwrap()
     };
+    let layer = || builder().context(false).build().unwrap();
     let request = |path: &str| {
         let req = axum::http::Request::builder()
             .uri(path)
@@ -419,6 +419,13 @@ async fn context_off_by_default_rejects_naming_the_switch() {
             },
         ),
     );
+    let default = Router::new()
+        .route("/", get(|BaseUrl(b): BaseUrl| async move { b }))
+        .layer(builder().build().unwrap());
+    let res = default.oneshot(request("/")).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+    assert_eq!(&body[..], b"https://shop.example");
     let res = optional.layer(layer()).oneshot(request("/")).await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();

@@ -427,15 +427,16 @@ fn context_off_and_defaults() {
         .build()
         .unwrap();
     assert!(off.resolve(peer, None, &headers).context().is_none());
-    // Off by default, with an address header too (for its cost).
+    // On by default once an address header is configured.
     let default = Policy::builder()
         .trust_private()
         .header(HeaderSource::XForwardedFor)
         .build()
         .unwrap();
-    assert!(!default.has_context());
-    assert!(default.resolve(peer, None, &headers).context().is_none());
+    assert!(default.has_context());
+    assert!(default.resolve(peer, None, &headers).context().is_some());
     // No header configured: off unless asked for.
+    assert!(!Policy::default().has_context());
     assert!(Policy::default()
         .resolve(peer, None, &headers)
         .context()
@@ -444,23 +445,20 @@ fn context_off_and_defaults() {
     let r = on.resolve(peer, None, &headers);
     assert_eq!(r.context().unwrap().scheme(), realip::Scheme::Http);
     // Options without context are a configuration error naming the
-    // switch, whether context was turned off or left off.
-    for explicit in [true, false] {
-        let b = Policy::builder()
-            .trust_private()
-            .header(HeaderSource::XForwardedFor);
-        let b = if explicit { b.context(false) } else { b };
-        let err = b.symmetric(true).build().unwrap_err();
-        assert_eq!(err.kind(), realip::ConfigErrorKind::ContextOff);
-        assert!(err.to_string().contains("`.context(true)`"), "{err}");
-        let err = Policy::builder()
+    // switch, whether context was turned off or left off (no header).
+    let off = || {
+        Policy::builder()
             .trust_private()
             .header(HeaderSource::XForwardedFor)
-            .allowed_host("shop.example")
-            .build()
-            .unwrap_err();
+            .context(false)
+    };
+    for b in [off().symmetric(true), Policy::builder().symmetric(true)] {
+        let err = b.build().unwrap_err();
         assert_eq!(err.kind(), realip::ConfigErrorKind::ContextOff);
+        assert!(err.to_string().contains("`.context(true)`"), "{err}");
     }
+    let err = off().allowed_host("shop.example").build().unwrap_err();
+    assert_eq!(err.kind(), realip::ConfigErrorKind::ContextOff);
     for bad in ["", "*.", "user@host", "a..b", "*.*.example", "host:80"] {
         let err = Policy::builder()
             .trust_private()

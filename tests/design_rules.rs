@@ -696,3 +696,90 @@ fn optional_mode_and_the_require_everyone_default_are_documented_as_such() {
         );
     }
 }
+
+/// Issue #10, DESIGN.md "Client context": context "on by default when an
+/// address header is configured: say in the docs why". Every kind of
+/// address header, built without `.context(..)`, resolves the client's
+/// scheme from a trusted proxy's `X-Forwarded-Proto` (or `proto=`);
+/// `.context(false)` opts out; a policy with no address header has it off;
+/// the layer builder follows the policy; the docs say why.
+#[test]
+fn client_context_is_on_by_default_whenever_an_address_header_is_configured() {
+    use realip::resolve::ContextSource;
+    let peer = peer("10.0.0.1:4000");
+    let cases = [
+        (
+            HeaderSource::XForwardedFor,
+            "x-forwarded-for",
+            "203.0.113.9",
+        ),
+        (HeaderSource::XRealIp, "x-real-ip", "203.0.113.9"),
+        (
+            HeaderSource::Forwarded,
+            "forwarded",
+            "for=203.0.113.9;proto=https",
+        ),
+    ];
+    for (source, name, value) in cases {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        headers.insert("host", HeaderValue::from_static("app.internal"));
+        let default = Policy::builder()
+            .trust_private()
+            .header(source.clone())
+            .build()
+            .unwrap();
+        assert!(default.has_context(), "{name}");
+        let r = default.resolve(peer, None, &headers);
+        let cx = r
+            .context()
+            .unwrap_or_else(|| panic!("{name}: context off by default"));
+        assert_eq!(cx.scheme(), realip::Scheme::Https, "{name}");
+        assert_eq!(
+            cx.scheme_source(),
+            ContextSource::Header { hop: 1 },
+            "{name}"
+        );
+        assert_eq!(cx.host(), Some("app.internal"), "{name}");
+        let off = Policy::builder()
+            .trust_private()
+            .header(source)
+            .context(false)
+            .build()
+            .unwrap();
+        assert!(!off.has_context());
+        assert!(
+            off.resolve(peer, None, &headers).context().is_none(),
+            "{name}"
+        );
+    }
+    assert!(!Policy::default().has_context());
+    assert!(!Policy::builder().build().unwrap().has_context());
+    let layer = RealIpLayer::builder()
+        .trust_private()
+        .header(HeaderSource::XForwardedFor)
+        .build()
+        .unwrap();
+    assert!(layer.policy().has_context());
+    assert!(!RealIpLayer::new().policy().has_context());
+
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let flat = |p: &str| {
+        std::fs::read_to_string(root.join(p))
+            .unwrap()
+            .split_whitespace()
+            .map(|w| w.trim_start_matches("///").trim_start_matches("//!"))
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let builder_docs = flat("src/resolve/mod.rs");
+    assert!(builder_docs.contains("On by default whenever an address header is configured"));
+    assert!(builder_docs.contains("so it trusts no one new"));
+    let readme = flat("README.md");
+    assert!(readme.contains("on by default whenever an address header is configured"));
+}

@@ -67,6 +67,19 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(a.stop(), b.stop());
     assert!(a.hops().eq(b.hops()));
     let c = a.context().expect("context on");
+    // A context read lazily (nothing believed) and one the walk boxed read
+    // the same every time, and a clone reads the same.
+    assert_eq!(format!("{c:?}"), format!("{:?}", a.context().unwrap()));
+    assert_eq!(format!("{c:?}"), format!("{:?}", a.clone().context().unwrap()));
+    if c.host_source() == ContextSource::Request {
+        // The request's own host: its one `Host` line, validated, lowercased.
+        let mut lines = headers.get_all("host").iter();
+        let own = match (lines.next(), lines.next()) {
+            (Some(v), None) => parse_host(v.as_bytes()).map(|(h, _)| h.to_ascii_lowercase()),
+            _ => None,
+        };
+        assert_eq!(c.host().map(str::as_bytes), own.as_deref());
+    }
     let hops = a.hops().len();
     for s in [c.scheme_source(), c.host_source(), c.port_source(), c.prefix_source()] {
         if let ContextSource::Header { hop } = s {

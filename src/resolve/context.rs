@@ -18,6 +18,7 @@
 //! steps before it stand, the stop is recorded
 //! ([`ContextStop::Malformed`]), and the address walk goes on unaffected.
 
+#[cfg(doc)]
 use super::resolution::Resolution;
 pub use crate::forwarded::context::Scheme;
 use crate::forwarded::context::{
@@ -26,6 +27,7 @@ use crate::forwarded::context::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// `X-Forwarded-Proto`.
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -281,6 +283,34 @@ pub(super) struct ContextConfig {
     pub(super) headers: ContextHeaders,
     pub(super) symmetric: bool,
     pub(super) allowed: Vec<HostPattern>,
+    /// The context header names in [`Field`] order, and a bit per name
+    /// length ([`length_bit`]): the scan compares a request header's name
+    /// with them only when its length could match.
+    pub(super) names: [Option<HeaderName>; 4],
+    pub(super) lengths: u64,
+}
+
+impl ContextConfig {
+    pub(super) fn new(headers: ContextHeaders, symmetric: bool, allowed: Vec<HostPattern>) -> Self {
+        let names = Field::ALL.map(|f| headers.name(f).cloned());
+        let lengths = names
+            .iter()
+            .flatten()
+            .fold(0, |m, n| m | length_bit(n.as_str().len()));
+        ContextConfig {
+            headers,
+            symmetric,
+            allowed,
+            names,
+            lengths,
+        }
+    }
+}
+
+/// One bit per header name length; lengths of 63 and more share a bit.
+#[inline(always)]
+pub(super) fn length_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// What the connection says about the client's view, before any header:
@@ -299,7 +329,7 @@ pub struct ConnectionView<'a> {
     tls: bool,
     proxy_ssl: bool,
     proxy_authority: Option<&'a [u8]>,
-    authority: Option<&'a [u8]>,
+    authority: Option<&'a http::uri::Authority>,
 }
 
 impl<'a> ConnectionView<'a> {
@@ -342,7 +372,7 @@ impl<'a> ConnectionView<'a> {
     /// The request URI's authority (absolute-form, HTTP/2 `:authority`),
     /// which comes before the `Host` header.
     pub fn request_authority(mut self, authority: Option<&'a http::uri::Authority>) -> Self {
-        self.authority = authority.map(|a| a.as_str().as_bytes());
+        self.authority = authority;
         self
     }
 }
@@ -746,21 +776,31 @@ impl<'h> Walk<'h> {
         Ok((scheme, host, port, prefix))
     }
 
-    /// Writes the result into `slot`: the connection's values with the
-    /// believed ones on top. `proxy` says whether hop 1 is the PROXY source
-    /// (so header entry `k` is hop `k + 1`).
+    /// Whether no step gave a context value (and none was refused or
+    /// ignored): the request's own view stands.
+    pub(super) fn believed_nothing(&self) -> bool {
+        self.scheme.is_none()
+            && self.host.is_none()
+            && self.port.is_none()
+            && self.prefix.is_none()
+            && self.ignored == 0
+            && self.stop == ContextStop::Followed
+    }
+
+    /// The result: the connection's values (`own`) with the believed ones
+    /// on top. `proxy` says whether hop 1 is the PROXY source (so header
+    /// entry `k` is hop `k + 1`).
     pub(super) fn finish(
         &self,
         cfg: &ContextConfig,
-        view: &ConnectionView<'_>,
-        host_header: Option<&[u8]>,
+        own: &OwnView<'_>,
         proxy: bool,
-        slot: &mut Option<ClientContext>,
-    ) {
+    ) -> ClientContext {
         let hop = |k: u8| ContextSource::Header {
             hop: usize::from(k) + usize::from(proxy),
         };
-        let c = start_into(slot, view, host_header);
+        // The request's own host is validated only when it is used.
+        let mut c = own.start_without_host();
         c.stop = self.stop;
         c.ignored = self.ignored;
         if let Some((s, k)) = self.scheme {
@@ -794,24 +834,31 @@ impl<'h> Walk<'h> {
                 port_from_host = false;
             }
         }
-        if self.host.is_some() && !cfg.allowed.is_empty() {
-            let allowed = c
+        let refused = self.host.is_some()
+            && !cfg.allowed.is_empty()
+            && !c
                 .host()
                 .is_some_and(|h| cfg.allowed.iter().any(|p| p.matches(h)));
-            if !allowed {
-                // The connection's host stands (and its port, when the
-                // refused host brought the port).
-                let mut again = None;
-                let s = start_into(&mut again, view, host_header);
-                c.host_rejected = true;
-                c.host = s.host.take();
-                c.host_source = s.host_source;
-                if port_from_host {
-                    c.port = s.port;
-                    c.port_source = s.port_source;
+        if self.host.is_none() || refused {
+            // The connection's host stands (and its port, unless a port
+            // header gave one).
+            c.host_rejected = refused;
+            c.host = None;
+            c.host_source = ContextSource::Request;
+            if let Some((h, p, source)) = own.host() {
+                c.host = Some(h);
+                c.host_source = source;
+                if p.is_some() && (port_from_host || self.port.is_none()) {
+                    c.port = p;
+                    c.port_source = source;
                 }
             }
+            if refused && port_from_host && c.port_source != c.host_source {
+                c.port = None;
+                c.port_source = ContextSource::Default;
+            }
         }
+        c
     }
 }
 
@@ -856,56 +903,146 @@ impl<'h> Steps<'h> for Walk<'h> {
     }
 }
 
-/// Writes the connection's values into `slot` (in place: the value is a
-/// few hundred bytes) and returns them.
-#[inline]
-pub(super) fn start_into<'s>(
-    slot: &'s mut Option<ClientContext>,
-    view: &ConnectionView<'_>,
-    host_header: Option<&[u8]>,
-) -> &'s mut ClientContext {
-    let (scheme, scheme_source) = if view.tls {
-        (Scheme::Https, ContextSource::Connection)
-    } else if view.proxy_ssl {
-        (Scheme::Https, ContextSource::ProxyProtocol)
-    } else {
-        (Scheme::Http, ContextSource::Connection)
-    };
-    let c = slot.insert(ClientContext {
-        scheme,
-        scheme_source,
-        host: None,
-        host_source: ContextSource::Request,
-        port: None,
-        port_source: ContextSource::Default,
-        prefix: None,
-        prefix_source: ContextSource::Request,
-        stop: ContextStop::Followed,
-        ignored: 0,
-        host_rejected: false,
-    });
-    let candidates = [
-        (view.authority, ContextSource::Request),
-        (host_header, ContextSource::Request),
-        (view.proxy_authority, ContextSource::ProxyProtocol),
-    ];
-    for (v, source) in candidates {
-        if let Some((h, p)) = v.and_then(parse_host) {
-            c.host = Some(Text::new(h, true));
+/// What the connection and the request say about the client's view,
+/// before any context header: the starting values of the context walk.
+pub(super) struct OwnView<'a> {
+    pub(super) tls: bool,
+    pub(super) proxy_ssl: bool,
+    pub(super) authority: Option<&'a http::uri::Authority>,
+    pub(super) host: Option<&'a HeaderValue>,
+    pub(super) proxy_authority: Option<&'a [u8]>,
+}
+
+impl<'a> OwnView<'a> {
+    /// `view` and the request's single `Host` line, if any.
+    #[inline]
+    pub(super) fn new(view: &ConnectionView<'a>, host: Option<&'a HeaderValue>) -> Self {
+        OwnView {
+            tls: view.tls,
+            proxy_ssl: view.proxy_ssl,
+            authority: view.authority,
+            host,
+            proxy_authority: view.proxy_authority,
+        }
+    }
+
+    /// The starting values: validated, copied out of the request.
+    fn start(&self) -> ClientContext {
+        let mut c = self.start_without_host();
+        if let Some((h, p, source)) = self.host() {
+            c.host = Some(h);
             c.host_source = source;
             if p.is_some() {
                 c.port = p;
                 c.port_source = source;
             }
-            break;
+        }
+        c
+    }
+
+    /// The scheme from TLS or the PROXY SSL TLV; no host yet.
+    fn start_without_host(&self) -> ClientContext {
+        let (scheme, scheme_source) = if self.tls {
+            (Scheme::Https, ContextSource::Connection)
+        } else if self.proxy_ssl {
+            (Scheme::Https, ContextSource::ProxyProtocol)
+        } else {
+            (Scheme::Http, ContextSource::Connection)
+        };
+        ClientContext {
+            scheme,
+            scheme_source,
+            host: None,
+            host_source: ContextSource::Request,
+            port: None,
+            port_source: ContextSource::Default,
+            prefix: None,
+            prefix_source: ContextSource::Request,
+            stop: ContextStop::Followed,
+            ignored: 0,
+            host_rejected: false,
         }
     }
-    c
+
+    /// The host and port of the first candidate that is a valid authority:
+    /// the URI's authority, the `Host` line, the PROXY AUTHORITY TLV.
+    fn host(&self) -> Option<(Text, Option<u16>, ContextSource)> {
+        let candidates = [
+            (
+                self.authority.map(|a| a.as_str().as_bytes()),
+                ContextSource::Request,
+            ),
+            (self.host.map(HeaderValue::as_bytes), ContextSource::Request),
+            (self.proxy_authority, ContextSource::ProxyProtocol),
+        ];
+        candidates.into_iter().find_map(|(v, source)| {
+            let (h, p) = v.and_then(parse_host)?;
+            Some((Text::new(h, true), p, source))
+        })
+    }
 }
 
-impl Resolution {
-    /// Where the client context is written.
-    pub(super) fn context_slot(&mut self) -> &mut Option<ClientContext> {
-        &mut self.context
+/// The client context as a [`Resolution`] records it.
+///
+/// When no context value was believed (no context header, or none a
+/// trusted hop vouched for), the record keeps the request's own host as
+/// shared handles (a reference count on the request's `Host` value or URI
+/// authority, no copy, no allocation) and validates and copies it only
+/// when the context is first read. Otherwise the walk has already parsed
+/// the values: they are copied into one boxed [`ClientContext`].
+#[derive(Clone)]
+pub(super) struct ContextRecord {
+    tls: bool,
+    proxy_ssl: bool,
+    authority: Option<http::uri::Authority>,
+    host: Option<HeaderValue>,
+    /// Set by the walk when it believed anything (or the view had a PROXY
+    /// AUTHORITY TLV, which is not kept as a handle), else on first read.
+    full: OnceLock<Box<ClientContext>>,
+}
+
+impl ContextRecord {
+    /// The request's own view, kept for later.
+    #[inline]
+    pub(super) fn own(own: &OwnView<'_>) -> Self {
+        if own.proxy_authority.is_some() {
+            // Rare (HAProxy's `authority` option): copied now rather than
+            // kept, as the PROXY header outlives no resolution.
+            return Self::believed(own.start());
+        }
+        ContextRecord {
+            tls: own.tls,
+            proxy_ssl: own.proxy_ssl,
+            authority: own.authority.cloned(),
+            host: own.host.cloned(),
+            full: OnceLock::new(),
+        }
+    }
+
+    /// A context the walk computed in full.
+    pub(super) fn believed(cx: ClientContext) -> Self {
+        ContextRecord {
+            tls: false,
+            proxy_ssl: false,
+            authority: None,
+            host: None,
+            full: OnceLock::from(Box::new(cx)),
+        }
+    }
+
+    /// The context, materialized on first read.
+    pub(super) fn get(&self) -> &ClientContext {
+        self.full.get_or_init(|| {
+            Box::new(
+                OwnView {
+                    tls: self.tls,
+                    proxy_ssl: self.proxy_ssl,
+                    authority: self.authority.as_ref(),
+                    host: self.host.as_ref(),
+                    proxy_authority: None,
+                }
+                .start(),
+            )
+        })
     }
 }

@@ -29,8 +29,10 @@
 //! ([`Resolution::context`], [`ClientContext`]): each step the address walk
 //! believes may also take the matching entry of the context headers
 //! (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`) or the `Forwarded`
-//! element's `proto` and `host`. It is off by default, for its cost per
-//! request; see [`PolicyBuilder::context`] and [`Policy::resolve_with`].
+//! element's `proto` and `host`. It is on by default whenever an address
+//! header is configured (it believes no one the address walk does not) and
+//! costs next to nothing without context headers; see
+//! [`PolicyBuilder::context`] and [`Policy::resolve_with`].
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
@@ -69,9 +71,10 @@ pub use self::context::{
     ClientContext, ConnectionView, ContextHeaders, ContextSource, ContextStop, Field, Scheme,
     X_FORWARDED_HOST, X_FORWARDED_PORT, X_FORWARDED_PREFIX, X_FORWARDED_PROTO, X_FORWARDED_SSL,
 };
-use self::context::{ContextConfig, Follow, HostPattern, Reader, Steps, Walk};
+use self::context::{
+    ContextConfig, ContextRecord, Follow, HostPattern, OwnView, Reader, Steps, Walk,
+};
 pub use self::resolution::{Hops, Resolution, Source, Stop};
-use self::resolution::{Recorded, BUILTIN_HEADERS, PROXY_PROTOCOL};
 use crate::forwarded::{self, bits_of, rfc7239, single, xff, Raw, RawEntries};
 #[cfg(feature = "live")]
 use crate::trust::live::LiveTrust;
@@ -189,8 +192,8 @@ enum Kind {
 struct Spec {
     name: HeaderName,
     kind: Kind,
-    /// `Source::Header(name)`, shared when the name is a built-in one.
-    source: Recorded,
+    /// `Source::Header(name)`, cloned into each resolution that reads it.
+    source: Source,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -302,7 +305,7 @@ impl Policy {
     /// `proxy_source` is the accepted PROXY header's source address (`None`
     /// when there was no header, or it was LOCAL/UNKNOWN/AF_UNSPEC).
     // Its own out-of-line copy of the address walk, so that a policy with
-    // context off (the default) pays nothing for the context machinery.
+    // context off pays nothing for the context machinery.
     #[inline(never)]
     pub fn resolve(
         &self,
@@ -310,25 +313,25 @@ impl Policy {
         proxy_source: Option<SocketAddr>,
         headers: &HeaderMap,
     ) -> Resolution {
+        // The walk is written into this frame's result directly (returning
+        // `resolve_with`'s result would copy it).
         let inner = &*self.inner;
-        if inner.context.is_some() {
-            return self.resolve_with(peer, proxy_source, headers, &ConnectionView::new());
-        }
+        let view = ConnectionView::new();
         let mut r = Resolution::new(peer);
         #[cfg(feature = "live")]
         if let Some(live) = &inner.live {
             let walked = live.with_cached(|trusted| {
-                Walker { inner, trusted }.resolve_address(&mut r, proxy_source, headers)
+                Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, &view)
             });
             if walked.is_none() {
                 live.with_guard(|trusted| {
-                    Walker { inner, trusted }.resolve_address(&mut r, proxy_source, headers)
+                    Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, &view)
                 });
             }
             return r;
         }
         let trusted = &inner.trusted;
-        Walker { inner, trusted }.resolve_address(&mut r, proxy_source, headers);
+        Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, &view);
         r
     }
 
@@ -433,7 +436,7 @@ impl Walker<'_> {
         let inner = self.inner;
         if let Some(src) = proxy_source {
             r.step(bits_of(src.ip()), Some(src.port()));
-            r.source = Recorded::Shared(&PROXY_PROTOCOL);
+            r.source = Source::ProxyProtocol;
         }
         let Some(spec) = &inner.spec else {
             r.stop = Stop::UntrustedHop;
@@ -467,15 +470,16 @@ impl Walker<'_> {
     ) {
         let Some(spec) = self.prologue(r, proxy_source) else {
             // No step is believed: the connection's values stand.
-            context::start_into(r.context_slot(), view, host_line(headers));
+            r.context = Some(ContextRecord::own(&OwnView::new(view, host_line(headers))));
             return;
         };
-        let found = scan(headers, &spec.name, &cfg.headers);
-        if spec.kind != Kind::Forwarded && found.readers.iter().all(|r| !r.is_present()) {
+        let found = scan(headers, &spec.name, cfg);
+        let own = OwnView::new(view, found.host);
+        if spec.kind != Kind::Forwarded && !found.any {
             // No context header: the address walk alone, then the
             // connection's values (the common case costs no more).
             self.walk_found(r, spec, proxy_source, headers, found.address, &mut ());
-            context::start_into(r.context_slot(), view, found.host);
+            r.context = Some(ContextRecord::own(&own));
             return;
         }
         let follow = match spec.kind {
@@ -493,19 +497,18 @@ impl Walker<'_> {
                 .map(|v| forwarded::context::count_items(v.as_bytes()))
                 .sum(),
         });
-        let mut walk = Walk::new(cfg, follow, found.readers, address_entries);
+        let readers = found.readers(headers, cfg);
+        let mut walk = Walk::new(cfg, follow, readers, address_entries);
         if walk.is_idle() {
             self.walk_found(r, spec, proxy_source, headers, found.address, &mut ());
         } else {
             self.walk_found(r, spec, proxy_source, headers, found.address, &mut walk);
         }
-        walk.finish(
-            cfg,
-            view,
-            found.host,
-            proxy_source.is_some(),
-            r.context_slot(),
-        );
+        r.context = Some(if walk.believed_nothing() {
+            ContextRecord::own(&own)
+        } else {
+            ContextRecord::believed(walk.finish(cfg, &own, proxy_source.is_some()))
+        });
     }
 
     /// The walk over the address header's lines `found`.
@@ -585,7 +588,7 @@ impl Walker<'_> {
     fn walk<'h>(
         &self,
         r: &mut Resolution,
-        source: &Recorded,
+        source: &Source,
         proxy_source: Option<SocketAddr>,
         mut entries: impl RawEntries<'h>,
         steps: &mut impl Steps<'h>,
@@ -672,6 +675,7 @@ impl Walker<'_> {
 }
 
 /// How many lines of one header a request carries.
+#[derive(Clone, Copy)]
 enum Lookup<'a> {
     Absent,
     One(&'a [u8]),
@@ -711,10 +715,10 @@ fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Lookup<'a> {
 /// The `Host` line, when there is exactly one (two are a malformed request,
 /// and neither is believed).
 #[inline]
-fn host_line(headers: &HeaderMap) -> Option<&[u8]> {
+fn host_line(headers: &HeaderMap) -> Option<&HeaderValue> {
     let mut lines = headers.get_all(http::header::HOST).into_iter();
     match (lines.next(), lines.next()) {
-        (Some(v), None) => Some(v.as_bytes()),
+        (Some(v), None) => Some(v),
         _ => None,
     }
 }
@@ -722,78 +726,85 @@ fn host_line(headers: &HeaderMap) -> Option<&[u8]> {
 /// What one pass over a request's headers found for the context walk.
 struct Found<'h> {
     address: Lookup<'h>,
-    host: Option<&'h [u8]>,
-    readers: [Reader<'h>; 4],
+    host: Option<&'h HeaderValue>,
+    /// The context headers' lines, in [`Field`] order.
+    context: [Lookup<'h>; 4],
+    /// Whether any context header is present.
+    any: bool,
 }
 
-/// Finds the address header, `Host` and the context headers in one pass
-/// over a small map (see [`lookup`]); a large one is probed by name.
-#[inline]
-fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, ctx: &'h ContextHeaders) -> Found<'h> {
-    let names = [Field::Proto, Field::Host, Field::Port, Field::Prefix].map(|f| ctx.name(f));
-    if headers.len() > SCAN_MAX {
-        return Found {
-            address: lookup(headers, name),
-            host: host_line(headers),
-            readers: names.map(|n| match n {
-                Some(n) => match lookup(headers, n) {
-                    Lookup::Absent => Reader::default(),
-                    Lookup::One(v) => Reader::one(v),
-                    Lookup::Many => Reader::many(headers, n),
-                },
-                None => Reader::default(),
-            }),
-        };
-    }
-    // Names are compared only when their lengths could match.
-    let mut lengths = 0u64;
-    for n in names.iter().flatten() {
-        lengths |= 1u64.checked_shl(n.as_str().len() as u32).unwrap_or(0);
-    }
-    let mut address = Lookup::Absent;
-    let mut host = Lookup::Absent;
-    let mut found: [Lookup<'h>; 4] = [
-        Lookup::Absent,
-        Lookup::Absent,
-        Lookup::Absent,
-        Lookup::Absent,
-    ];
-    let bump = |l: &mut Lookup<'h>, v: &'h HeaderValue| {
-        *l = match l {
-            Lookup::Absent => Lookup::One(v.as_bytes()),
-            _ => Lookup::Many,
-        };
-    };
-    for (k, v) in headers {
-        if k == name {
-            bump(&mut address, v);
-        } else if k == http::header::HOST {
-            bump(&mut host, v);
-        } else if lengths & 1u64.checked_shl(k.as_str().len() as u32).unwrap_or(0) != 0 {
-            for (slot, n) in found.iter_mut().zip(names) {
-                if n == Some(k) {
-                    bump(slot, v);
-                }
-            }
-        }
-    }
-    let mut i = 0;
-    Found {
-        address,
-        host: match host {
-            Lookup::One(v) => Some(v),
-            _ => None,
-        },
-        readers: found.map(|l| {
-            let r = match (l, names[i]) {
+impl<'h> Found<'h> {
+    /// The context headers' readers (only built when one is present).
+    fn readers(&self, headers: &'h HeaderMap, cfg: &'h ContextConfig) -> [Reader<'h>; 4] {
+        let mut i = 0;
+        self.context.map(|l| {
+            let r = match (l, &cfg.names[i]) {
                 (Lookup::One(v), _) => Reader::one(v),
                 (Lookup::Many, Some(n)) => Reader::many(headers, n),
                 _ => Reader::default(),
             };
             i += 1;
             r
-        }),
+        })
     }
+}
+
+/// Finds the address header, `Host` and the context headers in one pass
+/// over a small map (see [`lookup`]); a large one is probed by name.
+#[inline(always)]
+fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, cfg: &'h ContextConfig) -> Found<'h> {
+    if headers.len() > SCAN_MAX {
+        let context = cfg.names.each_ref().map(|n| match n {
+            Some(n) => lookup(headers, n),
+            None => Lookup::Absent,
+        });
+        return Found {
+            address: lookup(headers, name),
+            host: host_line(headers),
+            any: context.iter().any(|l| !matches!(l, Lookup::Absent)),
+            context,
+        };
+    }
+    let mut address = Lookup::Absent;
+    // The `Host` line and how many there were.
+    let mut host: (Option<&'h HeaderValue>, u8) = (None, 0);
+    let mut context = [
+        Lookup::Absent,
+        Lookup::Absent,
+        Lookup::Absent,
+        Lookup::Absent,
+    ];
+    let mut any = false;
+    for (k, v) in headers {
+        if k == name {
+            bump(&mut address, v);
+        } else if k == http::header::HOST {
+            host = (Some(v), host.1.saturating_add(1));
+        } else if cfg.lengths & context::length_bit(k.as_str().len()) != 0 {
+            for (slot, n) in context.iter_mut().zip(&cfg.names) {
+                if n.as_ref() == Some(k) {
+                    bump(slot, v);
+                    any = true;
+                }
+            }
+        }
+    }
+    Found {
+        address,
+        // Two `Host` lines are a malformed request: neither is believed.
+        host: if host.1 == 1 { host.0 } else { None },
+        context,
+        any,
+    }
+}
+
+/// One more line of a header.
+#[inline(always)]
+fn bump<'h>(l: &mut Lookup<'h>, v: &'h HeaderValue) {
+    *l = match l {
+        Lookup::Absent => Lookup::One(v.as_bytes()),
+        _ => Lookup::Many,
+    };
 }
 
 /// Builds a [`Policy`]; every mistake surfaces in [`PolicyBuilder::build`].
@@ -818,7 +829,8 @@ pub struct PolicyBuilder {
     recursive: Option<bool>,
     trusted_hops: Option<usize>,
     hop_cap: Option<usize>,
-    context: bool,
+    /// `None`: on exactly when an address header is configured.
+    context: Option<bool>,
     context_headers: Option<ContextHeaders>,
     symmetric: bool,
     allowed_hosts: Vec<String>,
@@ -905,25 +917,22 @@ impl PolicyBuilder {
         self
     }
 
-    /// Client context (scheme, host, port, prefix) on or off (default
-    /// off).
+    /// Client context (scheme, host, port, prefix) on or off. On by
+    /// default whenever an address header is configured; off without one.
     ///
-    /// Off by default for its cost: with context on, every request
-    /// validates and copies its host into the result and looks for four
-    /// more header names, which measured several times the address walk
-    /// alone even when no context header is present; an app that only
-    /// needs the address should not pay that. Turn it on behind proxies
-    /// that terminate TLS or route by host, where the app otherwise sees
-    /// `http` and an internal host and builds wrong redirects, callbacks
-    /// and cookies. The context walk believes exactly the steps the
-    /// address walk believes, so turning it on trusts no one new; without
-    /// an address header it gives the connection's own values.
-    ///
-    /// Off, [`Resolution::context`] is `None`, no context header is read,
-    /// and the `ClientScheme`, `ClientHost` and `BaseUrl` extractors reject
-    /// with a `500` naming `.context(true)`.
+    /// On by default because the context walk believes exactly the steps
+    /// the address walk believes, so it trusts no one new, and an app
+    /// behind a proxy that terminates TLS or routes by host otherwise sees
+    /// `http` and an internal host and builds wrong redirects, callbacks and
+    /// cookies. It costs next to nothing when no context header is sent:
+    /// the headers are found in the one pass that finds the address header,
+    /// and the request's own host is validated and copied only when the
+    /// context is read. `.context(false)` opts out for an app that needs
+    /// only the address: then [`Resolution::context`] is `None`, no context
+    /// header is read, and the `ClientScheme`, `ClientHost` and `BaseUrl`
+    /// extractors reject with a `500` naming `.context(true)`.
     pub fn context(mut self, on: bool) -> Self {
-        self.context = on;
+        self.context = Some(on);
         self
     }
 
@@ -1034,14 +1043,8 @@ impl PolicyBuilder {
                     ),
                 ));
             }
-            let shared = BUILTIN_HEADERS
-                .iter()
-                .find(|s| matches!(s, Source::Header(n) if *n == name));
             specs.push(Spec {
-                source: shared.map_or_else(
-                    || Recorded::Owned(Source::Header(name.clone())),
-                    Recorded::Shared,
-                ),
+                source: Source::Header(name.clone()),
                 name,
                 kind: source.kind(),
             });
@@ -1061,7 +1064,7 @@ impl PolicyBuilder {
             ));
         }
         let context = build_context(
-            self.context,
+            self.context.unwrap_or(!specs.is_empty()),
             self.context_headers,
             self.symmetric,
             self.allowed_hosts,
@@ -1121,11 +1124,7 @@ fn build_context(
             )
         })?);
     }
-    Ok(Some(ContextConfig {
-        headers,
-        symmetric,
-        allowed: patterns,
-    }))
+    Ok(Some(ContextConfig::new(headers, symmetric, patterns)))
 }
 
 impl Policy {
@@ -1171,6 +1170,13 @@ mod tests {
             let err = bad.parse::<HeaderSource>().unwrap_err();
             assert_eq!(err.kind(), ConfigErrorKind::InvalidValue, "{bad:?}");
         }
+    }
+
+    /// A resolution stays small: it is built per request and moved into
+    /// the request's extensions (432 bytes with the context inline).
+    #[test]
+    fn resolution_stays_small() {
+        assert!(std::mem::size_of::<Resolution>() <= 320);
     }
 
     #[test]

@@ -1,9 +1,8 @@
 //! What a resolution records: the client, the hops walked, the source that
 //! decided and why the walk stopped.
 
-use super::context::ClientContext;
+use super::context::{ClientContext, ContextRecord};
 use super::MAX_HOP_CAP;
-use crate::forwarded;
 use crate::forwarded::{bits_of, ip_of};
 use http::HeaderName;
 use std::fmt;
@@ -22,55 +21,6 @@ pub enum Source {
     ProxyProtocol,
     /// An entry of this request header.
     Header(HeaderName),
-}
-
-/// Sources shared by every [`Resolution`]: recording one copies a pointer,
-/// where cloning a custom [`HeaderName`] calls through its `Bytes` vtable
-/// (and dropping it again). Only headers configured by a custom name
-/// that is none of these are cloned.
-pub(super) static SOCKET: Source = Source::Socket;
-pub(super) static PROXY_PROTOCOL: Source = Source::ProxyProtocol;
-pub(super) static BUILTIN_HEADERS: [Source; 8] = [
-    Source::Header(forwarded::X_FORWARDED_FOR),
-    Source::Header(forwarded::FORWARDED),
-    Source::Header(forwarded::X_REAL_IP),
-    Source::Header(forwarded::CF_CONNECTING_IP),
-    Source::Header(forwarded::TRUE_CLIENT_IP),
-    Source::Header(forwarded::FLY_CLIENT_IP),
-    Source::Header(forwarded::X_ENVOY_EXTERNAL_ADDRESS),
-    Source::Header(forwarded::CLOUDFRONT_VIEWER_ADDRESS),
-];
-
-/// A [`Source`] as a [`Resolution`] records it.
-#[derive(Debug)]
-pub(super) enum Recorded {
-    /// One of the statics above.
-    Shared(&'static Source),
-    /// A custom header name.
-    Owned(Source),
-}
-
-impl Clone for Recorded {
-    /// A pointer copy for the shared ones, inlined into the walk.
-    #[inline(always)]
-    fn clone(&self) -> Self {
-        match self {
-            Recorded::Shared(s) => Recorded::Shared(s),
-            Recorded::Owned(s) => Recorded::Owned(s.clone()),
-        }
-    }
-}
-
-impl std::ops::Deref for Recorded {
-    type Target = Source;
-
-    #[inline]
-    fn deref(&self) -> &Source {
-        match self {
-            Recorded::Shared(s) => s,
-            Recorded::Owned(s) => s,
-        }
-    }
 }
 
 /// Why the walk stopped.
@@ -159,11 +109,26 @@ impl fmt::Display for Stop {
 /// 128-bit slots (IPv4 kept in mapped form), which covers the peer, a PROXY
 /// source and six header entries without touching the heap; a longer walk
 /// moves the hops to one heap buffer sized for the hop cap. The value stays
-/// small (about 200 bytes), so building it and storing it in a request's
-/// extensions copies little. The alternative, a count plus a re-walk of the
+/// small (320 bytes, context included), so building it and storing it in a
+/// request's extensions copies little. The alternative, a count plus a re-walk of the
 /// headers in [`Resolution::hops`], would make `hops` depend on the
 /// request's headers staying unchanged after resolution; a self-contained
 /// record was preferred for audit logs.
+///
+/// The client context ([`Resolution::context`]) is recorded in one of two
+/// forms, both self-contained. When the walk believed a context value (a
+/// context header or `proto=`/`host=` from a trusted step), it boxes the
+/// full [`ClientContext`]: one allocation, only then. When it believed none
+/// (the common case: no context header, or an untrusted peer's), it keeps
+/// the request's own host as shared handles (a reference count on the
+/// `Host` value or the URI authority, no copy) and validates and copies it
+/// on the first `context()` read. Copying every request's host up front
+/// cost more than the address walk itself, and a boxed context for every
+/// request an allocation each; keeping only offsets into the headers would
+/// make the record depend on the request staying unchanged. A
+/// `HeaderValue` built from a `&str` or `Vec` (not from hyper's shared
+/// buffer) is promoted by `bytes` on its first clone, one allocation; a
+/// PROXY AUTHORITY TLV is copied at once.
 #[derive(Clone)]
 pub struct Resolution {
     pub(super) ip: u128,
@@ -176,9 +141,9 @@ pub struct Resolution {
     pub(super) port: Option<u16>,
     len: u8,
     pub(super) stop: Stop,
-    pub(super) source: Recorded,
+    pub(super) source: Source,
     /// The client's scheme, host, port and prefix; `None` with context off.
-    pub(super) context: Option<ClientContext>,
+    pub(super) context: Option<ContextRecord>,
 }
 
 /// Hops a [`Resolution`] keeps without a heap allocation: the socket peer,
@@ -198,7 +163,7 @@ impl Resolution {
             port: Some(peer.port()),
             len: 1,
             stop: Stop::UntrustedHop,
-            source: Recorded::Shared(&SOCKET),
+            source: Source::Socket,
             context: None,
         }
     }
@@ -295,9 +260,11 @@ impl Resolution {
     }
 
     /// The client's scheme, host, port and prefix, from the same walk;
-    /// `None` when the policy has context off.
+    /// `None` when the policy has context off. When the walk believed no
+    /// context value, the first read validates and copies the request's
+    /// own host (one allocation); later reads and clones reuse it.
     pub fn context(&self) -> Option<&ClientContext> {
-        self.context.as_ref()
+        self.context.as_ref().map(ContextRecord::get)
     }
 
     /// The addresses walked, nearest first (socket peer first).
@@ -316,7 +283,7 @@ impl fmt::Debug for Resolution {
             .field("source", self.source())
             .field("stop", &self.stop)
             .field("hops", &self.hops())
-            .field("context", &self.context)
+            .field("context", &self.context())
             .finish()
     }
 }

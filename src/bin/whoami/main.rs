@@ -90,8 +90,8 @@ struct Cli {
 
     /// Resolve the client's scheme, host, port and prefix from the context
     /// headers that go with --header (X-Forwarded-Proto/-Host/-Port/-Prefix;
-    /// proto= and host= for forwarded) [default: on, unlike the library,
-    /// where it is off for its cost].
+    /// proto= and host= for forwarded) [default: on, as in the library
+    /// once an address header is configured].
     #[arg(long, value_name = "off|on")]
     context: Option<Switch>,
 
