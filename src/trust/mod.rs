@@ -546,6 +546,7 @@ impl TrustedProxies {
 
     /// A set of networks [`check`] already passed (a parsed provider list),
     /// built without checking each again.
+    #[cfg(feature = "providers")]
     pub(crate) fn from_checked(nets: Vec<IpNet>) -> Result<Self, ConfigError> {
         if nets.len() > MAX_RANGES {
             return Err(too_many());
