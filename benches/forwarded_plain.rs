@@ -7,9 +7,12 @@
 //! one input alone (e.g. under `valgrind --tool=callgrind`; give the binary
 //! `--bench` for the full 200,000 calls per round).
 
+#[path = "common/plain.rs"]
+mod plain;
+
+use plain::{median, ns_per_call};
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::time::Instant;
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 use realip::forwarded::{rfc7239, xff, Node, FORWARDED, X_FORWARDED_FOR};
@@ -48,19 +51,6 @@ fn fold(nodes: impl Iterator<Item = Node>) -> u64 {
         Some(IpAddr::V6(v6)) => acc.wrapping_mul(31).wrapping_add(u128::from(v6) as u64),
         None => acc.wrapping_add(1),
     })
-}
-
-fn ns_per_call(iters: u32, f: &dyn Fn() -> u64) -> f64 {
-    let start = Instant::now();
-    for _ in 0..iters {
-        black_box(f());
-    }
-    start.elapsed().as_nanos() as f64 / f64::from(iters)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn request(name: HeaderName, value: &'static str) -> HeaderMap {

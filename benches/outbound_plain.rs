@@ -12,6 +12,10 @@
 //! `valgrind --tool=callgrind`: instructions per call are the difference
 //! between two runs of different lengths divided by the extra iterations.
 
+#[path = "common/plain.rs"]
+mod plain;
+
+use plain::median;
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -128,11 +132,6 @@ fn run(c: &Case, routine: &str, iters: u32) -> f64 {
         }
     }
     start.elapsed().as_nanos() as f64 / f64::from(iters)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn main() {

@@ -11,25 +11,14 @@
 #[path = "common/proxy.rs"]
 mod common;
 
-use std::hint::black_box;
-use std::time::Instant;
+#[path = "common/plain.rs"]
+mod plain;
+
+use plain::{median, ns_per_call};
 
 use common::Out;
 
 const ROUNDS: usize = 41;
-
-fn ns_per_call(iters: u32, f: &dyn Fn() -> Out) -> f64 {
-    let start = Instant::now();
-    for _ in 0..iters {
-        black_box(f());
-    }
-    start.elapsed().as_nanos() as f64 / f64::from(iters)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
 
 fn group(name: &str, iters: u32, contenders: &[(&str, &dyn Fn() -> Out)]) {
     // `PROXY_PLAIN_ONLY=v2_nlb/ppp`: run that one contender alone (e.g. under

@@ -8,13 +8,16 @@
 //! that row alone (for `valgrind --tool=callgrind`, with
 //! `RESOLVE_PLAIN_ITERS` calls).
 
+#[path = "common/plain.rs"]
+mod plain;
+
 use http::{HeaderMap, HeaderValue};
 use ipnet::IpNet;
+use plain::{median, ns_per_call};
 use realip::resolve::{HeaderSource, Policy};
 use realip::trust::TrustedProxies;
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::time::Instant;
 
 const ROUNDS: usize = 7;
 
@@ -25,21 +28,6 @@ fn ten_ranges() -> Vec<IpNet> {
     nets.push("192.0.2.0/24".parse().unwrap());
     assert_eq!(nets.len(), 10);
     nets
-}
-
-// Out of line so that callgrind can count exactly the loop.
-#[inline(never)]
-fn ns_per_call(iters: u32, f: &dyn Fn() -> u64) -> f64 {
-    let start = Instant::now();
-    for _ in 0..iters {
-        black_box(f());
-    }
-    start.elapsed().as_nanos() as f64 / f64::from(iters)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 fn group(name: &str, iters: u32, rows: &[(&str, &dyn Fn() -> u64)]) {

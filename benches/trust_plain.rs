@@ -15,8 +15,12 @@
 #[path = "common/trust.rs"]
 mod common;
 
+#[path = "common/plain.rs"]
+mod plain;
+
 use common::{aws_and_private, headers, peer, policies, probes, ten, AWS, CHAINS};
 use http::HeaderMap;
+use plain::median;
 use realip::resolve::Policy;
 use realip::trust::providers::{parse_aws, AwsFilter};
 use realip::trust::TrustedProxies;
@@ -41,11 +45,6 @@ fn run_only(iters: u32, f: &dyn Fn() -> usize) {
     for _ in 0..iters {
         black_box(f());
     }
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 /// Times `a` and `b` alternately (the order swapped every round) and
