@@ -89,10 +89,21 @@ use crate::trust::TrustedProxies;
 #[derive(Clone, Debug, Default)]
 #[must_use]
 pub struct RealIpLayer {
+    /// Shared by every service the layer makes, connection left unset.
+    state: Arc<State>,
+}
+
+/// What a [`RealIpService`] reads on each request, behind one `Arc`: axum
+/// and hyper clone the service for every request, which then costs one
+/// reference count whatever the layer holds.
+#[derive(Debug, Default)]
+struct State {
     policy: Policy,
-    /// Shared by every service the layer makes (see `crate::trace`).
+    /// One count for every service a layer makes (see `crate::trace`).
     watch: Arc<HeaderWatch>,
     options: Options,
+    /// Set for a service made for one connection.
+    conn: Option<Conn>,
 }
 
 /// The layer's own settings, beside the policy.
@@ -120,15 +131,14 @@ impl RealIpLayer {
 
     /// The policy this layer resolves with.
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.state.policy
     }
 
     /// Wraps `inner` for one connection whose addresses are known: the
     /// service resolves from `conn` instead of looking for connection info
     /// in each request (hyper-util servers, custom accept loops).
     pub fn layer_connection<S, A: ConnectionAddr>(&self, inner: S, conn: &A) -> RealIpService<S> {
-        RealIpService::connected(inner, self.policy.clone(), conn, self.watch.clone())
-            .with_options(self.options)
+        RealIpService::connected(inner, &self.state, conn)
     }
 
     /// Serves `app` with this layer around it, the peer read once per
@@ -171,9 +181,10 @@ impl RealIpLayer {
 impl From<Policy> for RealIpLayer {
     fn from(policy: Policy) -> Self {
         Self {
-            policy,
-            options: Options::default(),
-            watch: Arc::default(),
+            state: Arc::new(State {
+                policy,
+                ..State::default()
+            }),
         }
     }
 }
@@ -184,10 +195,7 @@ impl<S> Layer<S> for RealIpLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RealIpService {
             inner,
-            policy: self.policy.clone(),
-            conn: None,
-            watch: self.watch.clone(),
-            options: self.options,
+            state: self.state.clone(),
         }
     }
 }
@@ -350,9 +358,11 @@ impl RealIpLayerBuilder {
             ));
         }
         Ok(RealIpLayer {
-            policy,
-            watch: Arc::default(),
-            options: self.options,
+            state: Arc::new(State {
+                policy,
+                options: self.options,
+                ..State::default()
+            }),
         })
     }
 }
@@ -410,19 +420,16 @@ struct Conn {
 #[derive(Clone)]
 pub struct RealIpService<S> {
     inner: S,
-    policy: Policy,
-    conn: Option<Conn>,
-    watch: Arc<HeaderWatch>,
-    options: Options,
+    state: Arc<State>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for RealIpService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RealIpService")
             .field("inner", &self.inner)
-            .field("policy", &self.policy)
-            .field("conn", &self.conn)
-            .field("options", &self.options)
+            .field("policy", &self.state.policy)
+            .field("conn", &self.state.conn)
+            .field("options", &self.state.options)
             .finish()
     }
 }
@@ -431,45 +438,32 @@ impl<S> RealIpService<S> {
     /// Wraps `inner` with `policy`; the peer comes with each request (see
     /// the [module docs](crate::layer)).
     pub fn new(inner: S, policy: Policy) -> Self {
-        Self {
-            inner,
-            policy,
-            conn: None,
-            watch: Arc::default(),
-            options: Options::default(),
-        }
-    }
-
-    fn with_options(mut self, options: Options) -> Self {
-        self.options = options;
-        self
+        RealIpLayer::from(policy).layer(inner)
     }
 
     /// Wraps `inner` with `policy` for one connection: every request is
     /// resolved from `conn`'s peer and PROXY header, and the request's own
     /// connection info is not consulted.
     pub fn for_connection<A: ConnectionAddr>(inner: S, policy: Policy, conn: &A) -> Self {
-        Self::connected(inner, policy, conn, Arc::default())
+        RealIpLayer::from(policy).layer_connection(inner, conn)
     }
 
-    /// [`for_connection`](Self::for_connection) sharing a layer's header
-    /// watch (see `crate::trace`), so its count runs across connections.
-    fn connected<A: ConnectionAddr>(
-        inner: S,
-        policy: Policy,
-        conn: &A,
-        watch: Arc<HeaderWatch>,
-    ) -> Self {
+    /// A service for one connection with a layer's policy and options,
+    /// sharing its header watch (see `crate::trace`), so its count runs
+    /// across connections: one allocation per connection, none per request.
+    fn connected<A: ConnectionAddr>(inner: S, layer: &State, conn: &A) -> Self {
         Self {
             inner,
-            policy,
-            conn: Some(Conn {
-                peer: conn.peer(),
-                header: conn.proxy_header().cloned(),
-                tls: conn.is_tls(),
+            state: Arc::new(State {
+                policy: layer.policy.clone(),
+                watch: layer.watch.clone(),
+                options: layer.options,
+                conn: Some(Conn {
+                    peer: conn.peer(),
+                    header: conn.proxy_header().cloned(),
+                    tls: conn.is_tls(),
+                }),
             }),
-            watch,
-            options: Options::default(),
         }
     }
 
@@ -490,7 +484,7 @@ impl<S> RealIpService<S> {
 
     /// The policy requests are resolved with.
     pub fn policy(&self) -> &Policy {
-        &self.policy
+        &self.state.policy
     }
 }
 
@@ -508,27 +502,29 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let found = match &self.conn {
+        let state = &*self.state;
+        let found = match &state.conn {
             Some(c) => Some((c.peer, c.header.clone(), c.tls)),
             None => peer_of(req.extensions()).map(|(p, h)| (p, h, false)),
         };
         match found {
             Some((peer, header, conn_tls)) => {
                 let proxy_source = header.as_ref().and_then(|h| h.source());
-                let resolution = if self.policy.has_context() {
+                let resolution = if state.policy.has_context() {
                     let mut view = ConnectionView::new()
-                        .tls(self.options.tls || conn_tls)
+                        .tls(state.options.tls || conn_tls)
                         .request_authority(req.uri().authority());
                     if let Some(h) = &header {
                         view = view.proxy_header(h);
                     }
-                    self.policy
+                    state
+                        .policy
                         .resolve_with(peer, proxy_source, req.headers(), &view)
                 } else {
-                    self.policy.resolve(peer, proxy_source, req.headers())
+                    state.policy.resolve(peer, proxy_source, req.headers())
                 };
-                crate::trace::observe(&self.watch, &resolution);
-                if self.options.rewrite_uri {
+                crate::trace::observe(&state.watch, &resolution);
+                if state.options.rewrite_uri {
                     if let Some(cx) = resolution.context() {
                         rewrite_uri(&mut req, cx);
                     }
@@ -633,9 +629,7 @@ fn peer_of(ext: &Extensions) -> Option<(SocketAddr, Option<Arc<OwnedHeader>>)> {
 #[must_use]
 pub struct IntoMakeServiceWithRealIp<S> {
     app: S,
-    policy: Policy,
-    watch: Arc<HeaderWatch>,
-    options: Options,
+    layer: RealIpLayer,
 }
 
 #[cfg(feature = "axum")]
@@ -646,9 +640,7 @@ impl<S> IntoMakeServiceWithRealIp<S> {
     pub fn new(service: S, layer: RealIpLayer) -> Self {
         Self {
             app: service,
-            policy: layer.policy,
-            watch: layer.watch,
-            options: layer.options,
+            layer,
         }
     }
 }
@@ -670,12 +662,8 @@ where
     }
 
     fn call(&mut self, stream: axum::serve::IncomingStream<'_, L>) -> Self::Future {
-        std::future::ready(Ok(RealIpService::connected(
-            self.app.clone(),
-            self.policy.clone(),
-            stream.remote_addr(),
-            self.watch.clone(),
-        )
-        .with_options(self.options)))
+        std::future::ready(Ok(self
+            .layer
+            .layer_connection(self.app.clone(), stream.remote_addr())))
     }
 }

@@ -759,6 +759,46 @@ async fn inner_layer_under_a_per_connection_service_uses_its_own_policy() {
     );
 }
 
+/// The URI the handler saw and the client's scheme.
+async fn uri_and_scheme(uri: http::Uri, real: RealIp) -> String {
+    format!("{uri} {}", real.scheme().map_or("-", |s| s.as_str()))
+}
+
+#[tokio::test]
+async fn layer_options_reach_every_service_it_makes() {
+    let layer = RealIpLayer::builder()
+        .trust_private()
+        .header(HeaderSource::XForwardedFor)
+        .connection_tls(true)
+        .rewrite_uri(true)
+        .build()
+        .unwrap();
+    let routes = || Router::new().route("/p", get(uri_and_scheme));
+    let h = [("host", "shop.example"), ("x-forwarded-for", "203.0.113.7")];
+    let rewritten = "https://shop.example/p?q=1 https";
+    // Router::layer (the service `Layer::layer` makes, cloned per request).
+    assert_eq!(
+        ok(
+            routes().layer(layer.clone()),
+            req("/p?q=1", "10.0.0.2:5000", &h)
+        )
+        .await,
+        rewritten
+    );
+    // A service for one connection, as `into_make_service` makes it.
+    let svc = layer.layer_connection(routes().with_state(()), &sa("10.0.0.2:5000"));
+    let res = svc.oneshot(bare("/p?q=1", &h)).await.unwrap();
+    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+    assert_eq!(body, rewritten);
+    // `RealIpService::new` takes only a policy: no TLS, the URI untouched.
+    let plain = realip::RealIpService::new(routes().with_state(()), layer.policy().clone());
+    let mut r = bare("/p?q=1", &h);
+    r.extensions_mut().insert(ConnectInfo(sa("10.0.0.2:5000")));
+    let res = plain.oneshot(r).await.unwrap();
+    let body = axum::body::to_bytes(res.into_body(), 4096).await.unwrap();
+    assert_eq!(body, "/p?q=1 http");
+}
+
 // ---- testing helpers --------------------------------------------------
 
 #[tokio::test]
