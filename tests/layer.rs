@@ -799,6 +799,23 @@ async fn layer_options_reach_every_service_it_makes() {
     assert_eq!(body, "/p?q=1 http");
 }
 
+#[tokio::test]
+async fn the_presized_extension_map_holds_only_the_result() {
+    // A request that arrives with no extensions gets a map with room for
+    // axum's entries and ours (`roomy_extensions`); what it holds must be
+    // what a fresh map would: the layer's result and nothing else.
+    let inner = tower::service_fn(|req: Request<Body>| async move {
+        let ext = req.extensions();
+        Ok::<_, Infallible>((ext.len(), RealIp::from_extensions(ext).map(RealIp::ip)))
+    });
+    let svc = xff_private().layer_connection(inner, &sa("10.0.0.2:1"));
+    let (len, client) = svc
+        .oneshot(bare("/", &[("x-forwarded-for", "198.51.100.3")]))
+        .await
+        .unwrap();
+    assert_eq!((len, client), (1, Some(ip("198.51.100.3"))));
+}
+
 // ---- testing helpers --------------------------------------------------
 
 #[tokio::test]
