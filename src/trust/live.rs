@@ -201,28 +201,34 @@ impl LiveTrust {
         let mine: &ArcSwap<TrustedProxies> = &self.current;
         SEEN.try_with(|seen| {
             let mut slots = seen.try_borrow_mut().ok()?;
-            // Most processes read one live set: its slot comes first.
-            let i = match slots
-                .iter()
-                .position(|s| s.as_ref().is_some_and(|c| std::ptr::eq(c.arc_swap(), mine)))
-            {
-                Some(i) => i,
-                None => self.remember(&mut slots),
+            // The set read last sits first: one pointer comparison.
+            let cache = match &mut *slots {
+                [Some(c), ..] if std::ptr::eq(c.arc_swap(), mine) => c,
+                slots => self.remember(slots),
             };
-            let cache = slots[i].as_mut()?;
             Some(f(cache.load()))
         })
         .ok()
         .flatten()
     }
 
-    /// First read of this set on this thread: it takes the first slot.
+    /// This set is not the one this thread read last: move its slot (or a
+    /// new one, dropping the oldest) to the front.
     #[cold]
     #[inline(never)]
-    fn remember(&self, slots: &mut [Option<Seen>; SLOTS]) -> usize {
-        slots.rotate_right(1);
-        slots[0] = Some(Cache::new(Arc::clone(&self.current)));
-        0
+    fn remember<'s>(&self, slots: &'s mut [Option<Seen>; SLOTS]) -> &'s mut Seen {
+        let mine: &ArcSwap<TrustedProxies> = &self.current;
+        match slots
+            .iter()
+            .position(|s| s.as_ref().is_some_and(|c| std::ptr::eq(c.arc_swap(), mine)))
+        {
+            Some(i) => slots[..=i].rotate_right(1),
+            None => {
+                slots.rotate_right(1);
+                slots[0] = Some(Cache::new(Arc::clone(&self.current)));
+            }
+        }
+        slots[0].get_or_insert_with(|| Cache::new(Arc::clone(&self.current)))
     }
 
     /// No thread-local (thread teardown) or a nested call: read through a
@@ -257,6 +263,35 @@ mod tests {
         assert!(!live.contains(ip("198.51.100.1")));
         assert_eq!(live.snapshot().len(), 2);
         assert_eq!(live.source_len("a"), Some(1));
+    }
+
+    #[test]
+    fn more_sets_than_slots_each_read_their_own_current_set() {
+        // Six sets on one thread: the slots move the last read to the
+        // front and drop the oldest, and a swap is seen on the next read.
+        let lives: Vec<LiveTrust> = (0..6)
+            .map(|i| LiveTrust::new(set(&format!("10.{i}.0.0/16"))))
+            .collect();
+        let ip = |i: usize| IpAddr::from([10, i as u8, 0, 1]);
+        for round in 0..3 {
+            for (i, live) in lives
+                .iter()
+                .enumerate()
+                .chain(lives.iter().enumerate().rev())
+            {
+                for j in 0..6 {
+                    assert_eq!(
+                        live.with(|t| t.contains(ip(j))),
+                        i == j || (round > 0 && j == 5 - i)
+                    );
+                }
+            }
+            // From now on set i also holds set (5 - i)'s network.
+            for (i, live) in lives.iter().enumerate() {
+                live.set_source("other", set(&format!("10.{}.0.0/16", 5 - i)))
+                    .unwrap();
+            }
+        }
     }
 
     #[test]
