@@ -28,6 +28,10 @@
 //! - `noop-router`: a layer that does nothing (`MapRequestLayer` with the
 //!   identity) added with `Router::layer`: what axum's wrapping of every
 //!   route costs, whatever the layer.
+//! - `store-floor`: no realip at all: a `MapRequest` around the plain
+//!   app inserts one fixed `SocketAddr` into every request's extensions.
+//!   The least any layer that hands a result to the handler pays (the
+//!   extension map and its box), against which `make-service` is read.
 //! - `governor-peer`: `layer` with a `tower_governor` `GovernorLayer`
 //!   inside it keyed by tower_governor's `PeerIpKeyExtractor` (the socket
 //!   peer), under a quota the load never exhausts.
@@ -48,19 +52,19 @@ use std::sync::Arc;
 
 use axum::extract::ConnectInfo;
 use axum::routing::get;
-use axum::Router;
+use axum::{Router, ServiceExt};
 use realip::filter::IpFilterLayer;
 use realip::governor::RealIpKeyExtractor;
 use realip::{ClientIp, HeaderSource, IntoMakeServiceWithRealIp, RealIpLayer};
 use tokio::net::TcpListener;
-use tower::util::MapRequestLayer;
+use tower::util::{MapRequest, MapRequestLayer};
 use tower::Layer;
 use tower_governor::governor::GovernorConfigBuilder;
 use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor};
 use tower_governor::GovernorLayer;
 
 const BODY: &str = "Hello, World!";
-const MODES: [&str; 11] = [
+const MODES: [&str; 12] = [
     "plain",
     "make-service",
     "make-service-ip",
@@ -70,6 +74,7 @@ const MODES: [&str; 11] = [
     "filter",
     "filter-router",
     "noop-router",
+    "store-floor",
     "governor-peer",
     "governor-realip",
 ];
@@ -179,6 +184,14 @@ fn main() -> ExitCode {
                 let noop = MapRequestLayer::new(|req: axum::extract::Request| req);
                 let app = routes(false).layer(noop);
                 axum::serve(listener, layer.into_make_service(app)).await
+            }
+            "store-floor" => {
+                let fixed: SocketAddr = ([203, 0, 113, 7], 40000).into();
+                let app = MapRequest::new(routes(false), move |mut req: axum::extract::Request| {
+                    req.extensions_mut().insert(fixed);
+                    req
+                });
+                axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await
             }
             "governor-peer" | "governor-realip" => {
                 let app = if mode == "governor-peer" {
