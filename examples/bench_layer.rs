@@ -191,7 +191,11 @@ fn main() -> ExitCode {
                     req.extensions_mut().insert(fixed);
                     req
                 });
-                axum::serve(listener, ServiceExt::<axum::extract::Request>::into_make_service(app)).await
+                axum::serve(
+                    listener,
+                    ServiceExt::<axum::extract::Request>::into_make_service(app),
+                )
+                .await
             }
             "governor-peer" | "governor-realip" => {
                 let app = if mode == "governor-peer" {
