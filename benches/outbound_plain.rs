@@ -6,11 +6,14 @@
 //! write/resolve are printed. Bounded: a few seconds.
 //! `cargo bench --features outbound --bench outbound_plain`.
 //!
-//! `OUTBOUND_PLAIN_ONLY=xff_1hop/write` (or `/resolve`, `/floor`, `/clone`)
-//! runs that
-//! one routine alone, `OUTBOUND_PLAIN_ITERS` times (default 100000), for
+//! `OUTBOUND_PLAIN_ONLY=xff_1hop/write` (or `/resolve`, `/resolve_read`,
+//! `/real`, `/fresh`, `/floor`, `/clone`) runs that one routine alone,
+//! `OUTBOUND_PLAIN_ITERS` times (default 100000), for
 //! `valgrind --tool=callgrind`: instructions per call are the difference
 //! between two runs of different lengths divided by the extra iterations.
+//! `write` reuses one `RealIp`; `fresh` resolves a new one each call
+//! (`fresh` minus `real` is the write from a fresh `RealIp`, to compare
+//! with `resolve_read` minus `clone` on the context rows).
 
 #[path = "common/plain.rs"]
 mod plain;
@@ -121,6 +124,34 @@ fn run(c: &Case, routine: &str, iters: u32) -> f64 {
                 let h = black_box(&c.incoming).clone();
                 black_box(c.policy.resolve(black_box(c.peer), None, &h));
                 black_box(h);
+            }
+        }
+        // The resolution and its first context() read: what resolving did
+        // for a writer that reads the context.
+        "resolve_read" => {
+            for _ in 0..iters {
+                let h = black_box(&c.incoming).clone();
+                let r = c.policy.resolve(black_box(c.peer), None, &h);
+                black_box(r.context().map(|cx| cx.scheme()));
+                black_box((r, h));
+            }
+        }
+        // A fresh RealIp per request, unwritten: the baseline of `fresh`.
+        "real" => {
+            for _ in 0..iters {
+                let h = black_box(&c.incoming).clone();
+                let r = RealIp::new(c.policy.resolve(black_box(c.peer), None, &h), c.peer, None);
+                black_box((black_box(r), h));
+            }
+        }
+        // Writing from that fresh RealIp: nothing the writer reads was
+        // computed by an earlier call.
+        "fresh" => {
+            for _ in 0..iters {
+                let mut h = black_box(&c.incoming).clone();
+                let r = RealIp::new(c.policy.resolve(black_box(c.peer), None, &h), c.peer, None);
+                c.writer.write(Some(black_box(&r)), &mut h);
+                black_box((r, h));
             }
         }
         _ => {

@@ -80,7 +80,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::BytesMut;
-use http::header::{HeaderName, HeaderValue};
+use http::header::{Entry, HeaderName, HeaderValue};
 use http::{HeaderMap, Request};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -265,9 +265,9 @@ impl ForwardHeaders {
             return;
         };
         let cx = real.context();
-        let name = match self.format {
-            Format::XForwardedFor => &forwarded::X_FORWARDED_FOR,
-            Format::Forwarded => &forwarded::FORWARDED,
+        let (name, which) = match self.format {
+            Format::XForwardedFor => (&forwarded::X_FORWARDED_FOR, Kind::Address(0)),
+            Format::Forwarded => (&forwarded::FORWARDED, Kind::Address(1)),
         };
         let Some(value) = self.address_value(real, cx, name, headers) else {
             // Appended lines always were valid values, and everything this
@@ -285,8 +285,10 @@ impl ForwardHeaders {
         };
         let edit = Edit {
             address: !self.append,
+            // Only compared with names of no known kind: a built-in name
+            // here is removed by its kind anyway, and costs no lookup.
             read: match real.source() {
-                Source::Header(n) if !self.append && kind(n) == Kind::Other => Some(n),
+                Source::Header(n) if !self.append => Some(n),
                 _ => None,
             },
             // Incoming context headers go when this hop writes its own in
@@ -297,7 +299,7 @@ impl ForwardHeaders {
                 _ => untrusted_peer(real),
             },
         };
-        edit.apply(headers, name, value, context.as_mut());
+        edit.apply(headers, name, which, value, context.as_mut());
     }
 
     /// The address header's whole value: the believed chain, or the
@@ -371,6 +373,8 @@ impl ForwardHeaders {
 
     /// One list element; `last` is the element this hop received from,
     /// which carries `by`; `cx` the context it carries (`Forwarded` only).
+    /// Always inlined: a call per address cost more than writing it.
+    #[inline(always)]
     fn element<S: Sink>(
         &self,
         out: &mut S,
@@ -399,16 +403,17 @@ impl ForwardHeaders {
     }
 
     /// This hop's `X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix` values
-    /// (in that order). Believed: the value alone. Append: the incoming
-    /// lines with this hop's value appended, when this hop believed them
-    /// (see below). `None`: no value (no host, no prefix); the header is
-    /// removed.
-    fn context_values(
+    /// (in that order). Believed: the value alone, as bytes until it is
+    /// placed (an equal incoming line is kept as it is). Append: the
+    /// incoming lines with this hop's value appended, when this hop
+    /// believed them (see below). `None`: no value (no host, no prefix);
+    /// the header is removed.
+    fn context_values<'c>(
         &self,
-        c: &ClientContext,
+        c: &'c ClientContext,
         untrusted: bool,
         headers: &HeaderMap,
-    ) -> [Option<HeaderValue>; 4] {
+    ) -> [Option<Ctx<'c>>; 4] {
         // The incoming lists travel on only when this hop believed them as
         // far as its address walk went: what it stopped at (a malformed
         // value, a refused host, a list ignored for its length) or never
@@ -423,36 +428,29 @@ impl ForwardHeaders {
         // The scheme's default port goes unwritten (the next hop, taking
         // the scheme, infers it), unless a kept list needs this hop's entry
         // to stay in lockstep: one header fewer to add to the request.
-        let mut port = Stack::new();
-        if c.port() != c.scheme().default_port()
-            || (keep && headers.contains_key(&X_FORWARDED_PORT))
-        {
-            write_u16(&mut port, c.port());
-        }
-        let ours: [Option<&[u8]>; 4] = [
-            Some(c.scheme().as_str().as_bytes()),
-            c.host().map(str::as_bytes),
-            port.as_bytes().filter(|p| !p.is_empty()),
-            c.prefix().map(str::as_bytes),
+        let port = (c.port() != c.scheme().default_port()
+            || (keep && headers.contains_key(&X_FORWARDED_PORT)))
+        .then(|| Ctx::digits(c.port()));
+        let mut out = [
+            Some(Ctx::Static(c.scheme().as_str())),
+            c.host().map(|h| Ctx::Text(h.as_bytes())),
+            port,
+            c.prefix().map(|p| Ctx::Text(p.as_bytes())),
         ];
-        let mut out: [Option<HeaderValue>; 4] = Default::default();
-        for (i, ((slot, value), name)) in out.iter_mut().zip(ours).zip(&CONTEXT_HEADERS).enumerate()
-        {
-            let Some(value) = value else { continue };
-            *slot = if keep && headers.contains_key(name) {
+        if keep {
+            for (slot, name) in out.iter_mut().zip(&CONTEXT_HEADERS) {
+                let Some(ours) = slot.as_ref() else { continue };
+                if !headers.contains_key(name) {
+                    continue;
+                }
                 let mut line = Spill(Vec::with_capacity(64));
                 for l in headers.get_all(name) {
                     line.put(l.as_bytes());
                     line.put(b", ");
                 }
-                line.put(value);
-                to_value(&line.0)
-            } else if i == 0 {
-                // The scheme names are static: no allocation.
-                Some(HeaderValue::from_static(c.scheme().as_str()))
-            } else {
-                to_value(value)
-            };
+                line.put(ours.bytes());
+                *slot = to_value(&line.0).map(Ctx::Value);
+            }
         }
         out
     }
@@ -489,12 +487,85 @@ fn connection_addr(real: &RealIp) -> IpAddr {
 /// What a request header is to this module.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Kind {
-    /// One of [`ADDRESS_HEADERS`].
-    Address,
+    /// [`ADDRESS_HEADERS`]`[i]`: the header written is told by its index,
+    /// without comparing its name again.
+    Address(usize),
     /// [`CONTEXT_HEADERS`]`[i]`.
     Context(usize),
     /// Anything else.
     Other,
+}
+
+/// A context header's new value, made into a [`HeaderValue`] only where
+/// it is placed: an incoming line (or the request's `Host`) with the same
+/// bytes is kept or shared instead, with no validation and no copy.
+enum Ctx<'c> {
+    /// A joined list, already a value.
+    Value(HeaderValue),
+    /// A scheme name.
+    Static(&'static str),
+    /// A host or prefix from the context.
+    Text(&'c [u8]),
+    /// A port's decimal digits (`len` of `buf` count, from the end).
+    Digits { buf: [u8; 5], len: u8 },
+}
+
+impl Ctx<'_> {
+    fn digits(n: u16) -> Self {
+        let mut buf = [0u8; 5];
+        let mut i = buf.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        Ctx::Digits {
+            buf,
+            len: (buf.len() - i) as u8,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Ctx::Value(v) => v.as_bytes(),
+            Ctx::Static(s) => s.as_bytes(),
+            Ctx::Text(t) => t,
+            Ctx::Digits { buf, len } => &buf[buf.len() - usize::from(*len)..],
+        }
+    }
+
+    /// The value, sharing `same` when it holds these very bytes.
+    fn into_value(self, same: Option<&HeaderValue>) -> Option<HeaderValue> {
+        match self {
+            Ctx::Value(v) => Some(v),
+            _ => match same {
+                Some(s) if s.as_bytes() == self.bytes() => Some(s.clone()),
+                _ => match self {
+                    Ctx::Static(s) => Some(HeaderValue::from_static(s)),
+                    _ => to_value(self.bytes()),
+                },
+            },
+        }
+    }
+
+    /// Puts the value in `line`'s place (left as it is when it already
+    /// holds these bytes); `false` when it is no valid value.
+    fn place(self, line: &mut HeaderValue) -> bool {
+        if !matches!(self, Ctx::Value(_)) && line.as_bytes() == self.bytes() {
+            return true;
+        }
+        match self.into_value(None) {
+            Some(v) => {
+                *line = v;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 /// Classifies `name` by its spelling: the length first, so the common
@@ -508,14 +579,14 @@ fn kind(name: &HeaderName) -> Kind {
         return Kind::Other;
     }
     match s {
-        "x-forwarded-for"
-        | "forwarded"
-        | "x-real-ip"
-        | "cf-connecting-ip"
-        | "true-client-ip"
-        | "fly-client-ip"
-        | "x-envoy-external-address"
-        | "cloudfront-viewer-address" => Kind::Address,
+        "x-forwarded-for" => Kind::Address(0),
+        "forwarded" => Kind::Address(1),
+        "x-real-ip" => Kind::Address(2),
+        "cf-connecting-ip" => Kind::Address(3),
+        "true-client-ip" => Kind::Address(4),
+        "fly-client-ip" => Kind::Address(5),
+        "x-envoy-external-address" => Kind::Address(6),
+        "cloudfront-viewer-address" => Kind::Address(7),
         "x-forwarded-proto" => Kind::Context(0),
         "x-forwarded-host" => Kind::Context(1),
         "x-forwarded-port" => Kind::Context(2),
@@ -538,13 +609,13 @@ struct Edit<'a> {
 impl Edit<'_> {
     fn removes(&self, k: &HeaderName, kind: Kind) -> bool {
         match kind {
-            Kind::Address => self.address,
+            Kind::Address(_) => self.address,
             Kind::Context(_) => self.context,
             Kind::Other => self.read == Some(k),
         }
     }
 
-    /// Sets `name` to `value` and, when `context` is given, each context
+    /// Sets `name` (of kind `which`) to `value` and, when `context` is given, each context
     /// header to its value (removing it for `None`), and removes the other
     /// lines this edit names. One scan of the request's few lines, each
     /// classified by its length; a header present once has its value
@@ -554,8 +625,9 @@ impl Edit<'_> {
         &self,
         headers: &mut HeaderMap,
         name: &HeaderName,
+        which: Kind,
         value: HeaderValue,
-        mut context: Option<&mut [Option<HeaderValue>; 4]>,
+        mut context: Option<&mut [Option<Ctx<'_>>; 4]>,
     ) {
         // The common case, on its own: no context to set, one line of
         // `name`, nothing to remove: the value replaced in place.
@@ -565,7 +637,7 @@ impl Edit<'_> {
             let mut others = false;
             for (k, v) in headers.iter_mut() {
                 let kind = kind(k);
-                if kind == Kind::Address && k == name {
+                if kind == which {
                     lines = lines.saturating_add(1);
                     slot.get_or_insert(v);
                 } else {
@@ -579,8 +651,8 @@ impl Edit<'_> {
         }
         // Target 0 is the address header, 1..=4 the context headers.
         let sets_context = context.is_some();
-        let target = |k: &HeaderName, kind: Kind| match kind {
-            Kind::Address if k == name => Some(0),
+        let target = |kind: Kind| match kind {
+            _ if kind == which => Some(0),
             Kind::Context(i) if sets_context && i < 4 => Some(i + 1),
             _ => None,
         };
@@ -592,7 +664,7 @@ impl Edit<'_> {
         let mut others = false;
         for (k, v) in headers.iter_mut() {
             let kind = kind(k);
-            let Some(t) = target(k, kind) else {
+            let Some(t) = target(kind) else {
                 others |= self.removes(k, kind);
                 continue;
             };
@@ -603,14 +675,16 @@ impl Edit<'_> {
                 continue;
             }
             seen |= bit;
-            let slot = match (t, context.as_deref_mut()) {
-                (0, _) => &mut value,
-                (_, Some(c)) => &mut c[t - 1],
-                (_, None) => continue,
-            };
-            if let Some(new) = slot.take() {
-                *v = new;
-                placed |= bit;
+            if t == 0 {
+                if let Some(new) = value.take() {
+                    *v = new;
+                    placed |= bit;
+                }
+            } else if let Some(new) = context.as_deref_mut().and_then(|c| c[t - 1].take()) {
+                // Not placed (no valid value): removed below.
+                if new.place(v) {
+                    placed |= bit;
+                }
             }
         }
         if others {
@@ -618,7 +692,7 @@ impl Edit<'_> {
                 .keys()
                 .filter(|k| {
                     let kind = kind(k);
-                    target(k, kind).is_none() && self.removes(k, kind)
+                    target(kind).is_none() && self.removes(k, kind)
                 })
                 .cloned()
                 .collect();
@@ -628,14 +702,25 @@ impl Edit<'_> {
         }
         // What the scan could not do in place: a name absent (inserted), a
         // name repeated (its first line holds the new value, the rest go),
-        // a context header with no value (removed).
+        // a context header with no value (removed). Usually nothing.
+        let mut left = u8::from(value.is_some());
+        if let Some(c) = context.as_deref() {
+            for (t, slot) in c.iter().enumerate() {
+                left |= u8::from(slot.is_some()) << (t + 1);
+            }
+        }
+        if left | (placed & many) | (seen & !placed) == 0 {
+            return;
+        }
         let finish = |headers: &mut HeaderMap, bit: u8, n: &HeaderName, v: Option<HeaderValue>| {
             if let Some(v) = v {
                 headers.insert(n.clone(), v);
             } else if placed & bit != 0 {
                 if many & bit != 0 {
-                    if let Some(first) = headers.remove(n) {
-                        headers.insert(n.clone(), first);
+                    // One probe: the entry's first line replaces them all.
+                    if let Entry::Occupied(mut e) = headers.entry(n) {
+                        let first = e.get().clone();
+                        e.insert(first);
                     }
                 }
             } else if seen & bit != 0 {
@@ -645,7 +730,16 @@ impl Edit<'_> {
         finish(headers, 1, name, value);
         if let Some(c) = context {
             for (t, (slot, n)) in c.iter_mut().zip(&CONTEXT_HEADERS).enumerate() {
-                finish(headers, 1 << (t + 1), n, slot.take());
+                // A value to add shares the request's `Host` line when it
+                // is the same host (the connection's own view, usually).
+                let v = slot.take().and_then(|new| {
+                    let same = match new {
+                        Ctx::Text(_) => headers.get(http::header::HOST),
+                        _ => None,
+                    };
+                    new.into_value(same)
+                });
+                finish(headers, 1 << (t + 1), n, v);
             }
         }
     }
@@ -1033,8 +1127,8 @@ mod tests {
     /// names and near misses alone.
     #[test]
     fn kind_spells_the_lists() {
-        for n in &ADDRESS_HEADERS {
-            assert_eq!(kind(n), Kind::Address, "{n}");
+        for (i, n) in ADDRESS_HEADERS.iter().enumerate() {
+            assert_eq!(kind(n), Kind::Address(i), "{n}");
         }
         for (i, n) in CONTEXT_HEADERS.iter().enumerate() {
             assert_eq!(kind(n), Kind::Context(i), "{n}");
@@ -1184,6 +1278,53 @@ mod tests {
         assert_eq!(
             (cy.scheme(), cy.host(), cy.port()),
             (cx.scheme(), cx.host(), cx.port())
+        );
+    }
+
+    /// A context line that already holds the value written is kept, and a
+    /// host added from the connection's own view shares the request's
+    /// `Host` line: the same bytes, not a copy (nothing rebuilt).
+    #[test]
+    fn equal_context_values_are_shared_not_rebuilt() {
+        let h = map(&[
+            ("host", "10.0.0.2:8080"),
+            ("x-forwarded-for", "203.0.113.9"),
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-host", "shop.example"),
+        ]);
+        let r = real(
+            &with_context(HeaderSource::XForwardedFor),
+            "10.0.0.2:4000",
+            &h,
+        );
+        let mut out = h.clone();
+        ForwardHeaders::x_forwarded_for().write(Some(&r), &mut out);
+        assert_eq!(out["x-forwarded-host"], "shop.example");
+        assert_eq!(
+            out["x-forwarded-host"].as_bytes().as_ptr(),
+            h["x-forwarded-host"].as_bytes().as_ptr()
+        );
+        assert_eq!(out["x-forwarded-proto"], "https");
+
+        let h = map(&[
+            ("host", "shop.example"),
+            ("x-forwarded-host", "evil.example"),
+        ]);
+        let r = real(
+            &with_context(HeaderSource::XForwardedFor),
+            "198.51.100.4:4000",
+            &h,
+        );
+        let mut out = h.clone();
+        ForwardHeaders::x_forwarded_for().write(Some(&r), &mut out);
+        assert_eq!(out["x-forwarded-host"], "shop.example");
+        // Replaced in place from the context: equal bytes, a fresh value.
+        let mut h2 = map(&[("host", "shop.example")]);
+        ForwardHeaders::x_forwarded_for().write(Some(&r), &mut h2);
+        assert_eq!(h2["x-forwarded-host"], "shop.example");
+        assert_eq!(
+            h2["x-forwarded-host"].as_bytes().as_ptr(),
+            h2["host"].as_bytes().as_ptr()
         );
     }
 
