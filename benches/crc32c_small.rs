@@ -494,7 +494,8 @@ fn check_clmul_route() {
         }
     }
     for len in [1000, 4096, 65_551] {
-        for at in [0, 19, 31, 200, len / 2, len - 300, len - 5, len - 4] {
+        // A field sits 19 bytes in or later, so fewer than 65536 follow it.
+        for at in [19, 31, 200, len / 2, len - 300, len - 5, len - 4] {
             check(len, at);
         }
     }
