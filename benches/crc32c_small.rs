@@ -159,7 +159,7 @@ fn zero4(s: u32) -> u32 {
 /// The 8-byte-aligned buffer of `realip::proxy::v2`, with its two steps
 /// written out the same way (the library keeps them private).
 #[repr(align(8))]
-struct CrcChunk([u8; 136]);
+struct CrcChunk([u8; 128]);
 
 impl CrcChunk {
     /// Two fixed-size copies that overlap, inline: no `memcpy` call.
@@ -183,34 +183,33 @@ impl CrcChunk {
         dst
     }
 
-    /// Zeroes `lo..hi` (at most 4 bytes) by rewriting the two 8-byte
-    /// words from the one holding `lo`.
+    /// Zeroes `lo..hi` (at most 4 bytes) by rewriting whole 8-byte words.
     #[inline(always)]
     fn clear(&mut self, lo: usize, hi: usize) {
-        if lo >= hi || hi - lo > 4 || lo >= 128 {
+        if lo >= hi || hi - lo > 4 {
             return;
         }
         let w = lo / 8 * 8;
         let mask = ((1u128 << (8 * (hi - lo))) - 1) << (8 * (lo - w));
-        let Some(words) = self.0.get_mut(w..w + 16) else {
-            return;
-        };
-        for (word, m) in words
-            .chunks_exact_mut(8)
-            .zip([mask as u64, (mask >> 64) as u64])
-        {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(word);
-            word.copy_from_slice(&(u64::from_le_bytes(x) & !m).to_le_bytes());
+        for (i, m) in [mask as u64, (mask >> 64) as u64].into_iter().enumerate() {
+            let at = w + 8 * i;
+            if m == 0 {
+                continue;
+            }
+            if let Some(word) = self.0.get_mut(at..at + 8) {
+                let mut x = [0u8; 8];
+                x.copy_from_slice(word);
+                word.copy_from_slice(&(u64::from_le_bytes(x) & !m).to_le_bytes());
+            }
         }
     }
 }
 
-/// What `realip::proxy::v2` does for a header up to 128 bytes: the inline
+/// What `realip::proxy::v2` did for a header up to 128 bytes: the inline
 /// copy, the field cleared word-wise, one crc-fast call.
 #[inline(never)]
 fn nlb_crc_fast_inline_copy(b: &[u8], at: usize) -> u32 {
-    let mut c = CrcChunk([0; 136]);
+    let mut c = CrcChunk([0; 128]);
     c.fill_from(b);
     c.clear(at, at + 4);
     crc_fast::crc32_iscsi(&c.0[..b.len()])

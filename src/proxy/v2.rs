@@ -262,10 +262,9 @@ impl Header<'_> {
 const CRC_CHUNK: usize = 128;
 
 /// An 8-byte-aligned copy buffer: the hardware CRC then runs on whole
-/// 8-byte words, with no byte-wise head or tail. One word longer than a
-/// chunk, so that the two words around any field in the chunk exist.
+/// 8-byte words, with no byte-wise head or tail.
 #[repr(align(8))]
-struct CrcChunk([u8; CRC_CHUNK + 8]);
+struct CrcChunk([u8; CRC_CHUNK]);
 
 impl CrcChunk {
     /// Copies `part` (at most 128 bytes) to the front, inline, as two
@@ -292,29 +291,27 @@ impl CrcChunk {
         dst
     }
 
-    /// Zeroes bytes `lo..hi` (at most 4, below 128) by rewriting the two
-    /// aligned 8-byte words from the one holding `lo`, so each 8-byte load
-    /// of the CRC reads one store.
+    /// Zeroes bytes `lo..hi` (at most 4) by rewriting each aligned 8-byte
+    /// word that holds them whole, so each 8-byte load of the CRC reads
+    /// one store.
     #[inline(always)]
     fn clear(&mut self, lo: usize, hi: usize) {
-        if lo >= hi || hi - lo > 4 || lo >= CRC_CHUNK {
+        if lo >= hi || hi - lo > 4 {
             return;
         }
         let w = lo / 8 * 8;
         // The bytes to clear, over the two words from `w`.
         let mask = ((1u128 << (8 * (hi - lo))) - 1) << (8 * (lo - w));
-        let Some(words) = self.0.get_mut(w..w + 16) else {
-            return;
-        };
-        // Word by word: a 16-byte load could straddle two of the copy's
-        // stores and wait for both to retire.
-        for (word, m) in words
-            .chunks_exact_mut(8)
-            .zip([mask as u64, (mask >> 64) as u64])
-        {
-            let mut x = [0u8; 8];
-            x.copy_from_slice(word);
-            word.copy_from_slice(&(u64::from_le_bytes(x) & !m).to_le_bytes());
+        for (i, m) in [mask as u64, (mask >> 64) as u64].into_iter().enumerate() {
+            let at = w + 8 * i;
+            if m == 0 {
+                continue;
+            }
+            if let Some(word) = self.0.get_mut(at..at + 8) {
+                let mut x = [0u8; 8];
+                x.copy_from_slice(word);
+                word.copy_from_slice(&(u64::from_le_bytes(x) & !m).to_le_bytes());
+            }
         }
     }
 }
@@ -334,7 +331,7 @@ fn crc_over(header: &[u8], at: usize) -> u32 {
     if header.len() > CRC_CHUNK {
         return crc_over_chunks(header, at);
     }
-    let mut buf = CrcChunk([0; CRC_CHUNK + 8]);
+    let mut buf = CrcChunk([0; CRC_CHUNK]);
     buf.fill_from(header);
     buf.clear(at, at + 4);
     crc_fast::crc32_iscsi(&buf.0[..header.len()])
@@ -345,7 +342,7 @@ fn crc_over(header: &[u8], at: usize) -> u32 {
 #[cold]
 #[inline(never)]
 fn crc_over_chunks(header: &[u8], at: usize) -> u32 {
-    let mut buf = CrcChunk([0; CRC_CHUNK + 8]);
+    let mut buf = CrcChunk([0; CRC_CHUNK]);
     let mut digest = crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi);
     for (i, part) in header.chunks(CRC_CHUNK).enumerate() {
         let start = i * CRC_CHUNK;
