@@ -134,18 +134,19 @@ impl Index {
 #[inline(always)]
 pub(crate) fn validate(tlvs: &[u8], idx: &mut Index) -> Result<Option<usize>, Error> {
     let mut crc_at = None;
-    let mut rest = tlvs;
-    while let [k, hi, lo, ref tail @ ..] = *rest {
+    // Offset of the next TLV. It only moves to the end of a TLV that fits,
+    // so it never passes the region; every read goes through `get`.
+    let mut pos = 0;
+    while let Some(&[k, hi, lo]) = tlvs.get(pos..pos + 3).and_then(<[u8]>::first_chunk) {
         let len16 = u16::from_be_bytes([hi, lo]);
         let len = usize::from(len16);
-        let Some((value, after)) = tail.split_at_checked(len) else {
+        let start = pos + 3;
+        let Some(value) = tlvs.get(start..start + len) else {
             return Err(Error::V2TlvOverrun { kind: k });
         };
-        let pos = tlvs.len() - rest.len();
-        let start = pos + 3;
-        rest = after;
         // Slot = offset + 1; the region is ≤ 65535 bytes so it fits a u16.
         let slot = (pos + 1) as u16;
+        pos = start + len;
         match k {
             kind::ALPN => set(&mut idx.alpn, slot),
             kind::AUTHORITY => set(&mut idx.authority, slot),
@@ -169,13 +170,13 @@ pub(crate) fn validate(tlvs: &[u8], idx: &mut Index) -> Result<Option<usize>, Er
                 set(&mut idx.unique_id, slot);
             }
             kind::SSL => {
-                if len < 5 {
+                let Some(sub) = value.get(5..) else {
                     return Err(Error::V2TlvLength {
                         kind: k,
                         len: len16,
                     });
-                }
-                check_tiling(&value[5..]).map_err(|()| Error::V2SslSubTlv)?;
+                };
+                check_tiling(sub).map_err(|()| Error::V2SslSubTlv)?;
                 set(&mut idx.ssl, slot);
             }
             kind::NETNS => set(&mut idx.netns, slot),
@@ -201,7 +202,7 @@ pub(crate) fn validate(tlvs: &[u8], idx: &mut Index) -> Result<Option<usize>, Er
             _ => {}
         }
     }
-    if rest.is_empty() {
+    if pos == tlvs.len() {
         Ok(crc_at)
     } else {
         Err(Error::V2TlvTrailing)
