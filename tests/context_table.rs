@@ -353,8 +353,19 @@ fn run(r: &Row) -> (realip::Resolution, String) {
         a.parse::<SocketAddr>().unwrap()
     });
     let res = policy(r.policy).resolve_with(r.peer.parse().unwrap(), proxy, &headers, &view);
+    // The context walk is deferred to the first read: a copy taken before
+    // it, read with the request gone, walks to the same values.
+    let unread = res.clone();
+    drop(headers);
     let c = res.context().expect("context is on");
     let shown = show(res.ip(), c);
+    let later = unread.context().expect("context is on");
+    assert_eq!(
+        show(unread.ip(), later),
+        shown,
+        "{}: a copy read later",
+        r.name
+    );
     (res, shown)
 }
 

@@ -854,13 +854,12 @@ pub(super) struct Walk<'h> {
     believed: Believed<&'h [u8]>,
 }
 
-/// The kind of address header the context walk follows.
+/// The kind of address header the context lists follow (a `Forwarded`
+/// policy reads its elements' own values instead: [`Elements`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Follow {
     /// A list (`X-Forwarded-For`): context lists in lockstep.
     List,
-    /// `Forwarded`: each element's own `proto` and `host`.
-    Forwarded,
     /// A single-address header: one value each.
     Single,
 }
@@ -875,9 +874,7 @@ impl<'h> Walk<'h> {
         address_entries: Option<usize>,
     ) -> Self {
         let mut ignored = 0;
-        if follow == Follow::Forwarded {
-            readers = Default::default();
-        } else if let Some(n) = address_entries {
+        if let Some(n) = address_entries {
             for (f, r) in Field::ALL.iter().zip(readers.iter_mut()) {
                 if r.is_present() && r.count() != n {
                     *r = Reader::default();

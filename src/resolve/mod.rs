@@ -30,10 +30,12 @@
 //! believes may also take the matching entry of the context headers
 //! (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`) or the `Forwarded`
 //! element's `proto` and `host`. It is on by default whenever an address
-//! header is configured (it believes no one the address walk does not);
-//! without context headers it allocates nothing but still costs 1.2x to
-//! 2.2x the address walk alone (README, "The client context"); see
-//! [`PolicyBuilder::context`] and [`Policy::resolve_with`].
+//! header is configured (it believes no one the address walk does not).
+//! The context walk itself is deferred to the first read of
+//! [`Resolution::context`]; without context headers resolving allocates
+//! nothing but still costs 1.2x to 1.5x the address walk's instructions
+//! (README, "The client context"); see [`PolicyBuilder::context`] and
+//! [`Policy::resolve_with`].
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
@@ -513,10 +515,11 @@ impl Walker<'_> {
             r.context = Some(ContextRecord::own(&own));
             return;
         }
-        let follow = match spec.kind {
-            Kind::List => Follow::List,
-            Kind::Single | Kind::CloudFront => Follow::Single,
-            Kind::Forwarded => Follow::Forwarded,
+        // (`Forwarded` returned above.)
+        let follow = if spec.kind == Kind::List {
+            Follow::List
+        } else {
+            Follow::Single
         };
         let address_entries = cfg.symmetric.then(|| match (&found.address, spec.kind) {
             (Lookup::Absent, _) => 0,
@@ -953,12 +956,14 @@ impl PolicyBuilder {
     /// the address walk believes, so it trusts no one new, and an app
     /// behind a proxy that terminates TLS or routes by host otherwise sees
     /// `http` and an internal host and builds wrong redirects, callbacks and
-    /// cookies. With no context header sent it allocates nothing (the
-    /// headers are found in the one pass that finds the address header, and
-    /// the request's own host is validated and copied only when the context
-    /// is read), but the resolution still costs 1.2x to 2.2x the address
-    /// walk alone (README, "The client context"). `.context(false)` opts out for an app that needs
-    /// only the address: then [`Resolution::context`] is `None`, no context
+    /// cookies. The context walk runs only when the context is first read
+    /// (the resolution keeps handles on the headers it needs). With no
+    /// context header sent resolving allocates nothing (the headers are
+    /// found in the one pass that finds the address header, and the
+    /// request's own host is validated and copied only when the context is
+    /// read), but it still costs 1.2x to 1.5x the address walk's
+    /// instructions (README, "The client context"). `.context(false)` opts
+    /// out for an app that needs only the address: then [`Resolution::context`] is `None`, no context
     /// header is read, and the `ClientScheme`, `ClientHost` and `BaseUrl`
     /// extractors reject with a `500` naming `.context(true)`.
     pub fn context(mut self, on: bool) -> Self {
