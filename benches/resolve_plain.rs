@@ -1,7 +1,10 @@
 //! A plain timing loop (no criterion) over the rows of `resolve`'s
-//! `context_*` groups and the #14 request (five other headers, then
-//! `X-Forwarded-For`; 5 hops over 10 trusted ranges, default policy) next
-//! to `client-ip`'s rightmost entry. Seven rounds, contenders interleaved
+//! `context_*` groups (context off; on without context headers; on with
+//! them; each "resolve" alone and "resolve+read", with the first
+//! `context()` read that runs the deferred context walk) and the #14
+//! request (five other headers, then `X-Forwarded-For`; 5 hops over 10
+//! trusted ranges, default policy and context off) next to `client-ip`'s
+//! rightmost entry. Seven rounds, contenders interleaved
 //! within each round; the median ns per call and the ratio to the first
 //! row of each group are printed. Bounded: a few seconds.
 //! `cargo bench --bench resolve_plain`; `RESOLVE_PLAIN_ONLY=group/row` runs
@@ -147,13 +150,22 @@ fn main() {
             let r = p.resolve(black_box(peer), None, black_box(h));
             r.port().map_or(0, u64::from) ^ r.hops().len() as u64
         };
+        // The same, then the first `context()` read (which runs the
+        // deferred context walk): the price of an app that reads it.
+        let read = |p: &Policy, h: &HeaderMap| {
+            let r = p.resolve(black_box(peer), None, black_box(h));
+            let cx = r.context().unwrap();
+            r.port().map_or(0, u64::from) ^ cx.host().map_or(0, |h| h.len() as u64)
+        };
         group(
             name,
             200_000,
             &[
-                ("address-only", &|| run(&off, &absent)),
-                ("context-absent", &|| run(&on, &absent)),
-                ("context-present", &|| run(&on, &present)),
+                ("off", &|| run(&off, &absent)),
+                ("absent-resolve", &|| run(&on, &absent)),
+                ("absent-resolve+read", &|| read(&on, &absent)),
+                ("present-resolve", &|| run(&on, &present)),
+                ("present-resolve+read", &|| read(&on, &present)),
             ],
         );
     }
@@ -176,12 +188,22 @@ fn main() {
         .unwrap();
     assert!(default.has_context());
     assert_eq!(default.resolve(peer, None, &h).hops().len(), 6);
+    let off14 = Policy::builder()
+        .trust_all(ten_ranges())
+        .header(HeaderSource::XForwardedFor)
+        .context(false)
+        .build()
+        .unwrap();
     group(
         "issue14_xff_5hop",
         200_000,
         &[
             ("realip-default", &|| {
                 let r = default.resolve(black_box(peer), None, black_box(&h));
+                r.port().map_or(0, u64::from) ^ r.hops().len() as u64
+            }),
+            ("realip-off", &|| {
+                let r = off14.resolve(black_box(peer), None, black_box(&h));
                 r.port().map_or(0, u64::from) ^ r.hops().len() as u64
             }),
             ("client-ip-rightmost", &|| {

@@ -275,6 +275,15 @@ fn rows() -> Vec<Row> {
             "203.0.113.9 http://app.internal:8080 s=connection h=request p=request followed"),
         row("forwarded repeated lines", Forwarded, &[H, ("forwarded", "for=203.0.113.9;proto=https"), ("forwarded", "for=10.0.0.2;proto=http")],
             "203.0.113.9 https://app.internal:8080 s=header (hop 2) h=request p=request followed"),
+        // The element's values as the RFC 7239 lexer reads them (one pass
+        // with its `for`): empty pairs are allowed, a quoted-pair in another
+        // parameter is no context value, one in `host` is malformed.
+        row("forwarded empty pair before proto", Forwarded, &[H, ("forwarded", "for=203.0.113.9;;proto=https")],
+            "203.0.113.9 https://app.internal:8080 s=header (hop 1) h=request p=request followed"),
+        row("forwarded quoted-pair in by", Forwarded, &[H, ("forwarded", "for=203.0.113.9;by=\"a\\\"b\";host=shop.example")],
+            "203.0.113.9 http://shop.example:80 s=connection h=header (hop 1) p=default followed"),
+        row("forwarded quoted-pair in host", Forwarded, &[H, ("forwarded", "for=203.0.113.9;proto=https;host=\"shop\\.example\"")],
+            "203.0.113.9 http://app.internal:8080 s=connection h=request p=request malformed host (hop 1)"),
         // --- single-address headers: one step, one value each
         row("x-real-ip with proto", RealIp, &[("host", "shop.example"), ("x-real-ip", "203.0.113.9"), ("x-forwarded-proto", "https")],
             "203.0.113.9 https://shop.example:443 s=header (hop 1) h=request p=default followed"),
@@ -344,8 +353,19 @@ fn run(r: &Row) -> (realip::Resolution, String) {
         a.parse::<SocketAddr>().unwrap()
     });
     let res = policy(r.policy).resolve_with(r.peer.parse().unwrap(), proxy, &headers, &view);
+    // The context walk is deferred to the first read: a copy taken before
+    // it, read with the request gone, walks to the same values.
+    let unread = res.clone();
+    drop(headers);
     let c = res.context().expect("context is on");
     let shown = show(res.ip(), c);
+    let later = unread.context().expect("context is on");
+    assert_eq!(
+        show(unread.ip(), later),
+        shown,
+        "{}: a copy read later",
+        r.name
+    );
     (res, shown)
 }
 

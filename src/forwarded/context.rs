@@ -339,6 +339,10 @@ pub struct ElementContext<'a> {
 /// without the separating commas). `None` when the element does not
 /// parse, or a value of either uses a quoted-pair (`\"`): no valid scheme
 /// or host contains one, so there is nothing to unescape.
+///
+/// A standalone reader for one element's text. The resolver does not call
+/// it: it takes the values from the [`rfc7239`](super::rfc7239) lexer, in
+/// the same pass that reads the element's `for`.
 pub fn element_context(element: &[u8]) -> Option<ElementContext<'_>> {
     let mut out = ElementContext::default();
     let mut rest = element;

@@ -46,11 +46,12 @@ pub mod xff;
 pub(crate) trait RawEntries<'a> {
     fn next_raw(&mut self) -> Option<Raw>;
 
-    /// The whole element the last entry came from, for parsers whose
-    /// elements carry more than the address (`Forwarded`); empty otherwise.
+    /// The `proto` and `host` of the element the last entry came from,
+    /// for parsers whose elements carry more than the address
+    /// (`Forwarded`); none otherwise.
     #[inline(always)]
-    fn last_element(&self) -> &'a [u8] {
-        &[]
+    fn last_params(&self) -> rfc7239::Params<'a> {
+        rfc7239::Params::default()
     }
 }
 
@@ -113,8 +114,8 @@ impl<'a, L: LineParser<'a>> RawEntries<'a> for Entries<'a, L> {
     }
 
     #[inline(always)]
-    fn last_element(&self) -> &'a [u8] {
-        self.line.last_element()
+    fn last_params(&self) -> rfc7239::Params<'a> {
+        self.line.last_params()
     }
 }
 

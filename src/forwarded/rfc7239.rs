@@ -79,9 +79,20 @@ pub struct Line<'a> {
     s: &'a [u8],
     end: usize,
     done: bool,
-    /// Where the element last read starts and ends (for its `proto` and
-    /// `host`, read by the client-context walk).
-    last: (usize, usize),
+    /// The `proto` and `host` values of the element last read, found by
+    /// the same lexing pass as its `for` (the client-context walk takes
+    /// them from here rather than parsing the element again).
+    last: Params<'a>,
+}
+
+/// The `proto` and `host` values of one `Forwarded` element: tokens as
+/// written, quoted-strings without their quotes. A quoted-pair (`\"`) is
+/// left escaped: no valid scheme or host contains a backslash, so such a
+/// value fails validation as it stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Params<'a> {
+    pub(crate) proto: Option<&'a [u8]>,
+    pub(crate) host: Option<&'a [u8]>,
 }
 
 impl<'a> Line<'a> {
@@ -91,7 +102,7 @@ impl<'a> Line<'a> {
             s: line,
             end: line.len(),
             done: false,
-            last: (0, 0),
+            last: Params::default(),
         }
     }
 }
@@ -120,7 +131,7 @@ impl Line<'_> {
             return None;
         }
         if let Some((v4, start)) = for_v4_rev(s, i) {
-            self.last = (start, i);
+            self.last = Params::default();
             self.end = start;
             self.done = start == 0;
             return Some(Raw::Ip {
@@ -135,8 +146,8 @@ impl Line<'_> {
     /// The general path: any element ending at `s[..i]`.
     fn element(&mut self, i: usize) -> Option<Raw> {
         match element_rev(self.s, i) {
-            Some((start, node)) => {
-                self.last = (start, i);
+            Some((start, node, params)) => {
+                self.last = params;
                 self.end = start;
                 if start == 0 {
                     self.done = true;
@@ -175,11 +186,8 @@ impl<'a> super::RawEntries<'a> for Line<'a> {
     }
 
     #[inline]
-    fn last_element(&self) -> &'a [u8] {
-        let (start, end) = self.last;
-        // `start` is the separating comma, or 0 for the first element.
-        let e = self.s.get(start..end).unwrap_or_default();
-        e.strip_prefix(b",").unwrap_or(e)
+    fn last_params(&self) -> Params<'a> {
+        self.last
     }
 }
 
@@ -207,9 +215,11 @@ fn for_v4_rev(s: &[u8], i: usize) -> Option<(u32, usize)> {
 
 /// Parses the element ending at `s[..i]` (non-empty, not ending in OWS
 /// or a comma). Returns where the element started (the index of the
-/// separating comma, or 0) and its `for` node; `None` on a syntax error.
-fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Raw)> {
+/// separating comma, or 0), its `for` node and its `proto` and `host`
+/// values; `None` on a syntax error.
+fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Raw, Params<'_>)> {
     let mut node = None;
+    let mut params = Params::default();
     let mut seen = 0u8;
     loop {
         while i > 0 && is_ows(s[i - 1]) {
@@ -270,12 +280,17 @@ fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Raw)> {
             return None;
         }
         seen |= bit;
-        if bit == 1 {
-            node = Some(if quoted {
-                decode_quoted(value)
-            } else {
-                parse_raw(value, Flavor::Rfc7239)
-            });
+        match bit {
+            1 => {
+                node = Some(if quoted {
+                    decode_quoted(value)
+                } else {
+                    parse_raw(value, Flavor::Rfc7239)
+                });
+            }
+            4 => params.host = Some(value),
+            8 => params.proto = Some(value),
+            _ => {}
         }
         while i > 0 && is_ows(s[i - 1]) {
             i -= 1;
@@ -289,7 +304,7 @@ fn element_rev(s: &[u8], mut i: usize) -> Option<(usize, Raw)> {
         }
         return None;
     }
-    Some((i.saturating_sub(1), node.unwrap_or(Raw::Malformed)))
+    Some((i.saturating_sub(1), node.unwrap_or(Raw::Malformed), params))
 }
 
 /// Finds the opening quote of the quoted-string closed at `s[close]`: the

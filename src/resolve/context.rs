@@ -22,12 +22,12 @@
 use super::resolution::Resolution;
 pub use crate::forwarded::context::Scheme;
 use crate::forwarded::context::{
-    count_items, element_context, parse_host, parse_port, parse_prefix, parse_scheme,
-    parse_ssl_flag, ListRev,
+    count_items, parse_host, parse_port, parse_prefix, parse_scheme, parse_ssl_flag, ListRev,
 };
-use http::{HeaderMap, HeaderName, HeaderValue};
+use crate::forwarded::rfc7239::Params;
+use http::{HeaderName, HeaderValue};
 use std::fmt;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// `X-Forwarded-Proto`.
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -282,12 +282,14 @@ impl HostPattern {
 pub(super) struct ContextConfig {
     pub(super) headers: ContextHeaders,
     pub(super) symmetric: bool,
-    pub(super) allowed: Vec<HostPattern>,
+    pub(super) allowed: Arc<[HostPattern]>,
     /// The context header names in [`Field`] order, and a bit per name
     /// length ([`length_bit`]): the scan compares a request header's name
     /// with them only when its length could match.
     pub(super) names: [Option<HeaderName>; 4],
     pub(super) lengths: u64,
+    /// Each name's first and last eight bytes, compared before the rest.
+    keys: [Option<(u64, u64)>; 4],
 }
 
 impl ContextConfig {
@@ -297,14 +299,56 @@ impl ContextConfig {
             .iter()
             .flatten()
             .fold(0, |m, n| m | length_bit(n.as_str().len()));
+        let keys = names
+            .each_ref()
+            .map(|n| n.as_ref().and_then(|n| ends(n.as_str().as_bytes())));
         ContextConfig {
             headers,
             symmetric,
-            allowed,
+            allowed: allowed.into(),
             names,
             lengths,
+            keys,
         }
     }
+
+    /// Whether the request header name `b` is the name of field `i`. The
+    /// context names share their `x-forwarded-` start, so comparing the
+    /// last eight bytes as one word first rejects the other names without
+    /// a byte-by-byte compare; for names of up to 16 bytes the first and
+    /// last eight cover every byte.
+    #[inline(always)]
+    pub(super) fn is_name(&self, i: usize, b: &[u8]) -> bool {
+        let Some(name) = &self.names[i] else {
+            return false;
+        };
+        let n = name.as_str().as_bytes();
+        if n.len() != b.len() {
+            return false;
+        }
+        match (self.keys[i], ends(b)) {
+            (Some(key), Some(ends)) => {
+                key == ends && (b.len() <= 16 || b.get(8..b.len() - 8) == n.get(8..n.len() - 8))
+            }
+            _ => n == b,
+        }
+    }
+
+    /// How the scheme header is written.
+    fn style(&self) -> ProtoStyle {
+        self.headers
+            .proto
+            .as_ref()
+            .map_or(ProtoStyle::Scheme, |(_, s)| *s)
+    }
+}
+
+/// The first and last eight bytes of `b` as words, if it has eight.
+#[inline(always)]
+fn ends(b: &[u8]) -> Option<(u64, u64)> {
+    let head: [u8; 8] = b.get(..8)?.try_into().ok()?;
+    let tail: [u8; 8] = b.get(b.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some((u64::from_le_bytes(head), u64::from_le_bytes(tail)))
 }
 
 /// One bit per header name length; lengths of 63 and more share a bit.
@@ -551,42 +595,27 @@ impl fmt::Debug for ClientContext {
 pub(super) struct Reader<'h> {
     /// The unread part of the current line.
     rest: &'h [u8],
-    present: bool,
-    /// Repeated lines: the map and name to fetch earlier lines from, the
-    /// lines not started yet, and the items over all lines.
-    many: Option<(&'h HeaderMap, &'h HeaderName)>,
-    left: u16,
-    many_count: u16,
+    /// Every line of the header, in order (empty when it is absent).
+    lines: &'h [HeaderValue],
+    /// How many lines before the current one are still to be read.
+    left: usize,
 }
 
 impl<'h> Reader<'h> {
-    pub(super) fn one(v: &'h [u8]) -> Self {
-        Reader {
-            rest: v,
-            present: true,
-            ..Reader::default()
+    /// The entries of `lines`, every line of one header in order.
+    fn new(lines: &'h [HeaderValue]) -> Self {
+        match lines.split_last() {
+            Some((last, earlier)) => Reader {
+                rest: last.as_bytes(),
+                lines,
+                left: earlier.len(),
+            },
+            None => Reader::default(),
         }
     }
 
-    #[cold]
-    pub(super) fn many(headers: &'h HeaderMap, name: &'h HeaderName) -> Self {
-        let all = headers.get_all(name);
-        let lines = all.iter().count();
-        let count: usize = all.iter().map(|v| count_items(v.as_bytes())).sum();
-        Reader {
-            rest: all
-                .iter()
-                .next_back()
-                .map_or(&[][..], HeaderValue::as_bytes),
-            present: lines > 0,
-            many: Some((headers, name)),
-            left: u16::try_from(lines.saturating_sub(1)).unwrap_or(u16::MAX),
-            many_count: u16::try_from(count).unwrap_or(u16::MAX),
-        }
-    }
-
-    pub(super) fn is_present(&self) -> bool {
-        self.present
+    fn is_present(&self) -> bool {
+        !self.lines.is_empty()
     }
 
     fn next(&mut self) -> Option<&'h [u8]> {
@@ -597,188 +626,87 @@ impl<'h> Reader<'h> {
                 return Some(v);
             }
             self.rest = &[];
-            let (headers, name) = self.many?;
             if self.left == 0 {
                 return None;
             }
             self.left -= 1;
-            self.rest = headers
-                .get_all(name)
-                .iter()
-                .nth(usize::from(self.left))
+            self.rest = self
+                .lines
+                .get(self.left)
                 .map_or(&[][..], HeaderValue::as_bytes);
         }
     }
 
+    /// The items over all lines (read before any `next`).
     fn count(&self) -> usize {
-        if self.many.is_some() {
-            usize::from(self.many_count)
-        } else {
-            count_items(self.rest)
-        }
+        self.lines.iter().map(|v| count_items(v.as_bytes())).sum()
     }
 }
 
-/// How the walk feeds the context: a no-op when context is off, so that
-/// path compiles to the address walk alone.
+/// How the address walk tells the context about the steps it believes: a
+/// no-op when context is off or no context header was sent, so that path
+/// compiles to the address walk alone.
 pub(super) trait Steps<'h> {
-    /// A believed step onto header entry `k` (1-based); `element` is the
-    /// `Forwarded` element it came from (empty for other headers).
-    fn step(&mut self, element: &'h [u8]);
+    /// A believed step onto the next header entry; `params` are the
+    /// `proto` and `host` of the `Forwarded` element it came from (none
+    /// for other headers).
+    fn step(&mut self, params: Params<'h>);
     /// The address walk fell back to its anchor: forget every step.
     fn reset(&mut self);
 }
 
 impl Steps<'_> for () {
     #[inline(always)]
-    fn step(&mut self, _: &[u8]) {}
+    fn step(&mut self, _: Params<'_>) {}
     #[inline(always)]
     fn reset(&mut self) {}
 }
 
-/// The context walk of one request: the readers and the values believed
-/// so far, borrowed from the headers.
-pub(super) struct Walk<'h> {
-    readers: [Reader<'h>; 4],
-    styles: ProtoStyle,
-    forwarded: bool,
-    single: bool,
-    steps: u8,
-    done: bool,
-    stop: ContextStop,
+/// The number of believed steps: all a list or single-address policy needs
+/// at resolution time, as its context values are positional (the step to
+/// header entry *k* takes entry *k* of each context header).
+#[derive(Default)]
+pub(super) struct StepCount(pub(super) u8);
+
+impl Steps<'_> for StepCount {
+    #[inline(always)]
+    fn step(&mut self, _: Params<'_>) {
+        self.0 = self.0.saturating_add(1);
+    }
+    #[inline(always)]
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}
+
+/// The values the context walk believed, each with the (1-based) header
+/// step it came with, and why the walk stopped. `T` is a borrowed value
+/// during the walk and a [`Span`] of the recorded lines after it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Believed<T> {
     scheme: Option<(Scheme, u8)>,
-    host: Option<(&'h [u8], Option<u16>, u8)>,
+    host: Option<(T, Option<u16>, u8)>,
     port: Option<(u16, u8)>,
-    prefix: Option<(&'h [u8], u8)>,
+    prefix: Option<(T, u8)>,
+    stop: ContextStop,
     ignored: u8,
 }
 
-/// The kind of address header the context walk follows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Follow {
-    /// A list (`X-Forwarded-For`): context lists in lockstep.
-    List,
-    /// `Forwarded`: each element's own `proto` and `host`.
-    Forwarded,
-    /// A single-address header: one value each.
-    Single,
-}
-
-impl<'h> Walk<'h> {
-    /// `readers` in [`Field::ALL`] order; `address_entries` is the address
-    /// header's entry count when symmetry is on.
-    pub(super) fn new(
-        cfg: &ContextConfig,
-        follow: Follow,
-        mut readers: [Reader<'h>; 4],
-        address_entries: Option<usize>,
-    ) -> Self {
-        let mut ignored = 0;
-        if follow == Follow::Forwarded {
-            readers = Default::default();
-        } else if let Some(n) = address_entries {
-            for (f, r) in Field::ALL.iter().zip(readers.iter_mut()) {
-                if r.is_present() && r.count() != n {
-                    *r = Reader::default();
-                    ignored |= f.bit();
-                }
-            }
-        }
-        Walk {
-            readers,
-            styles: cfg
-                .headers
-                .proto
-                .as_ref()
-                .map_or(ProtoStyle::Scheme, |(_, s)| *s),
-            forwarded: follow == Follow::Forwarded,
-            single: follow == Follow::Single,
-            steps: 0,
-            done: false,
-            stop: ContextStop::Followed,
+impl<T> Believed<T> {
+    fn new(ignored: u8) -> Self {
+        Believed {
             scheme: None,
             host: None,
             port: None,
             prefix: None,
+            stop: ContextStop::Followed,
             ignored,
         }
     }
 
-    /// Whether any context input is present at all.
-    pub(super) fn is_idle(&self) -> bool {
-        !self.forwarded && self.readers.iter().all(|r| !r.is_present())
-    }
-
-    fn next_value(&mut self, i: usize) -> Result<Option<&'h [u8]>, ()> {
-        let single = self.single;
-        let r = &mut self.readers[i];
-        let v = r.next();
-        if single && v.is_some() && (r.many.is_some() || r.next().is_some()) {
-            // A single-address policy takes one value each; two are
-            // ambiguous.
-            return Err(());
-        }
-        Ok(v)
-    }
-
-    /// Parses this step's values; `Err(field)` on the first bad one.
-    #[allow(clippy::type_complexity)]
-    fn parse_step(
-        &mut self,
-        element: &'h [u8],
-    ) -> Result<
-        (
-            Option<Scheme>,
-            Option<(&'h [u8], Option<u16>)>,
-            Option<u16>,
-            Option<&'h [u8]>,
-        ),
-        Field,
-    > {
-        if self.forwarded {
-            let e = element_context(element).ok_or(Field::Proto)?;
-            let scheme = match e.proto {
-                Some(v) => Some(parse_scheme(v).ok_or(Field::Proto)?),
-                None => None,
-            };
-            let host = match e.host {
-                Some(v) => Some(parse_host(v).ok_or(Field::Host)?),
-                None => None,
-            };
-            return Ok((scheme, host, None, None));
-        }
-        let proto = self.next_value(0).map_err(|()| Field::Proto)?;
-        let host = self.next_value(1).map_err(|()| Field::Host)?;
-        let port = self.next_value(2).map_err(|()| Field::Port)?;
-        let prefix = self.next_value(3).map_err(|()| Field::Prefix)?;
-        let scheme = match proto {
-            Some(v) => Some(
-                match self.styles {
-                    ProtoStyle::Scheme => parse_scheme(v),
-                    ProtoStyle::Flag => parse_ssl_flag(v),
-                }
-                .ok_or(Field::Proto)?,
-            ),
-            None => None,
-        };
-        let host = match host {
-            Some(v) => Some(parse_host(v).ok_or(Field::Host)?),
-            None => None,
-        };
-        let port = match port {
-            Some(v) => Some(parse_port(v).ok_or(Field::Port)?),
-            None => None,
-        };
-        let prefix = match prefix {
-            Some(v) => Some(parse_prefix(v).ok_or(Field::Prefix)?),
-            None => None,
-        };
-        Ok((scheme, host, port, prefix))
-    }
-
     /// Whether no step gave a context value (and none was refused or
     /// ignored): the request's own view stands.
-    pub(super) fn believed_nothing(&self) -> bool {
+    pub(super) fn is_nothing(&self) -> bool {
         self.scheme.is_none()
             && self.host.is_none()
             && self.port.is_none()
@@ -787,15 +715,34 @@ impl<'h> Walk<'h> {
             && self.stop == ContextStop::Followed
     }
 
+    /// The same values with `f` applied to the borrowed ones; `None` when
+    /// `f` fails for one.
+    fn map<U>(self, mut f: impl FnMut(T) -> Option<U>) -> Option<Believed<U>> {
+        Some(Believed {
+            scheme: self.scheme,
+            host: match self.host {
+                Some((h, p, k)) => Some((f(h)?, p, k)),
+                None => None,
+            },
+            port: self.port,
+            prefix: match self.prefix {
+                Some((p, k)) => Some((f(p)?, k)),
+                None => None,
+            },
+            stop: self.stop,
+            ignored: self.ignored,
+        })
+    }
+}
+
+impl Believed<&[u8]> {
     /// The result: the connection's values (`own`) with the believed ones
     /// on top. `proxy` says whether hop 1 is the PROXY source (so header
     /// entry `k` is hop `k + 1`).
-    pub(super) fn finish(
-        &self,
-        cfg: &ContextConfig,
-        own: &OwnView<'_>,
-        proxy: bool,
-    ) -> ClientContext {
+    fn finish(&self, allowed: &[HostPattern], own: &OwnView<'_>, proxy: bool) -> ClientContext {
+        if self.is_nothing() {
+            return own.start();
+        }
         let hop = |k: u8| ContextSource::Header {
             hop: usize::from(k) + usize::from(proxy),
         };
@@ -835,10 +782,10 @@ impl<'h> Walk<'h> {
             }
         }
         let refused = self.host.is_some()
-            && !cfg.allowed.is_empty()
+            && !allowed.is_empty()
             && !c
                 .host()
-                .is_some_and(|h| cfg.allowed.iter().any(|p| p.matches(h)));
+                .is_some_and(|h| allowed.iter().any(|p| p.matches(h)));
         if self.host.is_none() || refused {
             // The connection's host stands (and its port, unless a port
             // header gave one).
@@ -862,31 +809,170 @@ impl<'h> Walk<'h> {
     }
 }
 
+/// Where a believed value lies in the recorded lines: line index, start,
+/// length.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Span {
+    line: usize,
+    start: usize,
+    len: usize,
+}
+
+impl Span {
+    /// Where `v` lies in `lines`, by address: `v` was borrowed from one of
+    /// them.
+    fn of(lines: &[&HeaderValue], v: &[u8]) -> Option<Span> {
+        let at = v.as_ptr() as usize;
+        lines.iter().enumerate().find_map(|(line, l)| {
+            let start = at.checked_sub(l.as_bytes().as_ptr() as usize)?;
+            (start.checked_add(v.len())? <= l.len()).then_some(Span {
+                line,
+                start,
+                len: v.len(),
+            })
+        })
+    }
+
+    /// The bytes at this span of `lines` (copies of the lines it was
+    /// taken from, so it always fits).
+    fn get(self, lines: &[HeaderValue]) -> Option<&[u8]> {
+        lines
+            .get(self.line)?
+            .as_bytes()
+            .get(self.start..self.start.checked_add(self.len)?)
+    }
+}
+
+/// The context walk of one request: the readers and the values believed
+/// so far, borrowed from the headers.
+pub(super) struct Walk<'h> {
+    readers: [Reader<'h>; 4],
+    style: ProtoStyle,
+    follow: Follow,
+    steps: u8,
+    done: bool,
+    believed: Believed<&'h [u8]>,
+}
+
+/// The kind of address header the context lists follow (a `Forwarded`
+/// policy reads its elements' own values instead: [`Elements`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Follow {
+    /// A list (`X-Forwarded-For`): context lists in lockstep.
+    List,
+    /// A single-address header: one value each.
+    Single,
+}
+
+impl<'h> Walk<'h> {
+    /// `readers` in [`Field::ALL`] order; `address_entries` is the address
+    /// header's entry count when symmetry is on.
+    fn new(
+        style: ProtoStyle,
+        follow: Follow,
+        mut readers: [Reader<'h>; 4],
+        address_entries: Option<usize>,
+    ) -> Self {
+        let mut ignored = 0;
+        if let Some(n) = address_entries {
+            for (f, r) in Field::ALL.iter().zip(readers.iter_mut()) {
+                if r.is_present() && r.count() != n {
+                    *r = Reader::default();
+                    ignored |= f.bit();
+                }
+            }
+        }
+        Walk {
+            readers,
+            style,
+            follow,
+            steps: 0,
+            done: false,
+            believed: Believed::new(ignored),
+        }
+    }
+
+    fn next_value(&mut self, i: usize) -> Result<Option<&'h [u8]>, ()> {
+        let single = self.follow == Follow::Single;
+        let r = &mut self.readers[i];
+        let v = r.next();
+        if single && v.is_some() && (r.lines.len() > 1 || r.next().is_some()) {
+            // A single-address policy takes one value each; two are
+            // ambiguous.
+            return Err(());
+        }
+        Ok(v)
+    }
+
+    /// Parses this step's values; `Err(field)` on the first bad one.
+    #[allow(clippy::type_complexity)]
+    fn parse_step(
+        &mut self,
+    ) -> Result<
+        (
+            Option<Scheme>,
+            Option<(&'h [u8], Option<u16>)>,
+            Option<u16>,
+            Option<&'h [u8]>,
+        ),
+        Field,
+    > {
+        let proto = self.next_value(0).map_err(|()| Field::Proto)?;
+        let host = self.next_value(1).map_err(|()| Field::Host)?;
+        let port = self.next_value(2).map_err(|()| Field::Port)?;
+        let prefix = self.next_value(3).map_err(|()| Field::Prefix)?;
+        let scheme = match proto {
+            Some(v) => Some(
+                match self.style {
+                    ProtoStyle::Scheme => parse_scheme(v),
+                    ProtoStyle::Flag => parse_ssl_flag(v),
+                }
+                .ok_or(Field::Proto)?,
+            ),
+            None => None,
+        };
+        let host = match host {
+            Some(v) => Some(parse_host(v).ok_or(Field::Host)?),
+            None => None,
+        };
+        let port = match port {
+            Some(v) => Some(parse_port(v).ok_or(Field::Port)?),
+            None => None,
+        };
+        let prefix = match prefix {
+            Some(v) => Some(parse_prefix(v).ok_or(Field::Prefix)?),
+            None => None,
+        };
+        Ok((scheme, host, port, prefix))
+    }
+}
+
 impl<'h> Steps<'h> for Walk<'h> {
-    fn step(&mut self, element: &'h [u8]) {
+    fn step(&mut self, _: Params<'h>) {
         self.steps = self.steps.saturating_add(1);
         if self.done {
             return;
         }
         let k = self.steps;
-        match self.parse_step(element) {
+        match self.parse_step() {
             Ok((scheme, host, port, prefix)) => {
+                let b = &mut self.believed;
                 if let Some(s) = scheme {
-                    self.scheme = Some((s, k));
+                    b.scheme = Some((s, k));
                 }
                 if let Some((h, p)) = host {
-                    self.host = Some((h, p, k));
+                    b.host = Some((h, p, k));
                 }
                 if let Some(p) = port {
-                    self.port = Some((p, k));
+                    b.port = Some((p, k));
                 }
                 if let Some(p) = prefix {
-                    self.prefix = Some((p, k));
+                    b.prefix = Some((p, k));
                 }
             }
             Err(field) => {
                 self.done = true;
-                self.stop = ContextStop::Malformed {
+                self.believed.stop = ContextStop::Malformed {
                     field,
                     hop: usize::from(k),
                 };
@@ -895,11 +981,67 @@ impl<'h> Steps<'h> for Walk<'h> {
     }
 
     fn reset(&mut self) {
-        self.scheme = None;
-        self.host = None;
-        self.port = None;
-        self.prefix = None;
-        self.stop = ContextStop::Followed;
+        let b = &mut self.believed;
+        b.scheme = None;
+        b.host = None;
+        b.port = None;
+        b.prefix = None;
+        b.stop = ContextStop::Followed;
+    }
+}
+
+/// The context walk of a `Forwarded` policy, in step with the address
+/// walk: each believed element's `proto` and `host`, as its lexer found
+/// them in the pass that read its `for`, validated at once (the element is
+/// not parsed again).
+#[derive(Default)]
+pub(super) struct Elements<'h> {
+    steps: u8,
+    done: bool,
+    believed: Option<Believed<&'h [u8]>>,
+}
+
+impl<'h> Elements<'h> {
+    /// What the walk believed; `None` when nothing.
+    pub(super) fn believed(&self) -> Option<&Believed<&'h [u8]>> {
+        self.believed.as_ref().filter(|b| !b.is_nothing())
+    }
+}
+
+impl<'h> Steps<'h> for Elements<'h> {
+    #[inline]
+    fn step(&mut self, params: Params<'h>) {
+        self.steps = self.steps.saturating_add(1);
+        // Nothing to parse: an element without `proto`/`host` (the common
+        // one, `for=` alone) keeps the values so far.
+        if self.done || (params.proto.is_none() && params.host.is_none()) {
+            return;
+        }
+        let k = self.steps;
+        let b = self.believed.get_or_insert(Believed::new(0));
+        let scheme = params.proto.map(|v| parse_scheme(v).ok_or(Field::Proto));
+        let host = params.host.map(|v| parse_host(v).ok_or(Field::Host));
+        match (scheme.transpose(), host.transpose()) {
+            (Ok(scheme), Ok(host)) => {
+                if let Some(s) = scheme {
+                    b.scheme = Some((s, k));
+                }
+                if let Some((h, p)) = host {
+                    b.host = Some((h, p, k));
+                }
+            }
+            (Err(field), _) | (Ok(_), Err(field)) => {
+                self.done = true;
+                b.stop = ContextStop::Malformed {
+                    field,
+                    hop: usize::from(k),
+                };
+            }
+        }
+    }
+
+    fn reset(&mut self) {
+        self.believed = None;
     }
 }
 
@@ -982,67 +1124,245 @@ impl<'a> OwnView<'a> {
     }
 }
 
-/// The client context as a [`Resolution`] records it.
-///
-/// When no context value was believed (no context header, or none a
-/// trusted hop vouched for), the record keeps the request's own host as
-/// shared handles (a reference count on the request's `Host` value or URI
-/// authority, no copy, no allocation) and validates and copies it only
-/// when the context is first read. Otherwise the walk has already parsed
-/// the values: they are copied into one boxed [`ClientContext`].
+/// The lines of one header, kept as shared handles (a clone of a
+/// hyper-parsed value is a reference-count bump, no copy).
+#[derive(Clone, Default)]
+pub(super) enum Lines {
+    /// Not sent.
+    #[default]
+    Absent,
+    /// One line, the common case: no allocation.
+    One(HeaderValue),
+    /// Repeated lines, in order (one allocation, only then).
+    Many(Box<[HeaderValue]>),
+}
+
+impl Lines {
+    /// Handles on `lines`, every line of one header in order.
+    pub(super) fn of(lines: &[&HeaderValue]) -> Self {
+        match lines {
+            [] => Lines::Absent,
+            [one] => Lines::One((*one).clone()),
+            many => Lines::Many(many.iter().map(|&v| v.clone()).collect()),
+        }
+    }
+
+    fn as_slice(&self) -> &[HeaderValue] {
+        match self {
+            Lines::Absent => &[],
+            Lines::One(v) => std::slice::from_ref(v),
+            Lines::Many(v) => v,
+        }
+    }
+}
+
+/// The request's own view as shared handles: enough to compute its
+/// starting values later without borrowing the request.
 #[derive(Clone)]
-pub(super) struct ContextRecord {
+pub(super) struct OwnHandles {
     tls: bool,
     proxy_ssl: bool,
     authority: Option<http::uri::Authority>,
     host: Option<HeaderValue>,
-    /// Set by the walk when it believed anything (or the view had a PROXY
-    /// AUTHORITY TLV, which is not kept as a handle), else on first read.
-    full: OnceLock<Box<ClientContext>>,
 }
 
-impl ContextRecord {
-    /// The request's own view, kept for later.
+impl OwnHandles {
     #[inline]
-    pub(super) fn own(own: &OwnView<'_>) -> Self {
-        if own.proxy_authority.is_some() {
-            // Rare (HAProxy's `authority` option): copied now rather than
-            // kept, as the PROXY header outlives no resolution.
-            return Self::believed(own.start());
-        }
-        ContextRecord {
+    fn new(own: &OwnView<'_>) -> Self {
+        OwnHandles {
             tls: own.tls,
             proxy_ssl: own.proxy_ssl,
             authority: own.authority.cloned(),
             host: own.host.cloned(),
+        }
+    }
+
+    fn view<'a>(&'a self, proxy_authority: Option<&'a [u8]>) -> OwnView<'a> {
+        OwnView {
+            tls: self.tls,
+            proxy_ssl: self.proxy_ssl,
+            authority: self.authority.as_ref(),
+            host: self.host.as_ref(),
+            proxy_authority,
+        }
+    }
+}
+
+/// The context walk a resolution defers to the first read: what it reads
+/// and how far the address walk went.
+#[derive(Clone)]
+pub(super) struct Deferred {
+    own: OwnHandles,
+    /// The PROXY AUTHORITY TLV, copied: the PROXY header is not kept.
+    proxy_authority: Option<Box<[u8]>>,
+    /// Whether hop 1 is the PROXY source.
+    proxy: bool,
+    /// The policy's allowed hosts (shared; `None` when it has none, so
+    /// the common policy touches no shared counter per request).
+    allowed: Option<Arc<[HostPattern]>>,
+    walk: DeferredWalk,
+    /// Inline: the record's one allocation holds the result too.
+    full: OnceLock<ClientContext>,
+}
+
+#[derive(Clone)]
+enum DeferredWalk {
+    /// List or single-address context headers: the walk takes `steps`
+    /// believed steps over `lines` (in [`Field`] order) when first read.
+    Lists {
+        follow: Follow,
+        style: ProtoStyle,
+        lines: [Lines; 4],
+        steps: u8,
+        /// The address header's entry count, with symmetry on.
+        address_entries: Option<usize>,
+    },
+    /// `Forwarded`: the values its lexer handed the walk, already
+    /// validated, as spans of the header's `lines`.
+    Elements {
+        lines: Lines,
+        believed: Believed<Span>,
+    },
+}
+
+impl Deferred {
+    fn run(&self) -> ClientContext {
+        let own = self.own.view(self.proxy_authority.as_deref());
+        let allowed = self.allowed.as_deref().unwrap_or(&[]);
+        match &self.walk {
+            DeferredWalk::Lists {
+                follow,
+                style,
+                lines,
+                steps,
+                address_entries,
+            } => {
+                let readers = lines.each_ref().map(|l| Reader::new(l.as_slice()));
+                let mut walk = Walk::new(*style, *follow, readers, *address_entries);
+                for _ in 0..*steps {
+                    walk.step(Params::default());
+                }
+                walk.believed.finish(allowed, &own, self.proxy)
+            }
+            DeferredWalk::Elements { lines, believed } => {
+                let lines = lines.as_slice();
+                // The spans were taken from the lines these handles copy.
+                match believed.map(|s| s.get(lines)) {
+                    Some(b) => b.finish(allowed, &own, self.proxy),
+                    None => own.start(),
+                }
+            }
+        }
+    }
+}
+
+/// The client context as a [`Resolution`] records it: self-contained (no
+/// borrow of the request), computed on the first read.
+///
+/// With nothing to believe (no context header, or an untrusted peer's) it
+/// keeps the request's own host as a shared handle (a reference count on
+/// the `Host` value or URI authority, no copy, no allocation) and
+/// validates and copies it on first read. With context headers from a
+/// trusted step it keeps handles on their lines and the number of steps
+/// the address walk believed (one allocation), and runs the context walk
+/// on first read; a `Forwarded` policy keeps the spans of the `proto` and
+/// `host` values its one lexing pass found and validated. Either way the
+/// result is kept (`OnceLock`): repeated reads agree and the walk runs
+/// once per record.
+#[derive(Clone)]
+pub(super) enum ContextRecord {
+    /// The request's own view.
+    Own {
+        own: OwnHandles,
+        full: OnceLock<Box<ClientContext>>,
+    },
+    /// A context walk, deferred.
+    Deferred(Box<Deferred>),
+}
+
+impl ContextRecord {
+    /// The request's own view, kept for later.
+    #[inline(always)]
+    pub(super) fn own(own: &OwnView<'_>) -> Self {
+        if own.proxy_authority.is_some() {
+            // Rare (HAProxy's `authority` option): computed now rather
+            // than kept, as the PROXY header outlives no resolution.
+            return ContextRecord::Own {
+                own: OwnHandles::new(own),
+                full: OnceLock::from(Box::new(own.start())),
+            };
+        }
+        ContextRecord::Own {
+            own: OwnHandles::new(own),
             full: OnceLock::new(),
         }
     }
 
-    /// A context the walk computed in full.
-    pub(super) fn believed(cx: ClientContext) -> Self {
-        ContextRecord {
-            tls: false,
-            proxy_ssl: false,
-            authority: None,
-            host: None,
-            full: OnceLock::from(Box::new(cx)),
+    fn deferred(own: &OwnView<'_>, cfg: &ContextConfig, proxy: bool, walk: DeferredWalk) -> Self {
+        ContextRecord::Deferred(Box::new(Deferred {
+            own: OwnHandles::new(own),
+            proxy_authority: own.proxy_authority.map(Box::from),
+            proxy,
+            allowed: (!cfg.allowed.is_empty()).then(|| cfg.allowed.clone()),
+            walk,
+            full: OnceLock::new(),
+        }))
+    }
+
+    /// List or single-address context headers (`lines`, in [`Field`]
+    /// order) to walk `steps` steps on first read.
+    pub(super) fn lists(
+        own: &OwnView<'_>,
+        cfg: &ContextConfig,
+        follow: Follow,
+        lines: [Lines; 4],
+        steps: u8,
+        address_entries: Option<usize>,
+        proxy: bool,
+    ) -> Self {
+        let walk = DeferredWalk::Lists {
+            follow,
+            style: cfg.style(),
+            lines,
+            steps,
+            address_entries,
+        };
+        Self::deferred(own, cfg, proxy, walk)
+    }
+
+    /// What a `Forwarded` walk believed, borrowed from `lines` (every line
+    /// of the header, in order).
+    pub(super) fn elements(
+        own: &OwnView<'_>,
+        cfg: &ContextConfig,
+        proxy: bool,
+        lines: &[&HeaderValue],
+        believed: &Believed<&[u8]>,
+    ) -> Self {
+        match believed.map(|v| Span::of(lines, v)) {
+            Some(believed) => {
+                let walk = DeferredWalk::Elements {
+                    lines: Lines::of(lines),
+                    believed,
+                };
+                Self::deferred(own, cfg, proxy, walk)
+            }
+            // Not reached (the values come from these lines); computed now
+            // rather than lost.
+            None => ContextRecord::Own {
+                own: OwnHandles::new(own),
+                full: OnceLock::from(Box::new(believed.finish(&cfg.allowed, own, proxy))),
+            },
         }
     }
 
-    /// The context, materialized on first read.
+    /// The context, computed on first read.
     pub(super) fn get(&self) -> &ClientContext {
-        self.full.get_or_init(|| {
-            Box::new(
-                OwnView {
-                    tls: self.tls,
-                    proxy_ssl: self.proxy_ssl,
-                    authority: self.authority.as_ref(),
-                    host: self.host.as_ref(),
-                    proxy_authority: None,
-                }
-                .start(),
-            )
-        })
+        match self {
+            ContextRecord::Own { own, full } => {
+                full.get_or_init(|| Box::new(own.view(None).start()))
+            }
+            ContextRecord::Deferred(d) => d.full.get_or_init(|| d.run()),
+        }
     }
 }

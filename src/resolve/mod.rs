@@ -30,10 +30,12 @@
 //! believes may also take the matching entry of the context headers
 //! (`X-Forwarded-Proto`, `-Host`, `-Port`, `-Prefix`) or the `Forwarded`
 //! element's `proto` and `host`. It is on by default whenever an address
-//! header is configured (it believes no one the address walk does not);
-//! without context headers it allocates nothing but still costs 1.2x to
-//! 2.2x the address walk alone (README, "The client context"); see
-//! [`PolicyBuilder::context`] and [`Policy::resolve_with`].
+//! header is configured (it believes no one the address walk does not).
+//! The context walk itself is deferred to the first read of
+//! [`Resolution::context`]; without context headers resolving allocates
+//! nothing but still costs 1.2x to 1.5x the address walk's instructions
+//! (README, "The client context"); see [`PolicyBuilder::context`] and
+//! [`Policy::resolve_with`].
 //!
 //! ```
 //! use http::{HeaderMap, HeaderValue};
@@ -73,7 +75,7 @@ pub use self::context::{
     X_FORWARDED_HOST, X_FORWARDED_PORT, X_FORWARDED_PREFIX, X_FORWARDED_PROTO, X_FORWARDED_SSL,
 };
 use self::context::{
-    ContextConfig, ContextRecord, Follow, HostPattern, OwnView, Reader, Steps, Walk,
+    ContextConfig, ContextRecord, Elements, Follow, HostPattern, Lines, OwnView, StepCount, Steps,
 };
 pub use self::resolution::{Hops, Resolution, Source, Stop};
 use crate::forwarded::{self, bits_of, rfc7239, single, xff, Raw, RawEntries};
@@ -316,24 +318,36 @@ impl Policy {
     ) -> Resolution {
         // The walk is written into this frame's result directly (returning
         // `resolve_with`'s result would copy it).
-        let inner = &*self.inner;
-        let view = ConnectionView::new();
         let mut r = Resolution::new(peer);
+        self.resolve_in(&mut r, proxy_source, headers, &ConnectionView::new());
+        r
+    }
+
+    /// The walk into `r`, through the trusted set in force. One exit in
+    /// the callers, so that their result is built in place.
+    #[inline(always)]
+    fn resolve_in(
+        &self,
+        r: &mut Resolution,
+        proxy_source: Option<SocketAddr>,
+        headers: &HeaderMap,
+        view: &ConnectionView<'_>,
+    ) {
+        let inner = &*self.inner;
         #[cfg(feature = "live")]
         if let Some(live) = &inner.live {
             let walked = live.with_cached(|trusted| {
-                Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, &view)
+                Walker { inner, trusted }.resolve_into(r, proxy_source, headers, view)
             });
             if walked.is_none() {
                 live.with_guard(|trusted| {
-                    Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, &view)
+                    Walker { inner, trusted }.resolve_into(r, proxy_source, headers, view)
                 });
             }
-            return r;
+            return;
         }
         let trusted = &inner.trusted;
-        Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, &view);
-        r
+        Walker { inner, trusted }.resolve_into(r, proxy_source, headers, view);
     }
 
     /// Resolves the client of one request and, unless context is off, its
@@ -376,21 +390,7 @@ impl Policy {
         view: &ConnectionView<'_>,
     ) -> Resolution {
         let mut r = Resolution::new(peer);
-        let inner = &*self.inner;
-        #[cfg(feature = "live")]
-        if let Some(live) = &inner.live {
-            let walked = live.with_cached(|trusted| {
-                Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
-            });
-            if walked.is_none() {
-                live.with_guard(|trusted| {
-                    Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
-                });
-            }
-            return r;
-        }
-        let trusted = &inner.trusted;
-        Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view);
+        self.resolve_in(&mut r, proxy_source, headers, view);
         r
     }
 }
@@ -459,7 +459,14 @@ impl Walker<'_> {
         Some(spec)
     }
 
-    /// The address walk with the context walk in lockstep.
+    /// The address walk, recording what the context walk needs later.
+    ///
+    /// The context values are positional (the step to header entry *k*
+    /// takes entry *k* of each context header, or the `proto`/`host` of the
+    /// `Forwarded` element it came from), so the address walk decides all
+    /// the context walk needs from it: how many steps it believed. The
+    /// context headers themselves are kept as shared handles and walked on
+    /// the first read of [`Resolution::context`].
     #[inline(never)]
     fn resolve_context(
         &self,
@@ -476,40 +483,64 @@ impl Walker<'_> {
         };
         let found = scan(headers, &spec.name, cfg);
         let own = OwnView::new(view, found.host);
-        if spec.kind != Kind::Forwarded && !found.any {
+        let proxy = proxy_source.is_some();
+        if spec.kind == Kind::Forwarded {
+            // The lexer hands each believed element's `proto` and `host` to
+            // the walk: validated in this one pass, kept as spans.
+            let mut walk = Elements::default();
+            self.walk_found(r, spec, proxy_source, headers, found.address, &mut walk);
+            r.context = Some(match walk.believed() {
+                None => ContextRecord::own(&own),
+                Some(believed) => match found.address {
+                    Lookup::One(v) => ContextRecord::elements(&own, cfg, proxy, &[v], believed),
+                    _ => {
+                        let lines: Vec<&HeaderValue> = headers.get_all(&spec.name).iter().collect();
+                        ContextRecord::elements(&own, cfg, proxy, &lines, believed)
+                    }
+                },
+            });
+            return;
+        }
+        if !found.any {
             // No context header: the address walk alone, then the
             // connection's values (the common case costs no more).
             self.walk_found(r, spec, proxy_source, headers, found.address, &mut ());
             r.context = Some(ContextRecord::own(&own));
             return;
         }
-        let follow = match spec.kind {
-            Kind::List => Follow::List,
-            Kind::Forwarded => Follow::Forwarded,
-            Kind::Single | Kind::CloudFront => Follow::Single,
+        let mut steps = StepCount::default();
+        self.walk_found(r, spec, proxy_source, headers, found.address, &mut steps);
+        if steps.0 == 0 && !cfg.symmetric {
+            // No step believed, nothing to ignore: the connection's values.
+            r.context = Some(ContextRecord::own(&own));
+            return;
+        }
+        // (`Forwarded` returned above.)
+        let follow = if spec.kind == Kind::List {
+            Follow::List
+        } else {
+            Follow::Single
         };
         let address_entries = cfg.symmetric.then(|| match (&found.address, spec.kind) {
             (Lookup::Absent, _) => 0,
             (_, Kind::Single | Kind::CloudFront) => 1,
-            (Lookup::One(v), _) => forwarded::context::count_items(v),
+            (Lookup::One(v), _) => forwarded::context::count_items(v.as_bytes()),
             (Lookup::Many, _) => headers
                 .get_all(&spec.name)
                 .iter()
                 .map(|v| forwarded::context::count_items(v.as_bytes()))
                 .sum(),
         });
-        let readers = found.readers(headers, cfg);
-        let mut walk = Walk::new(cfg, follow, readers, address_entries);
-        if walk.is_idle() {
-            self.walk_found(r, spec, proxy_source, headers, found.address, &mut ());
-        } else {
-            self.walk_found(r, spec, proxy_source, headers, found.address, &mut walk);
-        }
-        r.context = Some(if walk.believed_nothing() {
-            ContextRecord::own(&own)
-        } else {
-            ContextRecord::believed(walk.finish(cfg, &own, proxy_source.is_some()))
-        });
+        let lines = found.lines(headers, cfg);
+        r.context = Some(ContextRecord::lists(
+            &own,
+            cfg,
+            follow,
+            lines,
+            steps.0,
+            address_entries,
+            proxy,
+        ));
     }
 
     /// The walk over the address header's lines `found`.
@@ -532,7 +563,7 @@ impl Walker<'_> {
                 };
                 return;
             }
-            Lookup::One(value) => value,
+            Lookup::One(value) => value.as_bytes(),
             Lookup::Many if matches!(spec.kind, Kind::Single | Kind::CloudFront) => {
                 r.stop = Stop::Ambiguous;
                 return;
@@ -613,7 +644,7 @@ impl Walker<'_> {
                     last = (bits, port);
                     // A trusted hop handed this entry over: its context
                     // entries are believed too.
-                    steps.step(entries.last_element());
+                    steps.step(entries.last_params());
                     if zoned || !self.trusted.contains_bits(bits) {
                         break Stop::UntrustedHop;
                     }
@@ -642,7 +673,7 @@ impl Walker<'_> {
                 for k in 1..=from_header {
                     match entries.next_raw() {
                         Some(Raw::Ip { bits, port, zoned }) => {
-                            steps.step(entries.last_element());
+                            steps.step(entries.last_params());
                             if k == 1 {
                                 r.source = source.clone();
                             }
@@ -679,7 +710,7 @@ impl Walker<'_> {
 #[derive(Clone, Copy)]
 enum Lookup<'a> {
     Absent,
-    One(&'a [u8]),
+    One(&'a HeaderValue),
     Many,
 }
 
@@ -697,7 +728,7 @@ fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Lookup<'a> {
         let mut lines = headers.get_all(name).into_iter();
         return match (lines.next(), lines.next()) {
             (None, _) => Lookup::Absent,
-            (Some(v), None) => Lookup::One(v.as_bytes()),
+            (Some(v), None) => Lookup::One(v),
             (Some(_), Some(_)) => Lookup::Many,
         };
     }
@@ -707,7 +738,7 @@ fn lookup<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Lookup<'a> {
             if let Lookup::One(_) = found {
                 return Lookup::Many;
             }
-            found = Lookup::One(v.as_bytes());
+            found = Lookup::One(v);
         }
     }
     found
@@ -734,19 +765,16 @@ struct Found<'h> {
     any: bool,
 }
 
-impl<'h> Found<'h> {
-    /// The context headers' readers (only built when one is present).
-    fn readers(&self, headers: &'h HeaderMap, cfg: &'h ContextConfig) -> [Reader<'h>; 4] {
-        let mut i = 0;
-        self.context.map(|l| {
-            let r = match (l, &cfg.names[i]) {
-                (Lookup::One(v), _) => Reader::one(v),
-                (Lookup::Many, Some(n)) => Reader::many(headers, n),
-                _ => Reader::default(),
-            };
-            i += 1;
-            r
-        })
+impl Found<'_> {
+    /// Handles on the context headers' lines, in [`Field`] order (only
+    /// taken when one is present).
+    fn lines(&self, headers: &HeaderMap, cfg: &ContextConfig) -> [Lines; 4] {
+        let one = |i: usize| match (self.context[i], &cfg.names[i]) {
+            (Lookup::One(v), _) => Lines::One(v.clone()),
+            (Lookup::Many, Some(n)) => Lines::of(&headers.get_all(n).iter().collect::<Vec<_>>()),
+            _ => Lines::Absent,
+        };
+        [one(0), one(1), one(2), one(3)]
     }
 }
 
@@ -781,11 +809,14 @@ fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, cfg: &'h ContextConfig) -
             bump(&mut address, v);
         } else if k == http::header::HOST {
             host = (Some(v), host.1.saturating_add(1));
-        } else if cfg.lengths & context::length_bit(k.as_str().len()) != 0 {
-            for (slot, n) in context.iter_mut().zip(&cfg.names) {
-                if n.as_ref() == Some(k) {
-                    bump(slot, v);
-                    any = true;
+        } else {
+            let b = k.as_str().as_bytes();
+            if cfg.lengths & context::length_bit(b.len()) != 0 {
+                for (i, slot) in context.iter_mut().enumerate() {
+                    if cfg.is_name(i, b) {
+                        bump(slot, v);
+                        any = true;
+                    }
                 }
             }
         }
@@ -803,7 +834,7 @@ fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, cfg: &'h ContextConfig) -
 #[inline(always)]
 fn bump<'h>(l: &mut Lookup<'h>, v: &'h HeaderValue) {
     *l = match l {
-        Lookup::Absent => Lookup::One(v.as_bytes()),
+        Lookup::Absent => Lookup::One(v),
         _ => Lookup::Many,
     };
 }
@@ -925,12 +956,14 @@ impl PolicyBuilder {
     /// the address walk believes, so it trusts no one new, and an app
     /// behind a proxy that terminates TLS or routes by host otherwise sees
     /// `http` and an internal host and builds wrong redirects, callbacks and
-    /// cookies. With no context header sent it allocates nothing (the
-    /// headers are found in the one pass that finds the address header, and
-    /// the request's own host is validated and copied only when the context
-    /// is read), but the resolution still costs 1.2x to 2.2x the address
-    /// walk alone (README, "The client context"). `.context(false)` opts out for an app that needs
-    /// only the address: then [`Resolution::context`] is `None`, no context
+    /// cookies. The context walk runs only when the context is first read
+    /// (the resolution keeps handles on the headers it needs). With no
+    /// context header sent resolving allocates nothing (the headers are
+    /// found in the one pass that finds the address header, and the
+    /// request's own host is validated and copied only when the context is
+    /// read), but it still costs 1.2x to 1.5x the address walk's
+    /// instructions (README, "The client context"). `.context(false)` opts
+    /// out for an app that needs only the address: then [`Resolution::context`] is `None`, no context
     /// header is read, and the `ClientScheme`, `ClientHost` and `BaseUrl`
     /// extractors reject with a `500` naming `.context(true)`.
     pub fn context(mut self, on: bool) -> Self {

@@ -115,20 +115,27 @@ impl fmt::Display for Stop {
 /// request's headers staying unchanged after resolution; a self-contained
 /// record was preferred for audit logs.
 ///
-/// The client context ([`Resolution::context`]) is recorded in one of two
-/// forms, both self-contained. When the walk believed a context value (a
-/// context header or `proto=`/`host=` from a trusted step), it boxes the
-/// full [`ClientContext`]: one allocation, only then. When it believed none
-/// (the common case: no context header, or an untrusted peer's), it keeps
-/// the request's own host as shared handles (a reference count on the
-/// `Host` value or the URI authority, no copy) and validates and copies it
-/// on the first `context()` read. Copying every request's host up front
-/// cost more than the address walk itself, and a boxed context for every
-/// request an allocation each; keeping only offsets into the headers would
-/// make the record depend on the request staying unchanged. A
-/// `HeaderValue` built from a `&str` or `Vec` (not from hyper's shared
-/// buffer) is promoted by `bytes` on its first clone, one allocation; a
-/// PROXY AUTHORITY TLV is copied at once.
+/// The client context ([`Resolution::context`]) is deferred: the
+/// resolution records only what the context walk needs, and the walk runs
+/// on the first `context()` read (once; later reads and clones agree). The
+/// address walk already decides how far to believe the chain, and the
+/// context values are positional (the step to header entry *k* takes entry
+/// *k* of each context header), so what is kept is the number of believed
+/// steps, the connection's view and shared handles on the header lines (a
+/// clone of a hyper-parsed `HeaderValue` is a reference-count bump, no
+/// copy). Most requests never read the context, and parsing and copying it
+/// up front cost more than the address walk itself. With no context header
+/// (or an untrusted peer's) nothing is allocated: the request's own host
+/// is kept as a handle and validated and copied on first read. With
+/// context headers from a trusted step the handles take one allocation. A
+/// `Forwarded` policy validates each believed element's `proto` and `host`
+/// in the lexing pass that reads its `for` (parsing it once) and keeps
+/// their spans. The record stays self-contained, with no borrow of the
+/// request: keeping offsets into the request instead would make it depend
+/// on the headers staying unchanged after resolution. A `HeaderValue`
+/// built from a `&str` or `Vec` (not from hyper's shared buffer) is
+/// promoted by `bytes` on its first clone, one allocation; a PROXY
+/// AUTHORITY TLV is copied at once.
 #[derive(Clone)]
 pub struct Resolution {
     pub(super) ip: u128,
@@ -260,9 +267,9 @@ impl Resolution {
     }
 
     /// The client's scheme, host, port and prefix, from the same walk;
-    /// `None` when the policy has context off. When the walk believed no
-    /// context value, the first read validates and copies the request's
-    /// own host (one allocation); later reads and clones reuse it.
+    /// `None` when the policy has context off. The first read runs the
+    /// deferred context walk (or validates and copies the request's own
+    /// host) and keeps the result, one allocation; later reads reuse it.
     pub fn context(&self) -> Option<&ClientContext> {
         self.context.as_ref().map(ContextRecord::get)
     }
