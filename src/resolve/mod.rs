@@ -317,37 +317,29 @@ impl Policy {
         headers: &HeaderMap,
     ) -> Resolution {
         // The walk is written into this frame's result directly (returning
-        // `resolve_with`'s result would copy it).
+        // `resolve_with`'s result would copy it). Both entry points spell
+        // out the live branch: shared through an inlined helper, the live
+        // set's thread-local read stopped being inlined (a 1-hop walk
+        // through a live set took 1.13x a fixed set's instructions, 1.03x
+        // written out).
+        let view = &ConnectionView::new();
         let mut r = Resolution::new(peer);
-        self.resolve_in(&mut r, proxy_source, headers, &ConnectionView::new());
-        r
-    }
-
-    /// The walk into `r`, through the trusted set in force. One exit in
-    /// the callers, so that their result is built in place.
-    #[inline(always)]
-    fn resolve_in(
-        &self,
-        r: &mut Resolution,
-        proxy_source: Option<SocketAddr>,
-        headers: &HeaderMap,
-        view: &ConnectionView<'_>,
-    ) {
         let inner = &*self.inner;
         #[cfg(feature = "live")]
         if let Some(live) = &inner.live {
             let walked = live.with_cached(|trusted| {
-                Walker { inner, trusted }.resolve_into(r, proxy_source, headers, view)
+                Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
             });
             if walked.is_none() {
                 live.with_guard(|trusted| {
-                    Walker { inner, trusted }.resolve_into(r, proxy_source, headers, view)
+                    Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
                 });
             }
-            return;
+            return r;
         }
         let trusted = &inner.trusted;
-        Walker { inner, trusted }.resolve_into(r, proxy_source, headers, view);
+        Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view);
+        r
     }
 
     /// Resolves the client of one request and, unless context is off, its
@@ -390,7 +382,21 @@ impl Policy {
         view: &ConnectionView<'_>,
     ) -> Resolution {
         let mut r = Resolution::new(peer);
-        self.resolve_in(&mut r, proxy_source, headers, view);
+        let inner = &*self.inner;
+        #[cfg(feature = "live")]
+        if let Some(live) = &inner.live {
+            let walked = live.with_cached(|trusted| {
+                Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
+            });
+            if walked.is_none() {
+                live.with_guard(|trusted| {
+                    Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view)
+                });
+            }
+            return r;
+        }
+        let trusted = &inner.trusted;
+        Walker { inner, trusted }.resolve_into(&mut r, proxy_source, headers, view);
         r
     }
 }
