@@ -8,7 +8,9 @@
 //!   IPv6) in a 10-network set and in the AWS set plus the private preset;
 //! - `resolve`: the same 1-hop and 5-hop `X-Forwarded-For` resolutions
 //!   through a fixed set and through a `LiveTrust` holding the same
-//!   networks, each pair also timed in alternating slices (printed).
+//!   networks (and the fixed one once more, after it: the scatter between
+//!   two rows of the same code), each pair also timed in alternating
+//!   slices (printed).
 
 #[path = "common/trust.rs"]
 mod common;
@@ -70,7 +72,9 @@ fn bench(c: &mut Criterion) {
             fixed.resolve(peer, None, &h).ip(),
             live.resolve(peer, None, &h).ip()
         );
-        for (mode, policy) in [("fixed", &fixed), ("live", &live)] {
+        // `fixed_again` is the fixed policy timed once more, after `live`:
+        // how far two criterion rows of the very same code differ here.
+        for (mode, policy) in [("fixed", &fixed), ("live", &live), ("fixed_again", &fixed)] {
             g.bench_function(format!("{chain}/{mode}"), |b| {
                 b.iter(|| black_box(policy).resolve(black_box(peer), None, black_box(&h)))
             });
