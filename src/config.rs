@@ -457,7 +457,6 @@ mod listener {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::net::SocketAddr;
 
     fn policy(toml: &str) -> Result<Policy, ConfigFileError> {
         toml::from_str::<PolicyConfig>(toml).unwrap().build()
@@ -662,7 +661,7 @@ mod tests {
         let a = c.acceptor().unwrap();
         let mode = |ip: &str| {
             a.source_policy()
-                .mode_for(SocketAddr::new(ip.parse().unwrap(), 1))
+                .mode_for(std::net::SocketAddr::new(ip.parse().unwrap(), 1))
         };
         assert_eq!(mode("10.2.0.1"), Mode::Require);
         assert_eq!(mode("10.1.0.1"), Mode::Reject);
