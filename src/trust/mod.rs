@@ -7,8 +7,8 @@
 //! Lookups cost about the same for ten ranges and for a cloud provider's
 //! ten thousand: ranges are merged into sorted disjoint intervals, and a
 //! bucket index over the high bits of the address narrows each lookup to
-//! the few intervals of one bucket. The top table has about four buckets
-//! per interval (at least 1,024, at most 65,536). A bucket that lies
+//! the few intervals of one bucket. The top table has about sixteen buckets
+//! per interval (at least 1,024, at most 65,536: 256 KiB). A bucket that lies
 //! wholly inside one interval, or outside all of them, records that
 //! verdict in its entry: addresses of a whole `10.0.0.0/8`, say, are
 //! answered by one index read. A bucket holding more than a few intervals
@@ -241,10 +241,13 @@ struct IndexBuilder<'a, T> {
 }
 
 impl<T: Key> IndexBuilder<'_, T> {
-    /// Buckets a table over `count` intervals aims for: about four per
-    /// interval.
+    /// Buckets a table over `count` intervals aims for: about sixteen per
+    /// interval, so that most buckets of a provider's set are decided by
+    /// their entry alone (AWS's IPv6 lookups: 1.76x the instructions of a
+    /// 10-network set, 1.90x with four per interval; sixteen for the top
+    /// table alone gave 1.82x, for the finer ones alone 1.93x).
     fn target(count: usize, min: usize) -> usize {
-        (count.next_power_of_two() * 4).clamp(min, 1 << 16)
+        (count.next_power_of_two() * 16).clamp(min, 1 << 16)
     }
 
     /// A table over `lo..=hi` for the `count` intervals from `first`
@@ -342,7 +345,7 @@ impl<T: Key> Intervals<T> {
             ends: &ends,
             index: Vec::new(),
             subs: Vec::new(),
-            // Finer tables may add twice the top table's four entries per
+            // Finer tables may add eight entries per
             // interval, plus 256 KiB whatever the size (AWS's IPv6 set
             // needs more than the first alone); a crafted list cannot
             // blow the index up.
