@@ -1139,11 +1139,14 @@ pub(super) enum Lines {
 
 impl Lines {
     /// Handles on `lines`, every line of one header in order.
-    pub(super) fn of(lines: &[&HeaderValue]) -> Self {
-        match lines {
-            [] => Lines::Absent,
-            [one] => Lines::One((*one).clone()),
-            many => Lines::Many(many.iter().map(|&v| v.clone()).collect()),
+    pub(super) fn of<'a>(lines: impl IntoIterator<Item = &'a HeaderValue>) -> Self {
+        let mut it = lines.into_iter();
+        let Some(first) = it.next() else {
+            return Lines::Absent;
+        };
+        match it.next() {
+            None => Lines::One(first.clone()),
+            Some(second) => Lines::Many([first, second].into_iter().chain(it).cloned().collect()),
         }
     }
 
@@ -1342,7 +1345,7 @@ impl ContextRecord {
         match believed.map(|v| Span::of(lines, v)) {
             Some(believed) => {
                 let walk = DeferredWalk::Elements {
-                    lines: Lines::of(lines),
+                    lines: Lines::of(lines.iter().copied()),
                     believed,
                 };
                 Self::deferred(own, cfg, proxy, walk)

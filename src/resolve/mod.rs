@@ -777,7 +777,7 @@ impl Found<'_> {
     fn lines(&self, headers: &HeaderMap, cfg: &ContextConfig) -> [Lines; 4] {
         let one = |i: usize| match (self.context[i], &cfg.names[i]) {
             (Lookup::One(v), _) => Lines::One(v.clone()),
-            (Lookup::Many, Some(n)) => Lines::of(&headers.get_all(n).iter().collect::<Vec<_>>()),
+            (Lookup::Many, Some(n)) => Lines::of(headers.get_all(n)),
             _ => Lines::Absent,
         };
         [one(0), one(1), one(2), one(3)]
