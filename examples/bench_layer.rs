@@ -28,6 +28,10 @@
 //! - `noop-router`: a layer that does nothing (`MapRequestLayer` with the
 //!   identity) added with `Router::layer`: what axum's wrapping of every
 //!   route costs, whatever the layer.
+//! - `noop-router-ci`: the same no-op layer, served with connect info as
+//!   `layer` is: the floor of any layer added with `Router::layer` to an app
+//!   served that way (axum's wrapping of each route), against which
+//!   `layer` is read beside `connect-info`.
 //! - `store-floor`: no realip at all: a `MapRequest` around the plain
 //!   app inserts one fixed `SocketAddr` into every request's extensions.
 //!   The least any layer that hands a result to the handler pays (the
@@ -64,7 +68,7 @@ use tower_governor::key_extractor::{KeyExtractor, PeerIpKeyExtractor};
 use tower_governor::GovernorLayer;
 
 const BODY: &str = "Hello, World!";
-const MODES: [&str; 12] = [
+const MODES: [&str; 13] = [
     "plain",
     "make-service",
     "make-service-ip",
@@ -74,6 +78,7 @@ const MODES: [&str; 12] = [
     "filter",
     "filter-router",
     "noop-router",
+    "noop-router-ci",
     "store-floor",
     "governor-peer",
     "governor-realip",
@@ -184,6 +189,12 @@ fn main() -> ExitCode {
                 let noop = MapRequestLayer::new(|req: axum::extract::Request| req);
                 let app = routes(false).layer(noop);
                 axum::serve(listener, layer.into_make_service(app)).await
+            }
+            "noop-router-ci" => {
+                let noop = MapRequestLayer::new(|req: axum::extract::Request| req);
+                let app = routes(false).layer(noop);
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                axum::serve(listener, app).await
             }
             "store-floor" => {
                 let fixed: SocketAddr = ([203, 0, 113, 7], 40000).into();
