@@ -308,12 +308,14 @@ fn origin_request<B>(
             "https" => Some(443),
             _ => None,
         };
+        // No user info, and no port when it is the scheme's default.
         let host = match authority.port_u16() {
-            Some(port) if Some(port) == default => authority.host(),
-            _ => authority.as_str(),
-        };
-        let host = HeaderValue::from_str(host)
-            .map_err(|_| UpstreamError::InvalidRequest("the authority is not a Host value"))?;
+            Some(port) if Some(port) != default => {
+                HeaderValue::try_from(format!("{}:{port}", authority.host()))
+            }
+            _ => HeaderValue::from_str(authority.host()),
+        }
+        .map_err(|_| UpstreamError::InvalidRequest("the authority is not a Host value"))?;
         req.headers_mut().insert(HOST, host);
     }
     let target = if req.method() == Method::CONNECT {
@@ -484,5 +486,53 @@ impl Future for UpstreamFuture {
                 None => Poll::Pending,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(method: Method, uri: &str, host: Option<&'static str>) -> Request<()> {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(h) = host {
+            req = req.header(HOST, h);
+        }
+        let mut req = req.body(()).unwrap();
+        let uri = req.uri().clone();
+        origin_request(&mut req, uri.scheme().unwrap(), uri.authority().unwrap()).unwrap();
+        req
+    }
+
+    #[test]
+    fn origin_form_and_host_from_the_uri() {
+        for (uri, target, host) in [
+            ("http://example.com:80/a?b=1", "/a?b=1", "example.com"),
+            ("http://example.com/", "/", "example.com"),
+            ("http://u:p@example.com:8080", "/", "example.com:8080"),
+            ("https://[2001:db8::1]:443/x", "/x", "[2001:db8::1]"),
+            ("https://[2001:db8::1]:8443/x", "/x", "[2001:db8::1]:8443"),
+        ] {
+            let req = sent(Method::GET, uri, None);
+            assert_eq!(req.uri(), target, "{uri}");
+            assert_eq!(req.headers()[HOST], host, "{uri}");
+        }
+        // A Host the request has is kept as it is.
+        let req = sent(Method::GET, "http://127.0.0.1:9000/", Some("example.com"));
+        assert_eq!(req.headers()[HOST], "example.com");
+        // CONNECT names its authority.
+        let req = sent(Method::CONNECT, "http://example.com:443", None);
+        assert_eq!(req.uri(), "example.com:443");
+    }
+
+    #[test]
+    fn an_http2_request_is_refused() {
+        let mut req = Request::get("http://example.com/")
+            .version(Version::HTTP_2)
+            .body(())
+            .unwrap();
+        let uri = req.uri().clone();
+        let err = origin_request(&mut req, uri.scheme().unwrap(), uri.authority().unwrap());
+        assert!(matches!(err, Err(UpstreamError::InvalidRequest(_))));
     }
 }
