@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -240,7 +241,8 @@ type Body = BoxBody<Bytes, hyper::Error>;
 
 /// What every connection shares.
 struct Shared {
-    upstream: String,
+    /// `--upstream`, parsed once: each request's URI shares it.
+    upstream: Authority,
     send_proxy: Option<ProxyVersion>,
     forward: Option<ForwardHeaders>,
     connector: HttpConnector,
@@ -304,7 +306,13 @@ async fn main() -> ExitCode {
         }
     });
     let shared = Arc::new(Shared {
-        upstream: args.upstream.clone(),
+        upstream: match args.upstream.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("edge_proxy: --upstream: {e}");
+                return ExitCode::from(2);
+            }
+        },
         send_proxy: args.send_proxy,
         forward,
         pooled: Client::builder(TokioExecutor::new()).build(connector.clone()),
@@ -415,19 +423,29 @@ async fn forward_request(
     conn: Arc<Conn>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let Some(real) = RealIp::from_extensions(req.extensions()).cloned() else {
-        return Ok(text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no client address\n",
-        ));
-    };
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let Ok(uri) = format!("http://{}{path}", conn.shared.upstream).parse::<Uri>() else {
+    // The request's target on the upstream: parts shared, nothing parsed.
+    let mut target = http::uri::Parts::default();
+    target.scheme = Some(Scheme::HTTP);
+    target.authority = Some(conn.shared.upstream.clone());
+    target.path_and_query = Some(
+        req.uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    let Ok(uri) = Uri::from_parts(target) else {
         return Ok(text(StatusCode::BAD_REQUEST, "bad request target\n"));
     };
     let upgrade = req.headers().contains_key(header::UPGRADE);
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // Taken out, not cloned: the request it came with is consumed here.
+    let Some(real) = parts.extensions.remove::<RealIp>() else {
+        return Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no client address\n",
+        ));
+    };
     // The upstream speaks HTTP/1.1 whatever the client spoke; an HTTP/2
     // request's authority becomes its Host.
     if !parts.headers.contains_key(header::HOST) {
@@ -448,7 +466,6 @@ async fn forward_request(
     *up.method_mut() = parts.method;
     *up.uri_mut() = uri;
     *up.headers_mut() = parts.headers;
-    up.extensions_mut().insert(real.clone());
 
     let sent = match conn.shared.send_proxy {
         None => conn
@@ -472,6 +489,9 @@ async fn forward_request(
                 UpstreamClient::new(conn.shared.connector.clone(), &header)
                     .map_err(|e| e.to_string())
             });
+            // The client this connection's upstream client is bound to:
+            // it refuses a request without it.
+            up.extensions_mut().insert(real);
             match client {
                 Ok(c) => c.request(up).await,
                 Err(e) => {
