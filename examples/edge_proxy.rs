@@ -383,6 +383,14 @@ static HOP_BY_HOP: [HeaderName; 6] = [
 /// Removes hop-by-hop headers and those `Connection` names; an upgrade keeps
 /// `Connection: upgrade` and its `Upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Usually there is none: one look at each name, instead of a lookup
+    // (a hash) per hop-by-hop name.
+    let hop_by_hop = |k: &HeaderName| {
+        HOP_BY_HOP.contains(k) || matches!(k.as_str(), "keep-alive" | "proxy-connection")
+    };
+    if !headers.keys().any(hop_by_hop) {
+        return;
+    }
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -605,5 +613,17 @@ mod tests {
         assert_eq!(h.len(), 2);
         strip_hop_by_hop(&mut plain, false);
         assert!(plain.is_empty());
+        // Nothing hop-by-hop: nothing changes.
+        let mut end_to_end = HeaderMap::new();
+        end_to_end.insert(header::HOST, HeaderValue::from_static("example.com"));
+        end_to_end.insert("x-a", HeaderValue::from_static("1"));
+        let before = end_to_end.clone();
+        strip_hop_by_hop(&mut end_to_end, false);
+        assert_eq!(end_to_end, before);
+        // keep-alive alone is found too.
+        let mut ka = before.clone();
+        ka.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        strip_hop_by_hop(&mut ka, false);
+        assert_eq!(ka, before);
     }
 }
