@@ -383,28 +383,35 @@ static HOP_BY_HOP: [HeaderName; 6] = [
 /// Removes hop-by-hop headers and those `Connection` names; an upgrade keeps
 /// `Connection: upgrade` and its `Upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    // Usually there is none: one look at each name, instead of a lookup
-    // (a hash) per hop-by-hop name.
-    let hop_by_hop = |k: &HeaderName| {
-        HOP_BY_HOP.contains(k) || matches!(k.as_str(), "keep-alive" | "proxy-connection")
-    };
-    if !headers.keys().any(hop_by_hop) {
+    // One look at each name finds the hop-by-hop ones present (usually
+    // none, or `Connection: keep-alive`); only those are removed, instead
+    // of a lookup (a hash) per name that might be there.
+    let mut gone: Vec<HeaderName> = Vec::new();
+    for k in headers.keys() {
+        let hop = HOP_BY_HOP.contains(k) || matches!(k.as_str(), "keep-alive" | "proxy-connection");
+        if hop && !gone.contains(k) {
+            gone.push(k.clone());
+        }
+    }
+    if gone.is_empty() {
         return;
     }
-    let named: Vec<HeaderName> = headers
+    for token in headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::try_from(t.trim()).ok())
-        .collect();
+    {
+        if let Ok(name) = HeaderName::try_from(token.trim()) {
+            if !gone.contains(&name) && headers.contains_key(&name) {
+                gone.push(name);
+            }
+        }
+    }
     let kept = upgrade
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten();
-    for name in named.iter().chain(&HOP_BY_HOP) {
-        headers.remove(name);
-    }
-    for name in ["keep-alive", "proxy-connection"] {
+    for name in &gone {
         headers.remove(name);
     }
     if let Some(protocol) = kept {
