@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{Request, Response, StatusCode, Uri};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
@@ -240,7 +241,8 @@ type Body = BoxBody<Bytes, hyper::Error>;
 
 /// What every connection shares.
 struct Shared {
-    upstream: String,
+    /// `--upstream`, parsed once: each request's URI shares it.
+    upstream: Authority,
     send_proxy: Option<ProxyVersion>,
     forward: Option<ForwardHeaders>,
     connector: HttpConnector,
@@ -304,7 +306,13 @@ async fn main() -> ExitCode {
         }
     });
     let shared = Arc::new(Shared {
-        upstream: args.upstream.clone(),
+        upstream: match args.upstream.parse() {
+            Ok(a) => a,
+            Err(e) => {
+                eprintln!("edge_proxy: --upstream: {e}");
+                return ExitCode::from(2);
+            }
+        },
         send_proxy: args.send_proxy,
         forward,
         pooled: Client::builder(TokioExecutor::new()).build(connector.clone()),
@@ -375,20 +383,35 @@ static HOP_BY_HOP: [HeaderName; 6] = [
 /// Removes hop-by-hop headers and those `Connection` names; an upgrade keeps
 /// `Connection: upgrade` and its `Upgrade`.
 fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
-    let named: Vec<HeaderName> = headers
+    // One look at each name finds the hop-by-hop ones present (usually
+    // none, or `Connection: keep-alive`); only those are removed, instead
+    // of a lookup (a hash) per name that might be there.
+    let mut gone: Vec<HeaderName> = Vec::new();
+    for k in headers.keys() {
+        let hop = HOP_BY_HOP.contains(k) || matches!(k.as_str(), "keep-alive" | "proxy-connection");
+        if hop && !gone.contains(k) {
+            gone.push(k.clone());
+        }
+    }
+    if gone.is_empty() {
+        return;
+    }
+    for token in headers
         .get_all(header::CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .filter_map(|t| HeaderName::try_from(t.trim()).ok())
-        .collect();
+    {
+        if let Ok(name) = HeaderName::try_from(token.trim()) {
+            if !gone.contains(&name) && headers.contains_key(&name) {
+                gone.push(name);
+            }
+        }
+    }
     let kept = upgrade
         .then(|| headers.get(header::UPGRADE).cloned())
         .flatten();
-    for name in named.iter().chain(&HOP_BY_HOP) {
-        headers.remove(name);
-    }
-    for name in ["keep-alive", "proxy-connection"] {
+    for name in &gone {
         headers.remove(name);
     }
     if let Some(protocol) = kept {
@@ -415,19 +438,29 @@ async fn forward_request(
     conn: Arc<Conn>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    let Some(real) = RealIp::from_extensions(req.extensions()).cloned() else {
-        return Ok(text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "no client address\n",
-        ));
-    };
-    let path = req.uri().path_and_query().map_or("/", |p| p.as_str());
-    let Ok(uri) = format!("http://{}{path}", conn.shared.upstream).parse::<Uri>() else {
+    // The request's target on the upstream: parts shared, nothing parsed.
+    let mut target = http::uri::Parts::default();
+    target.scheme = Some(Scheme::HTTP);
+    target.authority = Some(conn.shared.upstream.clone());
+    target.path_and_query = Some(
+        req.uri()
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
+    let Ok(uri) = Uri::from_parts(target) else {
         return Ok(text(StatusCode::BAD_REQUEST, "bad request target\n"));
     };
     let upgrade = req.headers().contains_key(header::UPGRADE);
     let downstream_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
+    // Taken out, not cloned: the request it came with is consumed here.
+    let Some(real) = parts.extensions.remove::<RealIp>() else {
+        return Ok(text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no client address\n",
+        ));
+    };
     // The upstream speaks HTTP/1.1 whatever the client spoke; an HTTP/2
     // request's authority becomes its Host.
     if !parts.headers.contains_key(header::HOST) {
@@ -448,7 +481,6 @@ async fn forward_request(
     *up.method_mut() = parts.method;
     *up.uri_mut() = uri;
     *up.headers_mut() = parts.headers;
-    up.extensions_mut().insert(real.clone());
 
     let sent = match conn.shared.send_proxy {
         None => conn
@@ -472,6 +504,9 @@ async fn forward_request(
                 UpstreamClient::new(conn.shared.connector.clone(), &header)
                     .map_err(|e| e.to_string())
             });
+            // The client this connection's upstream client is bound to:
+            // it refuses a request without it.
+            up.extensions_mut().insert(real);
             match client {
                 Ok(c) => c.request(up).await,
                 Err(e) => {
@@ -585,5 +620,17 @@ mod tests {
         assert_eq!(h.len(), 2);
         strip_hop_by_hop(&mut plain, false);
         assert!(plain.is_empty());
+        // Nothing hop-by-hop: nothing changes.
+        let mut end_to_end = HeaderMap::new();
+        end_to_end.insert(header::HOST, HeaderValue::from_static("example.com"));
+        end_to_end.insert("x-a", HeaderValue::from_static("1"));
+        let before = end_to_end.clone();
+        strip_hop_by_hop(&mut end_to_end, false);
+        assert_eq!(end_to_end, before);
+        // keep-alive alone is found too.
+        let mut ka = before.clone();
+        ka.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        strip_hop_by_hop(&mut ka, false);
+        assert_eq!(ka, before);
     }
 }

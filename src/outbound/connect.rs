@@ -6,8 +6,8 @@
 //!   encoders ([`crate::proxy::v1::write`], [`crate::proxy::v2::Builder`]);
 //! - [`write_header`] (feature `tokio`): writes it on any `AsyncWrite`, for
 //!   TCP relays that open their own upstream socket per client;
-//! - [`UpstreamClient`] (feature `connect`): a hyper-util client whose
-//!   every upstream connection starts with the header ([`ProxyConnector`]).
+//! - [`UpstreamClient`] (feature `connect`): an HTTP client whose every
+//!   upstream connection starts with the header ([`ProxyConnector`]).
 //!
 //! # One downstream connection, one client
 //!
@@ -19,8 +19,10 @@
 //! not allow it:
 //!
 //! - a [`ProxyConnector`] is only made inside an [`UpstreamClient`], for the
-//!   one header it was built with, and its hyper-util pool is private to
-//!   that `UpstreamClient` (which is not `Clone`);
+//!   one header it was built with, and the connections it opens belong to
+//!   that `UpstreamClient` (which is not `Clone`): its own list of HTTP/1.1
+//!   connections, or with [`UpstreamClient::with_builder`] a hyper-util
+//!   pool private to it;
 //! - [`UpstreamClient::request`] refuses ([`UpstreamError::OtherClient`]) a
 //!   request whose [`RealIp`] is missing or names another client than the
 //!   header, before any byte is sent.

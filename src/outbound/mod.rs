@@ -19,7 +19,8 @@
 //! - [`connect`]: a PROXY protocol header (v1, or v2 with TLVs) naming the
 //!   resolved client, written once before any application byte: a builder
 //!   ([`UpstreamHeader`]), a tokio helper on any `AsyncWrite` and, with the
-//!   `connect` feature, a connector for hyper-util's client. A PROXY header
+//!   `connect` feature, an HTTP client for one downstream client whose every
+//!   upstream connection starts with it (`UpstreamClient`). A PROXY header
 //!   describes one downstream connection, so an upstream connection that
 //!   carries one is never shared between clients (see [`connect`]).
 

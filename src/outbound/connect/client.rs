@@ -1,4 +1,4 @@
-//! [`UpstreamClient`]: hyper-util's client with a PROXY header on every
+//! [`UpstreamClient`]: an HTTP client with a PROXY header on every
 //! upstream connection, for one downstream client.
 
 use std::error::Error as StdError;
@@ -7,14 +7,16 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
-use http::{Request, Response, Uri};
+use http::header::{HeaderValue, HOST};
+use http::uri::{Authority, Scheme};
+use http::{Method, Request, Response, Uri, Version};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::connect::Connect;
+use hyper::client::conn::http1;
+use hyper_util::client::legacy::connect::Connection;
 use hyper_util::client::legacy::{Builder, Client, ResponseFuture};
-use hyper_util::rt::TokioExecutor;
 use tower_service::Service;
 
 use super::{UpstreamHeader, UpstreamHeaderError};
@@ -94,7 +96,17 @@ pub enum UpstreamError {
         /// The request's client (address, port or 0), if it had one.
         request: Option<SocketAddr>,
     },
-    /// hyper-util's client failed (connect, header write, protocol).
+    /// The request cannot be sent as it is (a URI without scheme and
+    /// authority, an HTTP/2-only request on HTTP/1.1). Nothing was sent.
+    InvalidRequest(&'static str),
+    /// [`UpstreamClient::new`]'s connection could not be opened: the
+    /// connector failed, or the PROXY header could not be written.
+    Connect(BoxError),
+    /// [`UpstreamClient::new`]'s HTTP/1.1 exchange failed (handshake,
+    /// request, response).
+    Http(hyper::Error),
+    /// hyper-util's client failed (connect, header write, protocol): the
+    /// client of [`UpstreamClient::with_builder`].
     Upstream(hyper_util::client::legacy::Error),
 }
 
@@ -102,7 +114,11 @@ impl UpstreamError {
     /// Whether the upstream could not be reached (connect or header write
     /// failed): a proxy answers 502 then.
     pub fn is_connect(&self) -> bool {
-        matches!(self, UpstreamError::Upstream(e) if e.is_connect())
+        match self {
+            UpstreamError::Connect(_) => true,
+            UpstreamError::Upstream(e) => e.is_connect(),
+            _ => false,
+        }
     }
 }
 
@@ -113,6 +129,9 @@ impl fmt::Display for UpstreamError {
                 f,
                 "request of client {request:?} refused on the upstream connection of {bound}"
             ),
+            UpstreamError::InvalidRequest(why) => write!(f, "upstream request: {why}"),
+            UpstreamError::Connect(e) => write!(f, "upstream connect: {e}"),
+            UpstreamError::Http(e) => write!(f, "upstream: {e}"),
             UpstreamError::Upstream(e) => write!(f, "upstream: {e}"),
         }
     }
@@ -121,18 +140,29 @@ impl fmt::Display for UpstreamError {
 impl StdError for UpstreamError {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         match self {
+            UpstreamError::Connect(e) => Some(&**e),
+            UpstreamError::Http(e) => Some(e),
             UpstreamError::Upstream(e) => Some(e),
-            UpstreamError::OtherClient { .. } => None,
+            UpstreamError::OtherClient { .. } | UpstreamError::InvalidRequest(_) => None,
         }
     }
 }
 
-/// hyper-util's pooled client for one downstream client: every upstream
-/// connection it opens starts with that client's PROXY header.
+/// An HTTP client for one downstream client: every upstream connection it
+/// opens starts with that client's PROXY header.
 ///
 /// Not `Clone`, and it refuses requests of any other client; make one per
 /// downstream connection (see the
 /// [module docs](super#one-downstream-connection-one-client)).
+///
+/// [`new`](Self::new) keeps its own HTTP/1.1 connections: a request goes
+/// on one of them that is idle, or on a new one, and the connections close
+/// when the client and its last response are dropped. There is no shared
+/// pool to look the connection up in: this client's connections serve only
+/// this client, so a list of them is all the bookkeeping needed.
+/// [`with_builder`](Self::with_builder) uses hyper-util's pooled client
+/// instead, private to this `UpstreamClient`, for its settings (HTTP/2,
+/// idle timeouts, ...).
 ///
 /// ```no_run
 /// use realip::outbound::{ProxyVersion, UpstreamClient, UpstreamHeader};
@@ -154,8 +184,27 @@ impl StdError for UpstreamError {
 /// # }
 /// ```
 pub struct UpstreamClient<C, B> {
-    client: Client<ProxyConnector<C>, B>,
+    sender: Sender<C, B>,
     header: UpstreamHeader,
+}
+
+enum Sender<C, B> {
+    Own(Arc<Own<C, B>>),
+    Pooled(Box<Client<ProxyConnector<C>, B>>),
+}
+
+/// [`UpstreamClient::new`]'s connections.
+struct Own<C, B> {
+    connector: ProxyConnector<C>,
+    /// Every open connection, idle or busy with a response; closed ones
+    /// are dropped when a request looks for an idle one.
+    conns: Mutex<Vec<OwnConn<B>>>,
+}
+
+struct OwnConn<B> {
+    scheme: Scheme,
+    authority: Authority,
+    sender: http1::SendRequest<B>,
 }
 
 impl<C, B> fmt::Debug for UpstreamClient<C, B> {
@@ -168,22 +217,31 @@ impl<C, B> fmt::Debug for UpstreamClient<C, B> {
 
 impl<C, B> UpstreamClient<C, B>
 where
-    ProxyConnector<C>: Connect + Clone + Send + Sync + 'static,
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
     B::Error: Into<BoxError>,
 {
     /// A client on `connector` (e.g. `HttpConnector`) sending `header` first
-    /// on each connection, with hyper-util's default settings on tokio.
+    /// on each connection it opens, speaking HTTP/1.1 on tokio.
     ///
     /// # Errors
     /// The header cannot be encoded ([`UpstreamHeader::encode`]).
     pub fn new(connector: C, header: &UpstreamHeader) -> Result<Self, UpstreamHeaderError> {
-        Self::with_builder(&Client::builder(TokioExecutor::new()), connector, header)
+        Ok(UpstreamClient {
+            sender: Sender::Own(Arc::new(Own {
+                connector: ProxyConnector::for_header(connector, header)?,
+                conns: Mutex::new(Vec::new()),
+            })),
+            header: header.clone(),
+        })
     }
 
-    /// [`new`](Self::new) with hyper-util client settings (pool idle
-    /// timeout, HTTP/2, ...).
+    /// A client on hyper-util's pooled client with `builder`'s settings
+    /// (pool idle timeout, HTTP/2, ...), the pool private to this client.
     ///
     /// # Errors
     /// The header cannot be encoded ([`UpstreamHeader::encode`]).
@@ -192,13 +250,9 @@ where
         connector: C,
         header: &UpstreamHeader,
     ) -> Result<Self, UpstreamHeaderError> {
-        let bytes = header.encode()?;
-        let connector = ProxyConnector {
-            inner: connector,
-            header: bytes.into(),
-        };
+        let connector = ProxyConnector::for_header(connector, header)?;
         Ok(UpstreamClient {
-            client: builder.build(connector),
+            sender: Sender::Pooled(Box::new(builder.build(connector))),
             header: header.clone(),
         })
     }
@@ -212,23 +266,177 @@ where
     /// client the header names.
     pub fn request(&self, req: Request<B>) -> UpstreamFuture {
         let real = RealIp::from_extensions(req.extensions());
-        match real {
-            Some(r) if self.header.names(r) => UpstreamFuture {
-                state: Ok(self.client.request(req)),
+        let state = match real {
+            Some(r) if self.header.names(r) => match &self.sender {
+                Sender::Own(own) => State::Own(Box::pin(Own::send(own.clone(), req))),
+                Sender::Pooled(client) => State::Pooled(client.request(req)),
             },
-            _ => UpstreamFuture {
-                state: Err(Some(UpstreamError::OtherClient {
-                    bound: self.header.source(),
-                    request: real.map(|r| SocketAddr::new(r.ip(), r.port().unwrap_or(0))),
-                })),
-            },
+            _ => State::Refused(Some(UpstreamError::OtherClient {
+                bound: self.header.source(),
+                request: real.map(|r| SocketAddr::new(r.ip(), r.port().unwrap_or(0))),
+            })),
+        };
+        UpstreamFuture { state }
+    }
+}
+
+impl<C> ProxyConnector<C> {
+    fn for_header(inner: C, header: &UpstreamHeader) -> Result<Self, UpstreamHeaderError> {
+        Ok(ProxyConnector {
+            inner,
+            header: header.encode()?.into(),
+        })
+    }
+}
+
+/// The request as HTTP/1.1 sends it to an origin: `Host` from the URI when
+/// missing, the target in origin form (authority form for `CONNECT`), as
+/// hyper-util's client does.
+fn origin_request<B>(
+    req: &mut Request<B>,
+    scheme: &Scheme,
+    authority: &Authority,
+) -> Result<(), UpstreamError> {
+    if req.version() == Version::HTTP_2 {
+        return Err(UpstreamError::InvalidRequest(
+            "an HTTP/2 request on an HTTP/1.1 connection",
+        ));
+    }
+    if !req.headers().contains_key(HOST) {
+        let default = match scheme.as_str() {
+            "http" => Some(80),
+            "https" => Some(443),
+            _ => None,
+        };
+        // No user info, and no port when it is the scheme's default.
+        let host = match authority.port_u16() {
+            Some(port) if Some(port) != default => {
+                HeaderValue::try_from(format!("{}:{port}", authority.host()))
+            }
+            _ => HeaderValue::from_str(authority.host()),
         }
+        .map_err(|_| UpstreamError::InvalidRequest("the authority is not a Host value"))?;
+        req.headers_mut().insert(HOST, host);
+    }
+    let target = if req.method() == Method::CONNECT {
+        Uri::from(authority.clone())
+    } else {
+        match req.uri().path_and_query() {
+            Some(p) if p.as_str() != "/" => Uri::from(p.clone()),
+            _ => Uri::default(),
+        }
+    };
+    *req.uri_mut() = target;
+    Ok(())
+}
+
+impl<C, B> Own<C, B>
+where
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+    B: Body + Send + 'static + Unpin,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    async fn send(
+        self: Arc<Self>,
+        mut req: Request<B>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let uri = req.uri().clone();
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(UpstreamError::InvalidRequest("the URI is not absolute"));
+        };
+        origin_request(&mut req, scheme, authority)?;
+        let (mut sender, mut reused) = match self.idle(scheme, authority) {
+            Some(s) => (s, true),
+            None => (self.open(&uri).await?, false),
+        };
+        loop {
+            match sender.try_send_request(req).await {
+                Ok(res) => {
+                    // Busy until the response body is read; listed now so
+                    // that it is found idle as soon as it is.
+                    self.list().push(OwnConn {
+                        scheme: scheme.clone(),
+                        authority: authority.clone(),
+                        sender,
+                    });
+                    return Ok(res);
+                }
+                Err(mut e) => match e.take_message() {
+                    // An idle connection closed before the request went out
+                    // (the upstream's keep-alive ended): once more on a new
+                    // one, as hyper-util's client retries.
+                    Some(unsent) if reused => {
+                        req = unsent;
+                        sender = self.open(&uri).await?;
+                        reused = false;
+                    }
+                    _ => return Err(UpstreamError::Http(e.into_error())),
+                },
+            }
+        }
+    }
+
+    fn list(&self) -> std::sync::MutexGuard<'_, Vec<OwnConn<B>>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes an idle connection to `scheme://authority`, dropping closed
+    /// ones on the way.
+    fn idle(&self, scheme: &Scheme, authority: &Authority) -> Option<http1::SendRequest<B>> {
+        let mut conns = self.list();
+        let mut i = conns.len();
+        while i > 0 {
+            i -= 1;
+            let c = &conns[i];
+            if c.sender.is_closed() {
+                conns.swap_remove(i);
+            } else if c.sender.is_ready()
+                && c.authority.as_str() == authority.as_str()
+                && c.scheme == *scheme
+            {
+                return Some(conns.swap_remove(i).sender);
+            }
+        }
+        None
+    }
+
+    /// A new connection: the connector's, the PROXY header written first.
+    async fn open(&self, uri: &Uri) -> Result<http1::SendRequest<B>, UpstreamError> {
+        let mut connector = self.connector.clone();
+        poll_fn(|cx| connector.poll_ready(cx))
+            .await
+            .map_err(UpstreamError::Connect)?;
+        let io = connector
+            .call(uri.clone())
+            .await
+            .map_err(UpstreamError::Connect)?;
+        if io.connected().is_negotiated_h2() {
+            return Err(UpstreamError::Connect(
+                "the connector negotiated HTTP/2; UpstreamClient::new speaks HTTP/1.1 \
+                 (UpstreamClient::with_builder speaks both)"
+                    .into(),
+            ));
+        }
+        let (sender, conn) = http1::handshake(io).await.map_err(UpstreamError::Http)?;
+        tokio::spawn(async move {
+            if let Err(e) = conn.with_upgrades().await {
+                tracing::debug!("upstream connection: {e}");
+            }
+        });
+        Ok(sender)
     }
 }
 
 impl<C, B> Service<Request<B>> for UpstreamClient<C, B>
 where
-    ProxyConnector<C>: Connect + Clone + Send + Sync + 'static,
+    C: Service<Uri> + Clone + Send + Sync + 'static,
+    C::Response: hyper::rt::Read + hyper::rt::Write + Connection + Unpin + Send + 'static,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
     B: Body + Send + 'static + Unpin,
     B::Data: Send,
     B::Error: Into<BoxError>,
@@ -246,10 +454,18 @@ where
     }
 }
 
+type OwnFuture = Pin<Box<dyn Future<Output = Result<Response<Incoming>, UpstreamError>> + Send>>;
+
 /// The response of [`UpstreamClient::request`].
 #[must_use = "futures do nothing unless polled"]
 pub struct UpstreamFuture {
-    state: Result<ResponseFuture, Option<UpstreamError>>,
+    state: State,
+}
+
+enum State {
+    Own(OwnFuture),
+    Pooled(ResponseFuture),
+    Refused(Option<UpstreamError>),
 }
 
 impl fmt::Debug for UpstreamFuture {
@@ -263,11 +479,60 @@ impl Future for UpstreamFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match &mut self.state {
-            Ok(f) => Pin::new(f).poll(cx).map_err(UpstreamError::Upstream),
-            Err(e) => match e.take() {
+            State::Own(f) => f.as_mut().poll(cx),
+            State::Pooled(f) => Pin::new(f).poll(cx).map_err(UpstreamError::Upstream),
+            State::Refused(e) => match e.take() {
                 Some(e) => Poll::Ready(Err(e)),
                 None => Poll::Pending,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sent(method: Method, uri: &str, host: Option<&'static str>) -> Request<()> {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(h) = host {
+            req = req.header(HOST, h);
+        }
+        let mut req = req.body(()).unwrap();
+        let uri = req.uri().clone();
+        origin_request(&mut req, uri.scheme().unwrap(), uri.authority().unwrap()).unwrap();
+        req
+    }
+
+    #[test]
+    fn origin_form_and_host_from_the_uri() {
+        for (uri, target, host) in [
+            ("http://example.com:80/a?b=1", "/a?b=1", "example.com"),
+            ("http://example.com/", "/", "example.com"),
+            ("http://u:p@example.com:8080", "/", "example.com:8080"),
+            ("https://[2001:db8::1]:443/x", "/x", "[2001:db8::1]"),
+            ("https://[2001:db8::1]:8443/x", "/x", "[2001:db8::1]:8443"),
+        ] {
+            let req = sent(Method::GET, uri, None);
+            assert_eq!(req.uri(), target, "{uri}");
+            assert_eq!(req.headers()[HOST], host, "{uri}");
+        }
+        // A Host the request has is kept as it is.
+        let req = sent(Method::GET, "http://127.0.0.1:9000/", Some("example.com"));
+        assert_eq!(req.headers()[HOST], "example.com");
+        // CONNECT names its authority.
+        let req = sent(Method::CONNECT, "http://example.com:443", None);
+        assert_eq!(req.uri(), "example.com:443");
+    }
+
+    #[test]
+    fn an_http2_request_is_refused() {
+        let mut req = Request::get("http://example.com/")
+            .version(Version::HTTP_2)
+            .body(())
+            .unwrap();
+        let uri = req.uri().clone();
+        let err = origin_request(&mut req, uri.scheme().unwrap(), uri.authority().unwrap());
+        assert!(matches!(err, Err(UpstreamError::InvalidRequest(_))));
     }
 }
