@@ -75,7 +75,8 @@ pub use self::context::{
     X_FORWARDED_HOST, X_FORWARDED_PORT, X_FORWARDED_PREFIX, X_FORWARDED_PROTO, X_FORWARDED_SSL,
 };
 use self::context::{
-    ContextConfig, ContextRecord, Elements, Follow, HostPattern, Lines, OwnView, StepCount, Steps,
+    ContextConfig, ContextRecord, Elements, Follow, HostPattern, Kept, OwnView, Reader, StepCount,
+    Steps, Walk,
 };
 pub use self::resolution::{Hops, Resolution, Source, Stop};
 use crate::forwarded::{self, bits_of, rfc7239, single, xff, Raw, RawEntries};
@@ -484,7 +485,7 @@ impl Walker<'_> {
     ) {
         let Some(spec) = self.prologue(r, proxy_source) else {
             // No step is believed: the connection's values stand.
-            r.context = Some(ContextRecord::own(&OwnView::new(view, host_line(headers))));
+            r.set_context(ContextRecord::own(&OwnView::new(view, host_line(headers))));
             return;
         };
         let found = scan(headers, &spec.name, cfg);
@@ -492,18 +493,17 @@ impl Walker<'_> {
         let proxy = proxy_source.is_some();
         if spec.kind == Kind::Forwarded {
             // The lexer hands each believed element's `proto` and `host` to
-            // the walk: validated in this one pass, kept as spans.
+            // the walk: validated in this one pass.
             let mut walk = Elements::default();
             self.walk_found(r, spec, proxy_source, headers, found.address, &mut walk);
-            r.context = Some(match walk.believed() {
+            r.set_context(match walk.believed() {
                 None => ContextRecord::own(&own),
-                Some(believed) => match found.address {
-                    Lookup::One(v) => ContextRecord::elements(&own, cfg, proxy, &[v], believed),
-                    _ => {
-                        let lines: Vec<&HeaderValue> = headers.get_all(&spec.name).iter().collect();
-                        ContextRecord::elements(&own, cfg, proxy, &lines, believed)
+                Some(believed) => ContextRecord::believed(&own, cfg, proxy, believed, |_, v| {
+                    match found.address {
+                        Lookup::One(line) => Kept::of(v, [line]),
+                        _ => Kept::of(v, headers.get_all(&spec.name)),
                     }
-                },
+                }),
             });
             return;
         }
@@ -511,42 +511,96 @@ impl Walker<'_> {
             // No context header: the address walk alone, then the
             // connection's values (the common case costs no more).
             self.walk_found(r, spec, proxy_source, headers, found.address, &mut ());
-            r.context = Some(ContextRecord::own(&own));
+            r.set_context(ContextRecord::own(&own));
             return;
         }
         let mut steps = StepCount::default();
         self.walk_found(r, spec, proxy_source, headers, found.address, &mut steps);
         if steps.0 == 0 && !cfg.symmetric {
             // No step believed, nothing to ignore: the connection's values.
-            r.context = Some(ContextRecord::own(&own));
+            r.set_context(ContextRecord::own(&own));
             return;
         }
+        r.set_context(self.context_lists(headers, spec, cfg, &found, &own, steps.0, proxy));
+    }
+
+    /// The context walk over list or single-address context headers, for
+    /// the `steps` steps the address walk believed (the step to header
+    /// entry *k* takes entry *k* of each context header), right after it
+    /// over the borrowed headers; the record keeps what it took.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn context_lists(
+        &self,
+        headers: &HeaderMap,
+        spec: &Spec,
+        cfg: &ContextConfig,
+        found: &Found<'_>,
+        own: &OwnView<'_>,
+        steps: u8,
+        proxy: bool,
+    ) -> ContextRecord {
         // (`Forwarded` returned above.)
         let follow = if spec.kind == Kind::List {
             Follow::List
         } else {
             Follow::Single
         };
-        let address_entries = cfg.symmetric.then(|| match (&found.address, spec.kind) {
-            (Lookup::Absent, _) => 0,
-            (_, Kind::Single | Kind::CloudFront) => 1,
-            (Lookup::One(v), _) => forwarded::context::count_items(v.as_bytes()),
-            (Lookup::Many, _) => headers
-                .get_all(&spec.name)
+        if !cfg.symmetric && !cfg.has_allowed() {
+            // The common case: one line each, copied for the first read.
+            let line = |i: usize| match found.context[i] {
+                Lookup::Absent => Some(None),
+                Lookup::One(v) => Some(Some(v.as_bytes())),
+                Lookup::Many => None,
+            };
+            if let (Some(a), Some(b), Some(c), Some(d)) = (line(0), line(1), line(2), line(3)) {
+                if let Some(rec) =
+                    ContextRecord::copied(own, cfg, follow, [a, b, c, d], steps, proxy)
+                {
+                    return rec;
+                }
+            }
+        }
+        let count = |l: Lookup<'_>, name: &HeaderName| match l {
+            Lookup::Absent => 0,
+            Lookup::One(v) => forwarded::context::count_items(v.as_bytes()),
+            Lookup::Many => headers
+                .get_all(name)
                 .iter()
                 .map(|v| forwarded::context::count_items(v.as_bytes()))
                 .sum(),
+        };
+        let symmetry = cfg.symmetric.then(|| {
+            let address = match (found.address, spec.kind) {
+                (Lookup::Absent, _) => 0,
+                (_, Kind::Single | Kind::CloudFront) => 1,
+                (l, _) => count(l, &spec.name),
+            };
+            let counts = [0, 1, 2, 3].map(|i| match &cfg.names[i] {
+                Some(n) => count(found.context[i], n),
+                None => 0,
+            });
+            (address, counts)
         });
-        let lines = found.lines(headers, cfg);
-        r.context = Some(ContextRecord::lists(
-            &own,
-            cfg,
-            follow,
-            lines,
-            steps.0,
-            address_entries,
-            proxy,
-        ));
+        let reader = |i: usize| match (found.context[i], &cfg.names[i]) {
+            (Lookup::One(v), _) => Reader::one(v),
+            (Lookup::Many, Some(n)) => Reader::many(headers, n),
+            _ => Reader::default(),
+        };
+        let readers = [reader(0), reader(1), reader(2), reader(3)];
+        let mut walk = Walk::new(cfg.style(), follow, readers, symmetry);
+        for _ in 0..steps {
+            walk.step(rfc7239::Params::default());
+        }
+        let believed = walk.into_believed();
+        ContextRecord::believed(own, cfg, proxy, &believed, |field, v| {
+            let i = field as usize;
+            match (found.context[i], &cfg.names[i]) {
+                (Lookup::One(line), _) => Kept::of(v, [line]),
+                (_, Some(n)) => Kept::of(v, headers.get_all(n)),
+                (_, None) => Kept::of(v, []),
+            }
+        })
     }
 
     /// The walk over the address header's lines `found`.
@@ -769,19 +823,6 @@ struct Found<'h> {
     context: [Lookup<'h>; 4],
     /// Whether any context header is present.
     any: bool,
-}
-
-impl Found<'_> {
-    /// Handles on the context headers' lines, in [`Field`] order (only
-    /// taken when one is present).
-    fn lines(&self, headers: &HeaderMap, cfg: &ContextConfig) -> [Lines; 4] {
-        let one = |i: usize| match (self.context[i], &cfg.names[i]) {
-            (Lookup::One(v), _) => Lines::One(v.clone()),
-            (Lookup::Many, Some(n)) => Lines::of(headers.get_all(n)),
-            _ => Lines::Absent,
-        };
-        [one(0), one(1), one(2), one(3)]
-    }
 }
 
 /// Finds the address header, `Host` and the context headers in one pass

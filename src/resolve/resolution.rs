@@ -175,6 +175,15 @@ impl Resolution {
         }
     }
 
+    /// Records the client context. The slot is empty until then (only the
+    /// walk sets it), so nothing is dropped in the common case.
+    #[inline(always)]
+    pub(super) fn set_context(&mut self, c: ContextRecord) {
+        if let Some(old) = self.context.replace(c) {
+            drop(old);
+        }
+    }
+
     /// A client known only by its address, for `realip::testing`.
     #[cfg(feature = "tower")]
     pub(crate) fn direct(ip: IpAddr, port: Option<u16>) -> Self {
