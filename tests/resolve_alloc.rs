@@ -160,7 +160,10 @@ fn client_context_allocates_nothing_without_context_headers() {
         let (n, r) = allocations(|| policy.resolve(peer, None, headers));
         assert!(n <= most, "resolve allocated {n} times: {r:?}");
         let (m, h) = allocations(|| r.context().unwrap().host().map(str::len));
-        assert!(n + m <= 1, "resolving and reading allocated {n} + {m} times");
+        assert!(
+            n + m <= 1,
+            "resolving and reading allocated {n} + {m} times"
+        );
         assert_eq!(h, Some(host.len()));
         // Read again: no further work.
         let (n, _) = allocations(|| r.context().unwrap().host().map(str::len));

@@ -546,7 +546,7 @@ impl Walker<'_> {
         } else {
             Follow::Single
         };
-        if !cfg.symmetric && !cfg.has_allowed() {
+        if !cfg.symmetric && !cfg.has_allowed() && !general_only() {
             // The common case: one line each, copied for the first read.
             let line = |i: usize| match found.context[i] {
                 Lookup::Absent => Some(None),
@@ -764,6 +764,24 @@ impl Walker<'_> {
             }
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests: the general context path even where the copied one applies,
+    /// to pin the two equal.
+    static GENERAL_ONLY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+#[cfg(test)]
+fn general_only() -> bool {
+    GENERAL_ONLY.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+#[inline(always)]
+fn general_only() -> bool {
+    false
 }
 
 /// How many lines of one header a request carries.
@@ -1355,5 +1373,100 @@ mod tests {
             one.trusted_proxies().interval_count(),
             all.trusted_proxies().interval_count()
         );
+    }
+
+    /// The copied context path (one line per context header, walked on
+    /// the first read) gives what the general path (the values taken while
+    /// resolving) gives, whatever the chain, the values (malformed ones
+    /// included), the mode and the connection.
+    mod copied_equals_general {
+        use super::*;
+        use http::HeaderValue;
+        use proptest::prelude::*;
+
+        fn hop() -> impl Strategy<Value = String> {
+            prop_oneof![
+                4 => (0u8..4).prop_map(|n| format!("10.0.0.{n}")),
+                2 => (0u8..4).prop_map(|n| format!("198.51.100.{n}")),
+                1 => Just("garbage".to_owned()),
+            ]
+        }
+
+        fn value(field: usize) -> impl Strategy<Value = String> {
+            let good: &[&str] = match field {
+                0 => &["https", "http", "wss", "HTTPS", "on", "off"],
+                1 => &[
+                    "shop.example",
+                    "Shop.Example:8443",
+                    "[2001:db8::1]:9",
+                    "a.b",
+                    "x.example",
+                ],
+                2 => &["443", "8080", "1", "65535"],
+                _ => &["/app", "/a/b", "/"],
+            };
+            let bad: &[&str] = &["", "bad value", "99999", "/a/../b", "user@host", "-x."];
+            prop_oneof![
+                6 => prop::sample::select(good.to_vec()),
+                1 => prop::sample::select(bad.to_vec()),
+            ]
+            .prop_map(str::to_owned)
+        }
+
+        fn list(field: usize) -> impl Strategy<Value = Option<String>> {
+            prop::option::weighted(0.7, prop::collection::vec(value(field), 1..5))
+                .prop_map(|v| v.map(|v| v.join(", ")))
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(3000))]
+
+            #[test]
+            fn copied_equals_general(
+                chain in prop::collection::vec(hop(), 0..6),
+                lists in (list(0), list(1), list(2), list(3)),
+                host in prop::option::of(prop::sample::select(vec!["origin.internal:8080", "Origin", "bad host"])),
+                mode in 0u8..4,
+                ssl_flag in any::<bool>(),
+                proxy in any::<bool>(),
+                tls in any::<bool>(),
+            ) {
+                let mut b = Policy::builder();
+                b = match mode {
+                    0 => b.trust_private().header(HeaderSource::XForwardedFor),
+                    1 => b.trust_private().header(HeaderSource::XRealIp),
+                    2 => b.trust_private().header(HeaderSource::XForwardedFor).recursive(false),
+                    _ => b.trusted_hops(3).header(HeaderSource::XForwardedFor),
+                };
+                if ssl_flag {
+                    b = b.context_headers(ContextHeaders::default().ssl_flag(X_FORWARDED_PROTO));
+                }
+                let policy = b.build().unwrap();
+                let mut headers = HeaderMap::new();
+                if let Some(h) = host {
+                    headers.insert("host", HeaderValue::from_static(h));
+                }
+                let address = if mode == 1 { "x-real-ip" } else { "x-forwarded-for" };
+                if !chain.is_empty() {
+                    let v = if mode == 1 { chain[0].clone() } else { chain.join(", ") };
+                    headers.insert(address, HeaderValue::from_str(&v).unwrap());
+                }
+                let names = ["x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix"];
+                let (a, b_, c, d) = lists;
+                for (name, v) in names.into_iter().zip([a, b_, c, d]) {
+                    if let Some(v) = v {
+                        headers.insert(name, HeaderValue::from_str(&v).unwrap());
+                    }
+                }
+                let peer: SocketAddr = "10.0.0.1:4000".parse().unwrap();
+                let proxy_source: Option<SocketAddr> = proxy.then(|| "10.9.9.9:5000".parse().unwrap());
+                let view = ConnectionView::new().tls(tls);
+                let copied = policy.resolve_with(peer, proxy_source, &headers, &view);
+                GENERAL_ONLY.with(|g| g.set(true));
+                let general = policy.resolve_with(peer, proxy_source, &headers, &view);
+                GENERAL_ONLY.with(|g| g.set(false));
+                prop_assert_eq!(format!("{copied:?}"), format!("{general:?}"));
+            }
+        }
     }
 }
