@@ -1543,6 +1543,16 @@ impl ContextRecord {
                 (None, ContextSource::ProxyProtocol),
             ],
         };
+        if t.scheme.is_none()
+            && t.host.is_none()
+            && t.port.is_none()
+            && t.malformed.is_none()
+            && t.ignored == 0
+        {
+            // Nothing believed: the request's own view, as `finish` would
+            // give it, without building the rest.
+            return own.context();
+        }
         let b = Believed {
             scheme: t.scheme,
             host: t.host.map(|(p, k)| {
