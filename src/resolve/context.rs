@@ -1291,20 +1291,33 @@ struct Taken {
 }
 
 /// The client context as a [`Resolution`] records it: self-contained (no
-/// borrow of the request), its result computed on the first read.
+/// borrow of the request, no reference count on it in the common cases),
+/// its result computed on the first read and kept (`OnceLock`: repeated
+/// reads and clones agree).
 ///
-/// The values of the believed steps are taken while resolving (the
-/// context walk runs right after the address walk, over the borrowed
-/// headers): the scheme and the port as parsed values, the host and the
-/// prefix validated and kept as sent ([`Kept`]), with the step each came
-/// from. Only one host is ever kept: the believed one, or (none believed,
-/// or refused by the allowed hosts, which is decided here) the request's
-/// own, validated on first read. Lowercasing, the port and source rules
-/// and the copy into a [`ClientContext`] wait for the first read, which
-/// keeps its result (`OnceLock`: repeated reads and clones agree). Nothing
-/// is allocated unless a believed prefix is kept (boxed, to keep the
-/// record small), a value is too long to copy inline, or the PROXY
-/// AUTHORITY TLV could be needed (that view is computed at once, as the
+/// Three shapes, cheapest first:
+/// - nothing believed (no context header, an untrusted peer's, no step):
+///   the request's own host as sent ([`Kept`], copied when short), to be
+///   validated on the first read;
+/// - context lists with one line per header, for a policy without
+///   symmetry or allowed hosts (the common case): the own host and those
+///   lines copied ([`Copied`], a few dozen bytes) with the number of
+///   believed steps, walked on the first read. Copying them costs less
+///   than reading their entries now, and much less than the boxed
+///   record of shared handles it replaces (a reference count per line,
+///   one allocation);
+/// - otherwise (repeated lines, symmetry, allowed hosts, `Forwarded`,
+///   whose lexer validates the values in the pass that reads the address)
+///   the values of the believed steps, taken right after the address walk
+///   over the borrowed headers: the scheme and the port parsed, the host
+///   validated and kept as sent, each with its step. Only one host is
+///   kept: the believed one, or (none believed, or refused by the allowed
+///   hosts, decided here) the request's own.
+///
+/// Nothing is allocated while resolving unless a value is too long to copy
+/// inline (a handle on its line then), a prefix was taken on the general
+/// path or the PROXY AUTHORITY TLV could be needed (both computed at once,
+/// one allocation: the record has no room for a second value, and the
 /// PROXY header outlives no resolution).
 #[derive(Clone)]
 pub(super) struct ContextRecord {
@@ -1352,14 +1365,10 @@ struct Copied {
 }
 
 impl Copied {
-    /// The parts copied, if they fit.
+    /// The parts copied, if they fit (one pass: a part that does not fit
+    /// ends it).
     #[inline(always)]
     fn new(own: Option<&[u8]>, lines: [Option<&[u8]>; 4]) -> Option<Self> {
-        let parts = [own, lines[0], lines[1], lines[2], lines[3]];
-        let total: usize = parts.iter().flatten().map(|p| p.len()).sum();
-        if total > COPIED {
-            return None;
-        }
         let mut c = Copied {
             buf: [0; COPIED],
             ends: [0; 5],
@@ -1372,7 +1381,10 @@ impl Copied {
             follow: Follow::List,
         };
         let mut at = 0;
-        for (i, part) in parts.into_iter().enumerate() {
+        for (i, part) in [own, lines[0], lines[1], lines[2], lines[3]]
+            .into_iter()
+            .enumerate()
+        {
             if let Some(p) = part {
                 let end = at + p.len();
                 c.buf.get_mut(at..end)?.copy_from_slice(p);
