@@ -1037,39 +1037,32 @@ impl<'h> Steps<'h> for Elements<'h> {
 
 /// What the connection and the request say about the client's view,
 /// before any context header: the starting values of the context walk.
+/// (The view is referred to, not copied: the common record reads two of
+/// its fields.)
 pub(super) struct OwnView<'a> {
-    pub(super) tls: bool,
-    pub(super) proxy_ssl: bool,
-    pub(super) authority: Option<&'a http::uri::Authority>,
-    pub(super) host: Option<&'a HeaderValue>,
-    pub(super) proxy_authority: Option<&'a [u8]>,
+    view: &'a ConnectionView<'a>,
+    host: Option<&'a HeaderValue>,
 }
 
 impl<'a> OwnView<'a> {
     /// `view` and the request's single `Host` line, if any.
     #[inline]
-    pub(super) fn new(view: &ConnectionView<'a>, host: Option<&'a HeaderValue>) -> Self {
-        OwnView {
-            tls: view.tls,
-            proxy_ssl: view.proxy_ssl,
-            authority: view.authority,
-            host,
-            proxy_authority: view.proxy_authority,
-        }
+    pub(super) fn new(view: &'a ConnectionView<'a>, host: Option<&'a HeaderValue>) -> Self {
+        OwnView { view, host }
     }
 
     /// Every candidate for the host, in order.
     fn start(&self) -> Start<'a> {
         Start {
-            tls: self.tls,
-            proxy_ssl: self.proxy_ssl,
+            tls: self.view.tls,
+            proxy_ssl: self.view.proxy_ssl,
             hosts: [
                 (
-                    self.authority.map(|a| a.as_str().as_bytes()),
+                    self.view.authority.map(|a| a.as_str().as_bytes()),
                     ContextSource::Request,
                 ),
                 (self.host.map(HeaderValue::as_bytes), ContextSource::Request),
-                (self.proxy_authority, ContextSource::ProxyProtocol),
+                (self.view.proxy_authority, ContextSource::ProxyProtocol),
             ],
         }
     }
@@ -1093,10 +1086,10 @@ impl<'a> OwnView<'a> {
     /// could be needed.
     #[inline(always)]
     fn candidate(&self) -> Option<Option<Candidate<'a>>> {
-        if self.proxy_authority.is_some() {
+        if self.view.proxy_authority.is_some() {
             return None;
         }
-        Some(match (self.authority, self.host) {
+        Some(match (self.view.authority, self.host) {
             (Some(a), Some(h)) if parse_host(a.as_str().as_bytes()).is_none() => {
                 Some(Candidate::Line(h))
             }
@@ -1433,8 +1426,8 @@ impl ContextRecord {
     #[inline(always)]
     pub(super) fn own(own: &OwnView<'_>) -> Self {
         let taken = Taken {
-            tls: own.tls,
-            proxy_ssl: own.proxy_ssl,
+            tls: own.view.tls,
+            proxy_ssl: own.view.proxy_ssl,
             ..Taken::default()
         };
         match own.kept_host() {
@@ -1474,8 +1467,8 @@ impl ContextRecord {
         }
         let refused = b.host.is_some_and(|(h, _, _)| cfg.refuses(h));
         let taken = Taken {
-            tls: own.tls,
-            proxy_ssl: own.proxy_ssl,
+            tls: own.view.tls,
+            proxy_ssl: own.view.proxy_ssl,
             proxy,
             refused,
             scheme: b.scheme,
@@ -1522,8 +1515,8 @@ impl ContextRecord {
         let host = own.candidate()?.map(Candidate::as_bytes);
         let mut c = Copied::new(host, lines)?;
         c.steps = steps;
-        c.tls = own.tls;
-        c.proxy_ssl = own.proxy_ssl;
+        c.tls = own.view.tls;
+        c.proxy_ssl = own.view.proxy_ssl;
         c.proxy = proxy;
         c.style = cfg.style();
         c.follow = follow;

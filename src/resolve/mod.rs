@@ -508,7 +508,7 @@ impl Walker<'_> {
             });
             return;
         }
-        if !found.any {
+        if !found.any() {
             // No context header: the address walk alone, then the
             // connection's values (the common case costs no more).
             self.walk_found(r, spec, proxy_source, headers, found.address, &mut ());
@@ -549,7 +549,7 @@ impl Walker<'_> {
         };
         if !cfg.symmetric && !cfg.has_allowed() && !general_only() {
             // The common case: one line each, copied for the first read.
-            let line = |i: usize| match found.context[i] {
+            let line = |i: usize| match found.context(i) {
                 Lookup::Absent => Some(None),
                 Lookup::One(v) => Some(Some(v.as_bytes())),
                 Lookup::Many => None,
@@ -578,12 +578,12 @@ impl Walker<'_> {
                 (l, _) => count(l, &spec.name),
             };
             let counts = [0, 1, 2, 3].map(|i| match &cfg.names[i] {
-                Some(n) => count(found.context[i], n),
+                Some(n) => count(found.context(i), n),
                 None => 0,
             });
             (address, counts)
         });
-        let reader = |i: usize| match (found.context[i], &cfg.names[i]) {
+        let reader = |i: usize| match (found.context(i), &cfg.names[i]) {
             (Lookup::One(v), _) => Reader::one(v),
             (Lookup::Many, Some(n)) => Reader::many(headers, n),
             _ => Reader::default(),
@@ -596,7 +596,7 @@ impl Walker<'_> {
         let believed = walk.into_believed();
         ContextRecord::believed(own, cfg, proxy, &believed, |field, v| {
             let i = field as usize;
-            match (found.context[i], &cfg.names[i]) {
+            match (found.context(i), &cfg.names[i]) {
                 (Lookup::One(line), _) => Kept::of(v, [line]),
                 (_, Some(n)) => Kept::of(v, headers.get_all(n)),
                 (_, None) => Kept::of(v, []),
@@ -838,10 +838,29 @@ fn host_line(headers: &HeaderMap) -> Option<&HeaderValue> {
 struct Found<'h> {
     address: Lookup<'h>,
     host: Option<&'h HeaderValue>,
-    /// The context headers' lines, in [`Field`] order.
-    context: [Lookup<'h>; 4],
+    /// The first line of each context header, in [`Field`] order (a
+    /// reference each, so that the common request writes little).
+    context: [Option<&'h HeaderValue>; 4],
+    /// Bit `i`: context header `i` came on several lines.
+    many: u8,
+}
+
+impl<'h> Found<'h> {
     /// Whether any context header is present.
-    any: bool,
+    #[inline(always)]
+    fn any(&self) -> bool {
+        self.context.iter().any(Option::is_some)
+    }
+
+    /// How context header `i` came.
+    #[inline(always)]
+    fn context(&self, i: usize) -> Lookup<'h> {
+        match self.context[i] {
+            None => Lookup::Absent,
+            Some(_) if self.many & (1 << i) != 0 => Lookup::Many,
+            Some(v) => Lookup::One(v),
+        }
+    }
 }
 
 /// Finds the address header, `Host` and the context headers in one pass
@@ -849,27 +868,27 @@ struct Found<'h> {
 #[inline(always)]
 fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, cfg: &'h ContextConfig) -> Found<'h> {
     if headers.len() > SCAN_MAX {
-        let context = cfg.names.each_ref().map(|n| match n {
-            Some(n) => lookup(headers, n),
-            None => Lookup::Absent,
-        });
-        return Found {
+        let mut found = Found {
             address: lookup(headers, name),
             host: host_line(headers),
-            any: context.iter().any(|l| !matches!(l, Lookup::Absent)),
-            context,
+            context: [None; 4],
+            many: 0,
         };
+        for (i, n) in cfg.names.iter().enumerate() {
+            let Some(n) = n else { continue };
+            let mut lines = headers.get_all(n).into_iter();
+            found.context[i] = lines.next();
+            if lines.next().is_some() {
+                found.many |= 1 << i;
+            }
+        }
+        return found;
     }
     let mut address = Lookup::Absent;
     // The `Host` line and how many there were.
     let mut host: (Option<&'h HeaderValue>, u8) = (None, 0);
-    let mut context = [
-        Lookup::Absent,
-        Lookup::Absent,
-        Lookup::Absent,
-        Lookup::Absent,
-    ];
-    let mut any = false;
+    let mut context = [None; 4];
+    let mut many = 0;
     for (k, v) in headers {
         if k == name {
             bump(&mut address, v);
@@ -880,8 +899,11 @@ fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, cfg: &'h ContextConfig) -
             if cfg.lengths & context::length_bit(b.len()) != 0 {
                 for (i, slot) in context.iter_mut().enumerate() {
                     if cfg.is_name(i, b) {
-                        bump(slot, v);
-                        any = true;
+                        if slot.is_some() {
+                            many |= 1 << i;
+                        } else {
+                            *slot = Some(v);
+                        }
                     }
                 }
             }
@@ -892,7 +914,7 @@ fn scan<'h>(headers: &'h HeaderMap, name: &HeaderName, cfg: &'h ContextConfig) -
         // Two `Host` lines are a malformed request: neither is believed.
         host: if host.1 == 1 { host.0 } else { None },
         context,
-        any,
+        many,
     }
 }
 
