@@ -33,8 +33,8 @@
 //! header is configured (it believes no one the address walk does not).
 //! Validating and copying the context waits for the first read of
 //! [`Resolution::context`] (the resolution keeps copies of what it needs);
-//! resolving allocates nothing, but costs 1.2x to 1.5x the address walk's
-//! instructions without context headers and 1.6x to 3.3x with them
+//! resolving allocates nothing, but costs 1.2x to 1.4x the address walk's
+//! instructions without context headers and 1.6x to 3.2x with them
 //! (README, "The client context"); see [`PolicyBuilder::context`] and
 //! [`Policy::resolve_with`].
 //!
@@ -1047,8 +1047,8 @@ impl PolicyBuilder {
     /// cookies. The values are validated and copied only when the context
     /// is first read (the resolution keeps short copies of what it needs,
     /// found in the one pass that finds the address header), so resolving
-    /// allocates nothing, but it still costs 1.2x to 1.5x the address
-    /// walk's instructions with no context header sent, and 1.6x to 3.3x
+    /// allocates nothing, but it still costs 1.2x to 1.4x the address
+    /// walk's instructions with no context header sent, and 1.6x to 3.2x
     /// with them (README, "The client context"). `.context(false)` opts
     /// out for an app that needs only the address: then
     /// [`Resolution::context`] is `None`, no context header is read, and
