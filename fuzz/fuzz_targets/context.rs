@@ -66,12 +66,12 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(a.port(), b.port());
     assert_eq!(a.stop(), b.stop());
     assert!(a.hops().eq(b.hops()));
-    // A clone taken before the first read runs the deferred context walk
+    // A clone taken before the first read finishes the recorded context
     // on its own; it must come to the same values.
     let unread = a.clone();
     let c = a.context().expect("context on");
-    // The deferred walk runs once: repeated reads, a clone taken after the
-    // read and one taken before it all read the same.
+    // The context is finished once: repeated reads, a clone taken after
+    // the read and one taken before it all read the same.
     assert_eq!(format!("{c:?}"), format!("{:?}", a.context().unwrap()));
     assert_eq!(format!("{c:?}"), format!("{:?}", a.clone().context().unwrap()));
     let seen = format!("{c:?}");

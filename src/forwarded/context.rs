@@ -150,23 +150,26 @@ pub fn parse_host(v: &[u8]) -> Option<(&[u8], Option<u16>)> {
         inner.parse::<Ipv6Addr>().ok()?;
         (&v[..=close], port)
     } else {
-        match v.iter().position(|&b| b == b':') {
-            Some(i) => (&v[..i], Some(parse_port(&v[i + 1..])?)),
-            None => (v, None),
+        // One pass: the name's bytes are checked up to the first `:`.
+        let end = dns_name_end(v)?;
+        let (host, rest) = v.split_at(end);
+        match rest {
+            [] => (host, None),
+            [b':', p @ ..] => (host, Some(parse_port(p)?)),
+            _ => return None,
         }
     };
-    if host.first() != Some(&b'[') && !is_dns_name(host) {
-        return None;
-    }
     Some((host, port))
 }
 
-/// Byte classes of a host name, for [`is_dns_name`].
+/// Byte classes of a host name, for [`dns_name_end`].
 const INVALID: u8 = 0;
 const LETTER: u8 = 1;
 const DIGIT: u8 = 2;
 const HYPHEN: u8 = 3;
 const DOT: u8 = 4;
+/// Ends the name: the port follows.
+const COLON: u8 = 5;
 
 static HOST_CLASS: [u8; 256] = {
     let mut t = [INVALID; 256];
@@ -181,6 +184,8 @@ static HOST_CLASS: [u8; 256] = {
             HYPHEN
         } else if c == b'.' {
             DOT
+        } else if c == b':' {
+            COLON
         } else {
             INVALID
         };
@@ -190,36 +195,51 @@ static HOST_CLASS: [u8; 256] = {
 };
 
 /// A DNS name or dotted quad: labels of 1 to 63 bytes of letters, digits,
-/// `-` and `_`, not starting or ending with `-`, at most 253 bytes. One
-/// pass over the bytes, one table load each.
+/// `-` and `_`, not starting or ending with `-`, at most 253 bytes.
+#[cfg(test)]
 fn is_dns_name(h: &[u8]) -> bool {
-    if h.is_empty() || h.len() > MAX_HOST {
-        return false;
-    }
+    dns_name_end(h) == Some(h.len())
+}
+
+/// Where the DNS name or dotted quad `v` starts with ends: at its first
+/// `:` or at the end; `None` when that part is not one: labels of 1 to
+/// 63 bytes of letters, digits, `-` and `_`, not starting or ending with
+/// `-`, at most 253 bytes. One pass over the bytes, one table load each.
+fn dns_name_end(v: &[u8]) -> Option<usize> {
     let mut label_start = 0;
     let mut prev = DOT;
     let mut numeric = true;
-    for (i, &b) in h.iter().enumerate() {
+    let mut end = v.len();
+    for (i, &b) in v.iter().enumerate() {
         let c = HOST_CLASS[usize::from(b)];
         match c {
+            LETTER => numeric = false,
+            DIGIT => {}
             DOT => {
                 if prev == DOT || prev == HYPHEN || i - label_start > 63 {
-                    return false;
+                    return None;
                 }
                 label_start = i + 1;
             }
-            HYPHEN if prev == DOT => return false,
-            INVALID => return false,
-            DIGIT => {}
-            _ => numeric = false,
+            HYPHEN => {
+                if prev == DOT {
+                    return None;
+                }
+                numeric = false;
+            }
+            COLON => {
+                end = i;
+                break;
+            }
+            _ => return None,
         }
         prev = c;
     }
-    if prev == DOT || prev == HYPHEN || h.len() - label_start > 63 {
-        return false;
+    if end == 0 || end > MAX_HOST || prev == DOT || prev == HYPHEN || end - label_start > 63 {
+        return None;
     }
     // Looks numeric: only a valid dotted quad (no `1.2.3`, `010.0.0.1`).
-    !numeric || parse_v4(h).is_some()
+    (!numeric || parse_v4(v.get(..end)?).is_some()).then_some(end)
 }
 
 /// A path prefix: see the [module docs](self) for what is refused.

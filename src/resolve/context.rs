@@ -22,12 +22,12 @@
 use super::resolution::Resolution;
 pub use crate::forwarded::context::Scheme;
 use crate::forwarded::context::{
-    count_items, parse_host, parse_port, parse_prefix, parse_scheme, parse_ssl_flag, ListRev,
+    parse_host, parse_port, parse_prefix, parse_scheme, parse_ssl_flag, ListRev,
 };
 use crate::forwarded::rfc7239::Params;
-use http::{HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
 /// `X-Forwarded-Proto`.
 pub const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -137,7 +137,7 @@ impl fmt::Display for ContextStop {
 
 /// How a scheme header is written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ProtoStyle {
+pub(super) enum ProtoStyle {
     /// `http`, `https`, `ws`, `wss` (`X-Forwarded-Proto`).
     Scheme,
     /// `on` / `off` (`X-Forwarded-Ssl`, `Front-End-Https`).
@@ -269,10 +269,17 @@ impl HostPattern {
         }
     }
 
-    fn matches(&self, host: &str) -> bool {
+    /// Whether the validated `host` (any case) matches; the pattern is
+    /// lowercase.
+    fn matches(&self, host: &[u8]) -> bool {
         match self {
-            HostPattern::Exact(h) => **h == *host,
-            HostPattern::Suffix(s) => host.len() > s.len() && host.ends_with(&**s),
+            HostPattern::Exact(h) => host.eq_ignore_ascii_case(h.as_bytes()),
+            HostPattern::Suffix(s) => {
+                host.len() > s.len()
+                    && host
+                        .get(host.len() - s.len()..)
+                        .is_some_and(|end| end.eq_ignore_ascii_case(s.as_bytes()))
+            }
         }
     }
 }
@@ -282,7 +289,7 @@ impl HostPattern {
 pub(super) struct ContextConfig {
     pub(super) headers: ContextHeaders,
     pub(super) symmetric: bool,
-    pub(super) allowed: Arc<[HostPattern]>,
+    allowed: Box<[HostPattern]>,
     /// The context header names in [`Field`] order, and a bit per name
     /// length ([`length_bit`]): the scan compares a request header's name
     /// with them only when its length could match.
@@ -334,8 +341,20 @@ impl ContextConfig {
         }
     }
 
+    /// Whether the policy has an allowed-host list.
+    #[inline]
+    pub(super) fn has_allowed(&self) -> bool {
+        !self.allowed.is_empty()
+    }
+
+    /// Whether the allowed hosts (if any) refuse the validated `host`.
+    #[inline]
+    fn refuses(&self, host: &[u8]) -> bool {
+        !self.allowed.is_empty() && !self.allowed.iter().any(|p| p.matches(host))
+    }
+
     /// How the scheme header is written.
-    fn style(&self) -> ProtoStyle {
+    pub(super) fn style(&self) -> ProtoStyle {
         self.headers
             .proto
             .as_ref()
@@ -589,35 +608,55 @@ impl fmt::Debug for ClientContext {
     }
 }
 
-/// One context header's entries, nearest first, over all its lines.
-/// Small and `Copy`: the walk keeps four of them.
+/// One context header's entries, nearest first, over all its lines,
+/// borrowed from the request. Small and `Copy`: the walk keeps four.
 #[derive(Clone, Copy, Default)]
 pub(super) struct Reader<'h> {
     /// The unread part of the current line.
     rest: &'h [u8],
-    /// Every line of the header, in order (empty when it is absent).
-    lines: &'h [HeaderValue],
+    /// Repeated lines: the map and the name to find the earlier ones by
+    /// (rare, so they are looked up again rather than kept).
+    many: Option<(&'h HeaderMap, &'h HeaderName)>,
     /// How many lines before the current one are still to be read.
-    left: usize,
+    left: u32,
+    /// Whether the header was sent at all.
+    present: bool,
 }
 
 impl<'h> Reader<'h> {
-    /// The entries of `lines`, every line of one header in order.
-    fn new(lines: &'h [HeaderValue]) -> Self {
-        match lines.split_last() {
-            Some((last, earlier)) => Reader {
+    /// The entries of a header sent on one line.
+    #[inline(always)]
+    pub(super) fn one(line: &'h HeaderValue) -> Self {
+        Reader::bytes(line.as_bytes())
+    }
+
+    /// The entries of one line's bytes.
+    #[inline(always)]
+    fn bytes(line: &'h [u8]) -> Self {
+        Reader {
+            rest: line,
+            many: None,
+            left: 0,
+            present: true,
+        }
+    }
+
+    /// The entries of header `name`, sent on several lines of `headers`.
+    pub(super) fn many(headers: &'h HeaderMap, name: &'h HeaderName) -> Self {
+        let lines = headers.get_all(name);
+        let n = lines.iter().count();
+        match lines.iter().next_back() {
+            Some(last) => Reader {
                 rest: last.as_bytes(),
-                lines,
-                left: earlier.len(),
+                many: Some((headers, name)),
+                left: u32::try_from(n - 1).unwrap_or(u32::MAX),
+                present: true,
             },
             None => Reader::default(),
         }
     }
 
-    fn is_present(&self) -> bool {
-        !self.lines.is_empty()
-    }
-
+    #[inline]
     fn next(&mut self) -> Option<&'h [u8]> {
         loop {
             let mut list = ListRev::new(self.rest);
@@ -630,16 +669,13 @@ impl<'h> Reader<'h> {
                 return None;
             }
             self.left -= 1;
-            self.rest = self
-                .lines
-                .get(self.left)
-                .map_or(&[][..], HeaderValue::as_bytes);
+            let (headers, name) = self.many?;
+            let line = headers
+                .get_all(name)
+                .iter()
+                .nth(usize::try_from(self.left).ok()?)?;
+            self.rest = line.as_bytes();
         }
-    }
-
-    /// The items over all lines (read before any `next`).
-    fn count(&self) -> usize {
-        self.lines.iter().map(|v| count_items(v.as_bytes())).sum()
     }
 }
 
@@ -680,8 +716,9 @@ impl Steps<'_> for StepCount {
 }
 
 /// The values the context walk believed, each with the (1-based) header
-/// step it came with, and why the walk stopped. `T` is a borrowed value
-/// during the walk and a [`Span`] of the recorded lines after it.
+/// step it came with, and why the walk stopped. The values (`T`) are
+/// borrowed: from the request during the walk, from the record's copies
+/// on the first read.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Believed<T> {
     scheme: Option<(Scheme, u8)>,
@@ -714,40 +751,23 @@ impl<T> Believed<T> {
             && self.ignored == 0
             && self.stop == ContextStop::Followed
     }
-
-    /// The same values with `f` applied to the borrowed ones; `None` when
-    /// `f` fails for one.
-    fn map<U>(self, mut f: impl FnMut(T) -> Option<U>) -> Option<Believed<U>> {
-        Some(Believed {
-            scheme: self.scheme,
-            host: match self.host {
-                Some((h, p, k)) => Some((f(h)?, p, k)),
-                None => None,
-            },
-            port: self.port,
-            prefix: match self.prefix {
-                Some((p, k)) => Some((f(p)?, k)),
-                None => None,
-            },
-            stop: self.stop,
-            ignored: self.ignored,
-        })
-    }
 }
 
 impl Believed<&[u8]> {
     /// The result: the connection's values (`own`) with the believed ones
-    /// on top. `proxy` says whether hop 1 is the PROXY source (so header
-    /// entry `k` is hop `k + 1`).
-    fn finish(&self, allowed: &[HostPattern], own: &OwnView<'_>, proxy: bool) -> ClientContext {
+    /// on top. `refused` says whether the allowed hosts refused the
+    /// believed host (decided at resolution, [`ContextConfig::refuses`]);
+    /// `proxy` whether hop 1 is the PROXY source (so header entry `k` is
+    /// hop `k + 1`).
+    fn finish(&self, refused: bool, own: &Start<'_>, proxy: bool) -> ClientContext {
         if self.is_nothing() {
-            return own.start();
+            return own.context();
         }
         let hop = |k: u8| ContextSource::Header {
             hop: usize::from(k) + usize::from(proxy),
         };
         // The request's own host is validated only when it is used.
-        let mut c = own.start_without_host();
+        let mut c = own.without_host();
         c.stop = self.stop;
         c.ignored = self.ignored;
         if let Some((s, k)) = self.scheme {
@@ -760,8 +780,10 @@ impl Believed<&[u8]> {
         }
         let mut port_from_host = false;
         if let Some((h, p, k)) = self.host {
-            c.host = Some(Text::new(h, true));
-            c.host_source = hop(k);
+            if !refused {
+                c.host = Some(Text::new(h, true));
+                c.host_source = hop(k);
+            }
             // A host taken at a step replaces the port unless that step
             // also carries one.
             c.port = p;
@@ -781,11 +803,6 @@ impl Believed<&[u8]> {
                 port_from_host = false;
             }
         }
-        let refused = self.host.is_some()
-            && !allowed.is_empty()
-            && !c
-                .host()
-                .is_some_and(|h| allowed.iter().any(|p| p.matches(h)));
         if self.host.is_none() || refused {
             // The connection's host stands (and its port, unless a port
             // header gave one).
@@ -806,40 +823,6 @@ impl Believed<&[u8]> {
             }
         }
         c
-    }
-}
-
-/// Where a believed value lies in the recorded lines: line index, start,
-/// length.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct Span {
-    line: usize,
-    start: usize,
-    len: usize,
-}
-
-impl Span {
-    /// Where `v` lies in `lines`, by address: `v` was borrowed from one of
-    /// them.
-    fn of(lines: &[&HeaderValue], v: &[u8]) -> Option<Span> {
-        let at = v.as_ptr() as usize;
-        lines.iter().enumerate().find_map(|(line, l)| {
-            let start = at.checked_sub(l.as_bytes().as_ptr() as usize)?;
-            (start.checked_add(v.len())? <= l.len()).then_some(Span {
-                line,
-                start,
-                len: v.len(),
-            })
-        })
-    }
-
-    /// The bytes at this span of `lines` (copies of the lines it was
-    /// taken from, so it always fits).
-    fn get(self, lines: &[HeaderValue]) -> Option<&[u8]> {
-        lines
-            .get(self.line)?
-            .as_bytes()
-            .get(self.start..self.start.checked_add(self.len)?)
     }
 }
 
@@ -865,18 +848,18 @@ pub(super) enum Follow {
 }
 
 impl<'h> Walk<'h> {
-    /// `readers` in [`Field::ALL`] order; `address_entries` is the address
-    /// header's entry count when symmetry is on.
-    fn new(
+    /// `readers` in [`Field::ALL`] order; with symmetry on, `symmetry`
+    /// is the address header's entry count and each context header's.
+    pub(super) fn new(
         style: ProtoStyle,
         follow: Follow,
         mut readers: [Reader<'h>; 4],
-        address_entries: Option<usize>,
+        symmetry: Option<(usize, [usize; 4])>,
     ) -> Self {
         let mut ignored = 0;
-        if let Some(n) = address_entries {
-            for (f, r) in Field::ALL.iter().zip(readers.iter_mut()) {
-                if r.is_present() && r.count() != n {
+        if let Some((n, counts)) = symmetry {
+            for ((f, r), count) in Field::ALL.iter().zip(readers.iter_mut()).zip(counts) {
+                if r.present && count != n {
                     *r = Reader::default();
                     ignored |= f.bit();
                 }
@@ -896,7 +879,7 @@ impl<'h> Walk<'h> {
         let single = self.follow == Follow::Single;
         let r = &mut self.readers[i];
         let v = r.next();
-        if single && v.is_some() && (r.lines.len() > 1 || r.next().is_some()) {
+        if single && v.is_some() && (r.many.is_some() || r.next().is_some()) {
             // A single-address policy takes one value each; two are
             // ambiguous.
             return Err(());
@@ -944,6 +927,13 @@ impl<'h> Walk<'h> {
             None => None,
         };
         Ok((scheme, host, port, prefix))
+    }
+}
+
+impl<'h> Walk<'h> {
+    /// What the walk believed.
+    pub(super) fn into_believed(self) -> Believed<&'h [u8]> {
+        self.believed
     }
 }
 
@@ -1047,30 +1037,97 @@ impl<'h> Steps<'h> for Elements<'h> {
 
 /// What the connection and the request say about the client's view,
 /// before any context header: the starting values of the context walk.
+/// (The view is referred to, not copied: the common record reads two of
+/// its fields.)
 pub(super) struct OwnView<'a> {
-    pub(super) tls: bool,
-    pub(super) proxy_ssl: bool,
-    pub(super) authority: Option<&'a http::uri::Authority>,
-    pub(super) host: Option<&'a HeaderValue>,
-    pub(super) proxy_authority: Option<&'a [u8]>,
+    view: &'a ConnectionView<'a>,
+    host: Option<&'a HeaderValue>,
 }
 
 impl<'a> OwnView<'a> {
     /// `view` and the request's single `Host` line, if any.
     #[inline]
-    pub(super) fn new(view: &ConnectionView<'a>, host: Option<&'a HeaderValue>) -> Self {
-        OwnView {
-            tls: view.tls,
-            proxy_ssl: view.proxy_ssl,
-            authority: view.authority,
-            host,
-            proxy_authority: view.proxy_authority,
+    pub(super) fn new(view: &'a ConnectionView<'a>, host: Option<&'a HeaderValue>) -> Self {
+        OwnView { view, host }
+    }
+
+    /// Every candidate for the host, in order.
+    fn start(&self) -> Start<'a> {
+        Start {
+            tls: self.view.tls,
+            proxy_ssl: self.view.proxy_ssl,
+            hosts: [
+                (
+                    self.view.authority.map(|a| a.as_str().as_bytes()),
+                    ContextSource::Request,
+                ),
+                (self.host.map(HeaderValue::as_bytes), ContextSource::Request),
+                (self.view.proxy_authority, ContextSource::ProxyProtocol),
+            ],
         }
     }
 
+    /// The request's own host candidate a record keeps, as sent: the URI's
+    /// authority, else the `Host` line (the authority is validated here
+    /// only when both were sent, so that the one kept is the one
+    /// [`Start::host`] would pick). `None` when the PROXY AUTHORITY TLV
+    /// could be needed: that view is computed at once.
+    #[inline]
+    fn kept_host(&self) -> Option<Kept> {
+        Some(match self.candidate()? {
+            Some(Candidate::Authority(a)) => Kept::authority(a),
+            Some(Candidate::Line(h)) => Kept::line(h),
+            None => Kept::None,
+        })
+    }
+
+    /// The one host candidate a record keeps (see
+    /// [`kept_host`](Self::kept_host)); `None` when the PROXY AUTHORITY TLV
+    /// could be needed.
+    #[inline(always)]
+    fn candidate(&self) -> Option<Option<Candidate<'a>>> {
+        if self.view.proxy_authority.is_some() {
+            return None;
+        }
+        Some(match (self.view.authority, self.host) {
+            (Some(a), Some(h)) if parse_host(a.as_str().as_bytes()).is_none() => {
+                Some(Candidate::Line(h))
+            }
+            (Some(a), _) => Some(Candidate::Authority(a)),
+            (None, Some(h)) => Some(Candidate::Line(h)),
+            (None, None) => None,
+        })
+    }
+}
+
+/// Where the request's own host is written.
+#[derive(Clone, Copy)]
+enum Candidate<'a> {
+    Authority(&'a http::uri::Authority),
+    Line(&'a HeaderValue),
+}
+
+impl<'a> Candidate<'a> {
+    fn as_bytes(self) -> &'a [u8] {
+        match self {
+            Candidate::Authority(a) => a.as_str().as_bytes(),
+            Candidate::Line(h) => h.as_bytes(),
+        }
+    }
+}
+
+/// The starting values' inputs: the connection's TLS flags and the host
+/// candidates, in order of preference.
+struct Start<'a> {
+    tls: bool,
+    proxy_ssl: bool,
+    hosts: [(Option<&'a [u8]>, ContextSource); 3],
+}
+
+impl Start<'_> {
     /// The starting values: validated, copied out of the request.
-    fn start(&self) -> ClientContext {
-        let mut c = self.start_without_host();
+    fn context(&self) -> ClientContext {
+        let mut c = self.without_host();
         if let Some((h, p, source)) = self.host() {
             c.host = Some(h);
             c.host_source = source;
@@ -1083,7 +1140,7 @@ impl<'a> OwnView<'a> {
     }
 
     /// The scheme from TLS or the PROXY SSL TLV; no host yet.
-    fn start_without_host(&self) -> ClientContext {
+    fn without_host(&self) -> ClientContext {
         let (scheme, scheme_source) = if self.tls {
             (Scheme::Https, ContextSource::Connection)
         } else if self.proxy_ssl {
@@ -1109,263 +1166,415 @@ impl<'a> OwnView<'a> {
     /// The host and port of the first candidate that is a valid authority:
     /// the URI's authority, the `Host` line, the PROXY AUTHORITY TLV.
     fn host(&self) -> Option<(Text, Option<u16>, ContextSource)> {
-        let candidates = [
-            (
-                self.authority.map(|a| a.as_str().as_bytes()),
-                ContextSource::Request,
-            ),
-            (self.host.map(HeaderValue::as_bytes), ContextSource::Request),
-            (self.proxy_authority, ContextSource::ProxyProtocol),
-        ];
-        candidates.into_iter().find_map(|(v, source)| {
+        self.hosts.into_iter().find_map(|(v, source)| {
             let (h, p) = v.and_then(parse_host)?;
             Some((Text::new(h, true), p, source))
         })
     }
 }
 
-/// The lines of one header, kept as shared handles (a clone of a
-/// hyper-parsed value is a reference-count bump, no copy).
-#[derive(Clone, Default)]
-pub(super) enum Lines {
-    /// Not sent.
-    #[default]
-    Absent,
-    /// One line, the common case: no allocation.
-    One(HeaderValue),
-    /// Repeated lines, in order (one allocation, only then).
-    Many(Box<[HeaderValue]>),
-}
+/// Bytes of a host or prefix a record copies inline, as sent.
+const KEPT_INLINE: usize = 46;
 
-impl Lines {
-    /// Handles on `lines`, every line of one header in order.
-    pub(super) fn of<'a>(lines: impl IntoIterator<Item = &'a HeaderValue>) -> Self {
-        let mut it = lines.into_iter();
-        let Some(first) = it.next() else {
-            return Lines::Absent;
-        };
-        match it.next() {
-            None => Lines::One(first.clone()),
-            Some(second) => Lines::Many([first, second].into_iter().chain(it).cloned().collect()),
-        }
-    }
-
-    fn as_slice(&self) -> &[HeaderValue] {
-        match self {
-            Lines::Absent => &[],
-            Lines::One(v) => std::slice::from_ref(v),
-            Lines::Many(v) => v,
-        }
-    }
-}
-
-/// The request's own view as shared handles: enough to compute its
-/// starting values later without borrowing the request.
+/// A host or prefix as the request sent it (validated, for a believed
+/// one; the request's own host is validated on first read), kept without
+/// borrowing the request: a short one is copied inline (no allocation, no
+/// reference count to take and release), a longer one is kept as a
+/// shared handle on its line (a reference-count bump for a hyper-parsed
+/// value) and its span there.
 #[derive(Clone)]
-pub(super) struct OwnHandles {
+pub(super) enum Kept {
+    None,
+    Inline {
+        len: u8,
+        buf: [u8; KEPT_INLINE],
+    },
+    Line {
+        line: HeaderValue,
+        start: u32,
+        len: u32,
+    },
+    Authority(http::uri::Authority),
+}
+
+impl Kept {
+    /// `v` copied, if it is short.
+    #[inline(always)]
+    fn inline(v: &[u8]) -> Option<Self> {
+        let len = u8::try_from(v.len())
+            .ok()
+            .filter(|&n| usize::from(n) <= KEPT_INLINE)?;
+        let mut buf = [0; KEPT_INLINE];
+        buf.get_mut(..v.len())?.copy_from_slice(v);
+        Some(Kept::Inline { len, buf })
+    }
+
+    /// A whole header line.
+    #[inline]
+    fn line(line: &HeaderValue) -> Self {
+        Kept::inline(line.as_bytes()).unwrap_or_else(|| Kept::Line {
+            line: line.clone(),
+            start: 0,
+            len: u32::try_from(line.len()).unwrap_or(u32::MAX),
+        })
+    }
+
+    /// The request URI's authority.
+    #[inline]
+    fn authority(a: &http::uri::Authority) -> Self {
+        Kept::inline(a.as_str().as_bytes()).unwrap_or_else(|| Kept::Authority(a.clone()))
+    }
+
+    /// `v`, borrowed from one of `lines`: copied if short, else a handle
+    /// on the line it lies in.
+    pub(super) fn of<'a>(v: &[u8], lines: impl IntoIterator<Item = &'a HeaderValue>) -> Self {
+        if let Some(k) = Kept::inline(v) {
+            return k;
+        }
+        let at = v.as_ptr() as usize;
+        for line in lines {
+            let b = line.as_bytes();
+            let Some(start) = at.checked_sub(b.as_ptr() as usize) else {
+                continue;
+            };
+            if start.checked_add(v.len()).is_some_and(|end| end <= b.len()) {
+                if let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(v.len())) {
+                    return Kept::Line {
+                        line: line.clone(),
+                        start,
+                        len,
+                    };
+                }
+            }
+        }
+        // Not reached (`v` was borrowed from one of the lines): a copy.
+        HeaderValue::from_bytes(v).map_or(Kept::None, |line| Kept::line(&line))
+    }
+
+    fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Kept::None => None,
+            Kept::Inline { len, buf } => buf.get(..usize::from(*len)),
+            Kept::Line { line, start, len } => {
+                let start = usize::try_from(*start).ok()?;
+                let end = start.checked_add(usize::try_from(*len).ok()?)?;
+                line.as_bytes().get(start..end)
+            }
+            Kept::Authority(a) => Some(a.as_str().as_bytes()),
+        }
+    }
+}
+
+/// What a record took from the believed steps, compactly: each value's
+/// (1-based) header step, the believed host's own port, the step whose
+/// value did not parse.
+#[derive(Clone, Copy, Default)]
+struct Taken {
     tls: bool,
     proxy_ssl: bool,
-    authority: Option<http::uri::Authority>,
-    host: Option<HeaderValue>,
-}
-
-impl OwnHandles {
-    #[inline]
-    fn new(own: &OwnView<'_>) -> Self {
-        OwnHandles {
-            tls: own.tls,
-            proxy_ssl: own.proxy_ssl,
-            authority: own.authority.cloned(),
-            host: own.host.cloned(),
-        }
-    }
-
-    fn view<'a>(&'a self, proxy_authority: Option<&'a [u8]>) -> OwnView<'a> {
-        OwnView {
-            tls: self.tls,
-            proxy_ssl: self.proxy_ssl,
-            authority: self.authority.as_ref(),
-            host: self.host.as_ref(),
-            proxy_authority,
-        }
-    }
-}
-
-/// The context walk a resolution defers to the first read: what it reads
-/// and how far the address walk went.
-#[derive(Clone)]
-pub(super) struct Deferred {
-    own: OwnHandles,
-    /// The PROXY AUTHORITY TLV, copied: the PROXY header is not kept.
-    proxy_authority: Option<Box<[u8]>>,
     /// Whether hop 1 is the PROXY source.
     proxy: bool,
-    /// The policy's allowed hosts (shared; `None` when it has none, so
-    /// the common policy touches no shared counter per request).
-    allowed: Option<Arc<[HostPattern]>>,
-    walk: DeferredWalk,
-    /// Inline: the record's one allocation holds the result too.
-    full: OnceLock<ClientContext>,
-}
-
-#[derive(Clone)]
-enum DeferredWalk {
-    /// List or single-address context headers: the walk takes `steps`
-    /// believed steps over `lines` (in [`Field`] order) when first read.
-    Lists {
-        follow: Follow,
-        style: ProtoStyle,
-        lines: [Lines; 4],
-        steps: u8,
-        /// The address header's entry count, with symmetry on.
-        address_entries: Option<usize>,
-    },
-    /// `Forwarded`: the values its lexer handed the walk, already
-    /// validated, as spans of the header's `lines`.
-    Elements {
-        lines: Lines,
-        believed: Believed<Span>,
-    },
-}
-
-impl Deferred {
-    fn run(&self) -> ClientContext {
-        let own = self.own.view(self.proxy_authority.as_deref());
-        let allowed = self.allowed.as_deref().unwrap_or(&[]);
-        match &self.walk {
-            DeferredWalk::Lists {
-                follow,
-                style,
-                lines,
-                steps,
-                address_entries,
-            } => {
-                let readers = lines.each_ref().map(|l| Reader::new(l.as_slice()));
-                let mut walk = Walk::new(*style, *follow, readers, *address_entries);
-                for _ in 0..*steps {
-                    walk.step(Params::default());
-                }
-                walk.believed.finish(allowed, &own, self.proxy)
-            }
-            DeferredWalk::Elements { lines, believed } => {
-                let lines = lines.as_slice();
-                // The spans were taken from the lines these handles copy.
-                match believed.map(|s| s.get(lines)) {
-                    Some(b) => b.finish(allowed, &own, self.proxy),
-                    None => own.start(),
-                }
-            }
-        }
-    }
+    /// Whether the allowed hosts refused the believed host.
+    refused: bool,
+    scheme: Option<(Scheme, u8)>,
+    host: Option<(Option<u16>, u8)>,
+    port: Option<(u16, u8)>,
+    malformed: Option<(Field, u8)>,
+    ignored: u8,
 }
 
 /// The client context as a [`Resolution`] records it: self-contained (no
-/// borrow of the request), computed on the first read.
+/// borrow of the request, no reference count on it in the common cases),
+/// its result computed on the first read and kept (`OnceLock`: repeated
+/// reads and clones agree).
 ///
-/// With nothing to believe (no context header, or an untrusted peer's) it
-/// keeps the request's own host as a shared handle (a reference count on
-/// the `Host` value or URI authority, no copy, no allocation) and
-/// validates and copies it on first read. With context headers from a
-/// trusted step it keeps handles on their lines and the number of steps
-/// the address walk believed (one allocation), and runs the context walk
-/// on first read; a `Forwarded` policy keeps the spans of the `proto` and
-/// `host` values its one lexing pass found and validated. Either way the
-/// result is kept (`OnceLock`): repeated reads agree and the walk runs
-/// once per record.
+/// Three shapes, cheapest first:
+/// - nothing believed (no context header, an untrusted peer's, no step):
+///   the request's own host as sent ([`Kept`], copied when short), to be
+///   validated on the first read;
+/// - context lists with one line per header, for a policy without
+///   symmetry or allowed hosts (the common case): the own host and those
+///   lines copied ([`Copied`], a few dozen bytes) with the number of
+///   believed steps, walked on the first read. Copying them costs less
+///   than reading their entries now, and much less than the boxed
+///   record of shared handles it replaces (a reference count per line,
+///   one allocation);
+/// - otherwise (repeated lines, symmetry, allowed hosts, `Forwarded`,
+///   whose lexer validates the values in the pass that reads the address)
+///   the values of the believed steps, taken right after the address walk
+///   over the borrowed headers: the scheme and the port parsed, the host
+///   validated and kept as sent, each with its step. Only one host is
+///   kept: the believed one, or (none believed, or refused by the allowed
+///   hosts, decided here) the request's own.
+///
+/// Nothing is allocated while resolving unless a value is too long to copy
+/// inline (a handle on its line then), a prefix was taken on the general
+/// path or the PROXY AUTHORITY TLV could be needed (both computed at once,
+/// one allocation: the record has no room for a second value, and the
+/// PROXY header outlives no resolution).
 #[derive(Clone)]
-pub(super) enum ContextRecord {
-    /// The request's own view.
-    Own {
-        own: OwnHandles,
-        full: OnceLock<Box<ClientContext>>,
+pub(super) struct ContextRecord {
+    body: Body,
+    full: OnceLock<Box<ClientContext>>,
+}
+
+#[derive(Clone)]
+enum Body {
+    /// The values the believed steps gave, taken while resolving.
+    Taken {
+        /// The believed host, or the request's own (see [`Taken::host`]).
+        host: Kept,
+        taken: Taken,
     },
-    /// A context walk, deferred.
-    Deferred(Box<Deferred>),
+    /// The common case of context lists: copies of their lines, walked on
+    /// the first read.
+    Copied(Copied),
+}
+
+/// Bytes of the request's own host and the context header lines a record
+/// copies for a walk on the first read.
+const COPIED: usize = 72;
+
+/// The request's own host and one line of each context header, copied
+/// (a few dozen bytes: no allocation, no reference count), with what the
+/// walk over them needs on the first read: the number of steps the address
+/// walk believed. For a policy without symmetry or allowed hosts, a
+/// request whose context headers came on one line each and fit.
+#[derive(Clone, Copy)]
+struct Copied {
+    buf: [u8; COPIED],
+    /// Where each part ends in `buf`: the own host, then the context lines
+    /// in [`Field`] order.
+    ends: [u8; 5],
+    /// Bit `i` says part `i` was sent.
+    present: u8,
+    steps: u8,
+    tls: bool,
+    proxy_ssl: bool,
+    /// Whether hop 1 is the PROXY source.
+    proxy: bool,
+    style: ProtoStyle,
+    follow: Follow,
+}
+
+impl Copied {
+    /// The parts copied, if they fit (one pass: a part that does not fit
+    /// ends it).
+    #[inline(always)]
+    fn new(own: Option<&[u8]>, lines: [Option<&[u8]>; 4]) -> Option<Self> {
+        let mut c = Copied {
+            buf: [0; COPIED],
+            ends: [0; 5],
+            present: 0,
+            steps: 0,
+            tls: false,
+            proxy_ssl: false,
+            proxy: false,
+            style: ProtoStyle::Scheme,
+            follow: Follow::List,
+        };
+        let mut at = 0;
+        for (i, part) in [own, lines[0], lines[1], lines[2], lines[3]]
+            .into_iter()
+            .enumerate()
+        {
+            if let Some(p) = part {
+                let end = at + p.len();
+                c.buf.get_mut(at..end)?.copy_from_slice(p);
+                at = end;
+                c.present |= 1 << i;
+            }
+            c.ends[i] = u8::try_from(at).ok()?;
+        }
+        Some(c)
+    }
+
+    fn part(&self, i: usize) -> Option<&[u8]> {
+        if self.present & (1 << i) == 0 {
+            return None;
+        }
+        let start = match i.checked_sub(1) {
+            Some(j) => usize::from(*self.ends.get(j)?),
+            None => 0,
+        };
+        self.buf.get(start..usize::from(*self.ends.get(i)?))
+    }
+
+    /// The context walk over the copies.
+    fn run(&self) -> ClientContext {
+        let reader = |i: usize| self.part(i + 1).map_or_else(Reader::default, Reader::bytes);
+        let readers = [reader(0), reader(1), reader(2), reader(3)];
+        let mut walk = Walk::new(self.style, self.follow, readers, None);
+        for _ in 0..self.steps {
+            walk.step(Params::default());
+        }
+        let own = Start {
+            tls: self.tls,
+            proxy_ssl: self.proxy_ssl,
+            hosts: [
+                (self.part(0), ContextSource::Request),
+                (None, ContextSource::Request),
+                (None, ContextSource::ProxyProtocol),
+            ],
+        };
+        walk.believed.finish(false, &own, self.proxy)
+    }
 }
 
 impl ContextRecord {
     /// The request's own view, kept for later.
     #[inline(always)]
     pub(super) fn own(own: &OwnView<'_>) -> Self {
-        if own.proxy_authority.is_some() {
-            // Rare (HAProxy's `authority` option): computed now rather
-            // than kept, as the PROXY header outlives no resolution.
-            return ContextRecord::Own {
-                own: OwnHandles::new(own),
-                full: OnceLock::from(Box::new(own.start())),
-            };
-        }
-        ContextRecord::Own {
-            own: OwnHandles::new(own),
-            full: OnceLock::new(),
+        let taken = Taken {
+            tls: own.view.tls,
+            proxy_ssl: own.view.proxy_ssl,
+            ..Taken::default()
+        };
+        match own.kept_host() {
+            Some(host) => ContextRecord {
+                body: Body::Taken { host, taken },
+                full: OnceLock::new(),
+            },
+            None => ContextRecord::computed(own.start().context(), taken),
         }
     }
 
-    fn deferred(own: &OwnView<'_>, cfg: &ContextConfig, proxy: bool, walk: DeferredWalk) -> Self {
-        ContextRecord::Deferred(Box::new(Deferred {
-            own: OwnHandles::new(own),
-            proxy_authority: own.proxy_authority.map(Box::from),
+    /// A record whose result is known now.
+    #[cold]
+    fn computed(c: ClientContext, taken: Taken) -> Self {
+        ContextRecord {
+            body: Body::Taken {
+                host: Kept::None,
+                taken,
+            },
+            full: OnceLock::from(Box::new(c)),
+        }
+    }
+
+    /// What the context walk believed, its values borrowed from the
+    /// request; `keep` keeps one of them (a host or prefix) without the
+    /// borrow.
+    #[inline]
+    pub(super) fn believed(
+        own: &OwnView<'_>,
+        cfg: &ContextConfig,
+        proxy: bool,
+        b: &Believed<&[u8]>,
+        keep: impl Fn(Field, &[u8]) -> Kept,
+    ) -> Self {
+        if b.is_nothing() {
+            return Self::own(own);
+        }
+        let refused = b.host.is_some_and(|(h, _, _)| cfg.refuses(h));
+        let taken = Taken {
+            tls: own.view.tls,
+            proxy_ssl: own.view.proxy_ssl,
             proxy,
-            allowed: (!cfg.allowed.is_empty()).then(|| cfg.allowed.clone()),
-            walk,
+            refused,
+            scheme: b.scheme,
+            host: b.host.map(|(_, p, k)| (p, k)),
+            port: b.port,
+            malformed: match b.stop {
+                ContextStop::Followed => None,
+                ContextStop::Malformed { field, hop } => {
+                    Some((field, u8::try_from(hop).unwrap_or(u8::MAX)))
+                }
+            },
+            ignored: b.ignored,
+        };
+        let host = match b.host {
+            Some((h, _, _)) if !refused => keep(Field::Host, h),
+            _ => match own.kept_host() {
+                Some(host) if b.prefix.is_none() => host,
+                _ => return Self::computed(b.finish(refused, &own.start(), proxy), taken),
+            },
+        };
+        if b.prefix.is_some() {
+            // No room for a second value: computed now (one allocation).
+            return Self::computed(b.finish(refused, &own.start(), proxy), taken);
+        }
+        ContextRecord {
+            body: Body::Taken { host, taken },
             full: OnceLock::new(),
-        }))
+        }
     }
 
-    /// List or single-address context headers (`lines`, in [`Field`]
-    /// order) to walk `steps` steps on first read.
-    pub(super) fn lists(
+    /// Context lists to walk `steps` steps on the first read, copied (see
+    /// [`Copied`]): `lines` holds the one line of each context header sent,
+    /// in [`Field`] order. `None` when they do not fit, or the PROXY
+    /// AUTHORITY TLV could be needed.
+    #[inline]
+    pub(super) fn copied(
         own: &OwnView<'_>,
         cfg: &ContextConfig,
         follow: Follow,
-        lines: [Lines; 4],
+        lines: [Option<&[u8]>; 4],
         steps: u8,
-        address_entries: Option<usize>,
         proxy: bool,
-    ) -> Self {
-        let walk = DeferredWalk::Lists {
-            follow,
-            style: cfg.style(),
-            lines,
-            steps,
-            address_entries,
-        };
-        Self::deferred(own, cfg, proxy, walk)
-    }
-
-    /// What a `Forwarded` walk believed, borrowed from `lines` (every line
-    /// of the header, in order).
-    pub(super) fn elements(
-        own: &OwnView<'_>,
-        cfg: &ContextConfig,
-        proxy: bool,
-        lines: &[&HeaderValue],
-        believed: &Believed<&[u8]>,
-    ) -> Self {
-        match believed.map(|v| Span::of(lines, v)) {
-            Some(believed) => {
-                let walk = DeferredWalk::Elements {
-                    lines: Lines::of(lines.iter().copied()),
-                    believed,
-                };
-                Self::deferred(own, cfg, proxy, walk)
-            }
-            // Not reached (the values come from these lines); computed now
-            // rather than lost.
-            None => ContextRecord::Own {
-                own: OwnHandles::new(own),
-                full: OnceLock::from(Box::new(believed.finish(&cfg.allowed, own, proxy))),
-            },
-        }
+    ) -> Option<Self> {
+        let host = own.candidate()?.map(Candidate::as_bytes);
+        let mut c = Copied::new(host, lines)?;
+        c.steps = steps;
+        c.tls = own.view.tls;
+        c.proxy_ssl = own.view.proxy_ssl;
+        c.proxy = proxy;
+        c.style = cfg.style();
+        c.follow = follow;
+        Some(ContextRecord {
+            body: Body::Copied(c),
+            full: OnceLock::new(),
+        })
     }
 
     /// The context, computed on first read.
     pub(super) fn get(&self) -> &ClientContext {
-        match self {
-            ContextRecord::Own { own, full } => {
-                full.get_or_init(|| Box::new(own.view(None).start()))
-            }
-            ContextRecord::Deferred(d) => d.full.get_or_init(|| d.run()),
+        self.full.get_or_init(|| {
+            Box::new(match &self.body {
+                Body::Taken { host, taken } => Self::run(host, *taken),
+                Body::Copied(c) => c.run(),
+            })
+        })
+    }
+
+    fn run(host: &Kept, t: Taken) -> ClientContext {
+        let kept = host.as_bytes();
+        let believed_host = t.host.is_some() && !t.refused;
+        let own = Start {
+            tls: t.tls,
+            proxy_ssl: t.proxy_ssl,
+            hosts: [
+                (kept.filter(|_| !believed_host), ContextSource::Request),
+                (None, ContextSource::Request),
+                (None, ContextSource::ProxyProtocol),
+            ],
+        };
+        if t.scheme.is_none()
+            && t.host.is_none()
+            && t.port.is_none()
+            && t.malformed.is_none()
+            && t.ignored == 0
+        {
+            // Nothing believed: the request's own view, as `finish` would
+            // give it, without building the rest.
+            return own.context();
         }
+        let b = Believed {
+            scheme: t.scheme,
+            host: t.host.map(|(p, k)| {
+                let h = if believed_host { kept } else { None };
+                (h.unwrap_or_default(), p, k)
+            }),
+            port: t.port,
+            // A believed prefix is computed at once (`believed`).
+            prefix: None,
+            stop: t
+                .malformed
+                .map_or(ContextStop::Followed, |(field, k)| ContextStop::Malformed {
+                    field,
+                    hop: usize::from(k),
+                }),
+            ignored: t.ignored,
+        };
+        b.finish(t.refused, &own, t.proxy)
     }
 }

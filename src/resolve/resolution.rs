@@ -115,27 +115,34 @@ impl fmt::Display for Stop {
 /// request's headers staying unchanged after resolution; a self-contained
 /// record was preferred for audit logs.
 ///
-/// The client context ([`Resolution::context`]) is deferred: the
-/// resolution records only what the context walk needs, and the walk runs
-/// on the first `context()` read (once; later reads and clones agree). The
-/// address walk already decides how far to believe the chain, and the
-/// context values are positional (the step to header entry *k* takes entry
-/// *k* of each context header), so what is kept is the number of believed
-/// steps, the connection's view and shared handles on the header lines (a
-/// clone of a hyper-parsed `HeaderValue` is a reference-count bump, no
-/// copy). Most requests never read the context, and parsing and copying it
-/// up front cost more than the address walk itself. With no context header
-/// (or an untrusted peer's) nothing is allocated: the request's own host
-/// is kept as a handle and validated and copied on first read. With
-/// context headers from a trusted step the handles take one allocation. A
-/// `Forwarded` policy validates each believed element's `proto` and `host`
-/// in the lexing pass that reads its `for` (parsing it once) and keeps
-/// their spans. The record stays self-contained, with no borrow of the
-/// request: keeping offsets into the request instead would make it depend
-/// on the headers staying unchanged after resolution. A `HeaderValue`
-/// built from a `&str` or `Vec` (not from hyper's shared buffer) is
-/// promoted by `bytes` on its first clone, one allocation; a PROXY
-/// AUTHORITY TLV is copied at once.
+/// The client context ([`Resolution::context`]) is finished on the first
+/// `context()` read (once; later reads and clones agree): most requests
+/// never read it, and validating, lowercasing and copying it up front
+/// cost more than the address walk itself. The address walk already
+/// decides how far to believe the chain, and the context values are
+/// positional (the step to header entry *k* takes entry *k* of each
+/// context header), so the resolution keeps what the rest needs, inline
+/// and self-contained (no borrow of the request: offsets into it would
+/// make the record depend on the headers staying unchanged):
+/// - with no context header believed, the request's own host as sent
+///   (copied when short), validated on first read;
+/// - with one line per context header (the common case, for a policy
+///   without symmetry or allowed hosts), copies of those lines and of the
+///   own host and the number of believed steps: the context walk runs on
+///   first read over the copies;
+/// - otherwise (repeated lines, symmetry, allowed hosts, `Forwarded`,
+///   whose lexer validates each believed element's `proto` and `host` in
+///   the pass that reads its `for`), the values the believed steps gave,
+///   taken while resolving: scheme and port parsed, the host validated and
+///   copied.
+///
+/// None of these allocates while resolving; a value too long to copy
+/// inline is kept as a shared handle on its header line (a
+/// reference-count bump for a hyper-parsed value; a `HeaderValue` built
+/// from a `&str` or `Vec` is promoted by `bytes` on its first clone, one
+/// allocation), and on the general path a prefix or a PROXY AUTHORITY TLV
+/// makes the result computed at once (one allocation). The first read
+/// allocates the result (one allocation) unless it was computed at once.
 #[derive(Clone)]
 pub struct Resolution {
     pub(super) ip: u128,
@@ -172,6 +179,19 @@ impl Resolution {
             stop: Stop::UntrustedHop,
             source: Source::Socket,
             context: None,
+        }
+    }
+
+    /// Records the client context. The slot is empty until then (only the
+    /// walk sets it); matching on it lets the compiler see that, so the
+    /// write drops nothing (a plain assignment calls the record's drop
+    /// glue, and `Option::replace` moves the record twice: 10-20
+    /// instructions per resolution).
+    #[inline(always)]
+    pub(super) fn set_context(&mut self, c: ContextRecord) {
+        match &mut self.context {
+            slot @ None => *slot = Some(c),
+            slot => *slot = Some(c),
         }
     }
 
@@ -267,9 +287,10 @@ impl Resolution {
     }
 
     /// The client's scheme, host, port and prefix, from the same walk;
-    /// `None` when the policy has context off. The first read runs the
-    /// deferred context walk (or validates and copies the request's own
-    /// host) and keeps the result, one allocation; later reads reuse it.
+    /// `None` when the policy has context off. The first read finishes
+    /// what the resolution recorded (it runs the context walk over the
+    /// copied lines, or validates and copies the host) and keeps the
+    /// result, one allocation; later reads reuse it.
     pub fn context(&self) -> Option<&ClientContext> {
         self.context.as_ref().map(ContextRecord::get)
     }
