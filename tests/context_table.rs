@@ -300,6 +300,10 @@ fn rows() -> Vec<Row> {
             "203.0.113.50 http://app.internal:8080 s=connection h=request p=request followed") },
         Row { proxy: Some(("10.0.0.9:1234", false)), ..row("PROXY source counts as hop 1", Xff, &[("host", "shop.example"), ("x-forwarded-for", "203.0.113.9"), ("x-forwarded-proto", "https")],
             "203.0.113.9 https://shop.example:443 s=header (hop 2) h=request p=default followed") },
+        Row { proxy: Some(("10.0.0.9:1234", false)), ..row("PROXY source: a malformed value names its hop as the sources do", Xff, &[("host", "shop.example"), ("x-forwarded-for", "203.0.113.9, 10.0.0.2"), ("x-forwarded-proto", "ftp, https")],
+            "203.0.113.9 https://shop.example:443 s=header (hop 2) h=request p=default malformed proto (hop 3)") },
+        Row { proxy: Some(("10.0.0.9:1234", false)), ..row("PROXY source: a malformed Forwarded value names its hop", Forwarded, &[("host", "shop.example"), ("forwarded", "for=203.0.113.9;proto=gopher, for=10.0.0.2;proto=https")],
+            "203.0.113.9 https://shop.example:443 s=header (hop 2) h=request p=default malformed proto (hop 3)") },
         // --- options
         row("symmetric: counts match", Symmetric, &[("host", "shop.example"), ("x-forwarded-for", "203.0.113.9, 10.0.0.2"), ("x-forwarded-proto", "https, http")],
             "203.0.113.9 https://shop.example:443 s=header (hop 2) h=request p=default followed"),

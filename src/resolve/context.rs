@@ -768,7 +768,15 @@ impl Believed<&[u8]> {
         };
         // The request's own host is validated only when it is used.
         let mut c = own.without_host();
-        c.stop = self.stop;
+        // The walk counts header steps; the stop names a hop, as the
+        // sources do.
+        c.stop = match self.stop {
+            ContextStop::Malformed { field, hop } => ContextStop::Malformed {
+                field,
+                hop: hop + usize::from(proxy),
+            },
+            followed => followed,
+        };
         c.ignored = self.ignored;
         if let Some((s, k)) = self.scheme {
             c.scheme = s;
