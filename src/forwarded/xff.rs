@@ -117,49 +117,110 @@ impl<'a> Line<'a> {
     }
 }
 
-/// One octet ending `s`, read right to left: its value and the bytes
-/// before it. Each byte is taken by a slice pattern, which proves the
-/// index in bounds; a fourth digit is left for the caller, which wants a
-/// dot there.
-#[inline(always)]
-fn octet_rev(s: &[u8]) -> Option<(u32, &[u8])> {
-    let digit = |b: u8| {
-        let d = b.wrapping_sub(b'0');
-        (d <= 9).then_some(u32::from(d))
-    };
-    let [s1 @ .., o] = s else { return None };
-    let ones = digit(*o)?;
-    let Some((tens, s2)) = (match s1 {
-        [s2 @ .., t] => digit(*t).map(|t| (t, s2)),
-        [] => None,
-    }) else {
-        return Some((ones, s1));
-    };
-    // Leading zeros (`01`, `001`) are not a dotted quad.
-    let Some((hundreds, s3)) = (match s2 {
-        [s3 @ .., h] => digit(*h).map(|h| (h, s3)),
-        [] => None,
-    }) else {
-        return (tens != 0).then_some((tens * 10 + ones, s2));
-    };
-    let v = hundreds * 100 + tens * 10 + ones;
-    (hundreds != 0 && v <= 255).then_some((v, s3))
-}
-
 /// A plain `a.b.c.d` (no port) ending `s`: the address and the bytes
 /// before it, which the caller judges (a digit or dot there means this is
 /// not a dotted quad). The common case, in one right-to-left pass without
-/// the port handling of [`v4_rev`]; `None` for anything else.
+/// the port handling of the general path; `None` for anything else.
 #[inline(always)]
 pub(super) fn v4_plain_rev(s: &[u8]) -> Option<(u32, &[u8])> {
-    let (d, s) = octet_rev(s)?;
-    let [s @ .., b'.'] = s else { return None };
-    let (c, s) = octet_rev(s)?;
-    let [s @ .., b'.'] = s else { return None };
-    let (b, s) = octet_rev(s)?;
-    let [s @ .., b'.'] = s else { return None };
-    let (a, s) = octet_rev(s)?;
-    Some(((a << 24) | (b << 16) | (c << 8) | d, s))
+    // A dotted quad and the byte before it span at most 16 bytes: read
+    // them as one fixed window (zeros before a shorter line's start).
+    let (v4, len) = match s.last_chunk::<16>() {
+        Some(w) => v4_window_rev(w)?,
+        None => v4_window_rev(&short_window(s)?)?,
+    };
+    // Every byte read as part of the address is one of `s` (the zeros
+    // are neither digits nor dots), so `len <= s.len()`.
+    Some((v4, &s[..s.len() - len]))
+}
+
+/// The 16-byte window of a line shorter than that, zeros first; `None`
+/// below 7 bytes, too short for a dotted quad. Built from two
+/// overlapping reads of its first and last bytes, which costs less than
+/// copying a variable length.
+#[inline(always)]
+fn short_window(s: &[u8]) -> Option<[u8; 16]> {
+    let n = s.len();
+    let w = if let (Some(first), Some(last)) = (s.first_chunk::<8>(), s.last_chunk::<8>()) {
+        u128::from(u64::from_be_bytes(*first)) << (8 * (n - 8)) | u128::from(u64::from_be_bytes(*last))
+    } else if let (Some(first), Some(last), 7) = (s.first_chunk::<4>(), s.last_chunk::<4>(), n) {
+        u128::from(u32::from_be_bytes(*first)) << (8 * (n - 4)) | u128::from(u32::from_be_bytes(*last))
+    } else {
+        return None;
+    };
+    Some(w.to_be_bytes())
+}
+
+/// The dotted quad ending `w`, read right to left: the address and how
+/// many bytes it spans. Each of the three right octets reads at most four
+/// bytes (three digits and their dot), the leftmost at most three, so no
+/// index ever leaves the window (`j & 15` only tells the compiler so,
+/// which drops the bounds checks). What ends the leftmost octet is the
+/// byte before the address, left to the caller.
+#[inline(always)]
+fn v4_window_rev(w: &[u8; 16]) -> Option<(u32, usize)> {
+    let byte = |j: usize| w[j & 15];
+    // Above 9 for anything but a digit.
+    let digit = |j: usize| u32::from(byte(j)).wrapping_sub(u32::from(b'0'));
+    // Each octet ends before `end`. Leading zeros (`01`, `001`) are not a
+    // dotted quad; `v - 100 <= 155` is `100 <= v <= 255` in one test.
+    let mut end = 16;
+    let mut v4 = 0;
+    for shift in [0, 8, 16] {
+        let d0 = digit(end - 1);
+        if d0 > 9 {
+            return None;
+        }
+        let (octet, start) = if byte(end - 2) == b'.' {
+            (d0, end - 1)
+        } else {
+            let d1 = digit(end - 2);
+            if d1 > 9 {
+                return None;
+            }
+            if byte(end - 3) == b'.' {
+                if d1 == 0 {
+                    return None;
+                }
+                (d1 * 10 + d0, end - 2)
+            } else {
+                let d2 = digit(end - 3);
+                if d2 > 9 || byte(end - 4) != b'.' {
+                    return None;
+                }
+                let v = d2 * 100 + d1 * 10 + d0;
+                if v.wrapping_sub(100) > 155 {
+                    return None;
+                }
+                (v, end - 3)
+            }
+        };
+        v4 |= octet << shift;
+        end = start - 1;
+    }
+    let d0 = digit(end - 1);
+    if d0 > 9 {
+        return None;
+    }
+    let d1 = digit(end - 2);
+    let (octet, start) = if d1 > 9 {
+        (d0, end - 1)
+    } else {
+        let d2 = digit(end - 3);
+        if d2 > 9 {
+            if d1 == 0 {
+                return None;
+            }
+            (d1 * 10 + d0, end - 2)
+        } else {
+            let v = d2 * 100 + d1 * 10 + d0;
+            if v.wrapping_sub(100) > 155 {
+                return None;
+            }
+            (v, end - 3)
+        }
+    };
+    Some((v4 | octet << 24, 16 - start))
 }
 
 impl Iterator for Line<'_> {
