@@ -410,6 +410,40 @@ mod tests {
         }
     }
 
+    /// The window's two sources agree: every item shape after every
+    /// length of line before it, so that the address ends a line shorter
+    /// than the window (built from two overlapping reads), exactly as long
+    /// or longer (read in place), with its first byte anywhere in the
+    /// window and the byte before it at the window's start or outside.
+    #[test]
+    fn fast_path_agrees_at_every_window_position() {
+        let items = [
+            "1.2.3.4",
+            "0.0.0.0",
+            "9.99.199.255",
+            "255.255.255.255",
+            "100.200.10.1",
+            "01.2.3.4",
+            "1.2.3.256",
+            "1234.5.6.7",
+            "1.2.3.4.5",
+            "1.2.3",
+        ];
+        let befores = ["", ",", ", ", " ", "\t,", "x", "9", ".", "\0", ":", "\t"];
+        for item in items {
+            for before in befores {
+                for pad in 0..=18 {
+                    let line = format!("{}{before}{item}", "7".repeat(pad));
+                    plain_agrees(line.as_bytes());
+                    assert_eq!(fast(line.as_bytes()), general(line.as_bytes()), "{line:?}");
+                    let line = format!("{}{before}{item}", ", ".repeat(pad));
+                    plain_agrees(line.as_bytes());
+                    assert_eq!(fast(line.as_bytes()), general(line.as_bytes()), "{line:?}");
+                }
+            }
+        }
+    }
+
     proptest::proptest! {
         #[test]
         fn fast_path_agrees_on_random_lines(line in "[0-9.:, \t\\[\\]a-f\0]{0,40}") {
