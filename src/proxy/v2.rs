@@ -46,9 +46,6 @@ use super::{
 
 /// The 12 bytes every v2 header starts with.
 pub const SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
-/// The signature, then PROXY over TCP/IPv4 (`0x21 0x11`): what nearly
-/// every proxy sends, decoded by one 14-byte comparison.
-const SIGNATURE_TCP4: [u8; 14] = *b"\r\n\r\n\0\r\nQUIT\n\x21\x11";
 /// Signature, version/command, family/transport and length.
 pub const FIXED_LEN: usize = 16;
 /// Longest v2 header: the fixed part plus a `u16` length.
@@ -148,13 +145,10 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
         }
         return Ok(Status::Partial(NonZeroUsize::new(FIXED_LEN - buf.len())));
     };
-    let (command, family, transport) = if fixed[..14] == SIGNATURE_TCP4 {
-        (Command::Proxy, Family::Inet, Transport::Stream)
-    } else if fixed[..12] != SIGNATURE {
+    if fixed[..12] != SIGNATURE {
         return Err(Error::NotProxy);
-    } else {
-        fixed_fields(fixed[12], fixed[13])?
-    };
+    }
+    let (command, family, transport) = fixed_fields(fixed[12], fixed[13])?;
     let len16 = u16::from_be_bytes([fixed[14], fixed[15]]);
     let len = usize::from(len16);
     let need = block_len(family);
@@ -617,19 +611,7 @@ fn put_inet(out: &mut Vec<u8>, source: &[u8], destination: &[u8], ports: [u16; 2
 
 #[cfg(test)]
 mod tests {
-    use super::{crc_over, fixed_fields, SIGNATURE, SIGNATURE_TCP4};
-    use crate::proxy::{Command, Family, Transport};
-
-    /// The one 14-byte comparison decodes its bytes as the byte-wise
-    /// decoding does.
-    #[test]
-    fn tcp4_comparison_decodes_as_the_fixed_fields_do() {
-        assert_eq!(SIGNATURE_TCP4[..12], SIGNATURE);
-        assert_eq!(
-            fixed_fields(SIGNATURE_TCP4[12], SIGNATURE_TCP4[13]).ok(),
-            Some((Command::Proxy, Family::Inet, Transport::Stream))
-        );
-    }
+    use super::crc_over;
 
     /// The inline copy (its size classes: under 8, 8-15, 16-31, 32-63,
     /// 64-128 bytes, then 128-byte chunks) and the word-wise clearing of
