@@ -190,40 +190,32 @@ pub fn parse_with(buf: &[u8], options: Options) -> Result<Status<'_>, Error> {
     }
     let mut addr = Ips::default();
     let mut unix: &[u8] = &[];
-    let stored = match family {
-        Family::Inet => match block.first_chunk::<12>() {
-            Some(b) => {
-                let [s0, s1, s2, s3, d0, d1, d2, d3, sp0, sp1, dp0, dp1] = *b;
-                addr = Ips::new(
-                    u32::from_be_bytes([s0, s1, s2, s3]).into(),
-                    u32::from_be_bytes([d0, d1, d2, d3]).into(),
-                    u16::from_be_bytes([sp0, sp1]),
-                    u16::from_be_bytes([dp0, dp1]),
-                );
-                family
-            }
-            None => Family::Unspec,
-        },
-        Family::Inet6 => match block.first_chunk::<36>() {
-            Some(b) => {
-                let (mut s, mut d) = ([0; 16], [0; 16]);
-                s.copy_from_slice(&b[..16]);
-                d.copy_from_slice(&b[16..32]);
-                addr = Ips::new(
-                    u128::from_be_bytes(s),
-                    u128::from_be_bytes(d),
-                    u16::from_be_bytes([b[32], b[33]]),
-                    u16::from_be_bytes([b[34], b[35]]),
-                );
-                family
-            }
-            None => Family::Unspec,
-        },
-        Family::Unix if block.len() == need => {
-            unix = block;
-            family
-        }
-        Family::Unix | Family::Unspec => Family::Unspec,
+    // Tests, not a `match` (a jump table).
+    let stored = if let (Family::Inet, Some(b)) = (family, block.first_chunk::<12>()) {
+        let [s0, s1, s2, s3, d0, d1, d2, d3, sp0, sp1, dp0, dp1] = *b;
+        addr = Ips::new(
+            u32::from_be_bytes([s0, s1, s2, s3]).into(),
+            u32::from_be_bytes([d0, d1, d2, d3]).into(),
+            u16::from_be_bytes([sp0, sp1]),
+            u16::from_be_bytes([dp0, dp1]),
+        );
+        family
+    } else if let (Family::Inet6, Some(b)) = (family, block.first_chunk::<36>()) {
+        let (mut s, mut d) = ([0; 16], [0; 16]);
+        s.copy_from_slice(&b[..16]);
+        d.copy_from_slice(&b[16..32]);
+        addr = Ips::new(
+            u128::from_be_bytes(s),
+            u128::from_be_bytes(d),
+            u16::from_be_bytes([b[32], b[33]]),
+            u16::from_be_bytes([b[34], b[35]]),
+        );
+        family
+    } else if family == Family::Unix && block.len() == need {
+        unix = block;
+        family
+    } else {
+        Family::Unspec
     };
     Ok(Status::Complete(
         Header {
