@@ -345,10 +345,9 @@ impl<T: Key> Intervals<T> {
             ends: &ends,
             index: Vec::new(),
             subs: Vec::new(),
-            // Finer tables may add eight entries per
-            // interval, plus 256 KiB whatever the size (AWS's IPv6 set
-            // needs more than the first alone); a crafted list cannot
-            // blow the index up.
+            // Finer tables may add eight entries per interval, plus
+            // 256 KiB whatever the size (AWS's IPv6 set needs more than
+            // the first alone); a crafted list cannot blow the index up.
             budget: 8 * n + (1 << 16),
         };
         let top = b.table(0, n, starts[0].into(), ends[n - 1].into(), 0);
